@@ -1,0 +1,58 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "swift-checkpoint",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Checkpoint", targets: ["Checkpoint"]),
+        .executable(name: "ckpt", targets: ["CheckpointTool"]),
+        .executable(name: "quickstart", targets: ["Quickstart"]),
+        .executable(name: "checkpoint-bench", targets: ["CheckpointBench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CZstd",
+            pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]
+        ),
+        .target(
+            name: "Checkpoint",
+            dependencies: [
+                "CZstd",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .executableTarget(
+            name: "CheckpointTool",
+            dependencies: [
+                "Checkpoint",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "Quickstart",
+            dependencies: ["Checkpoint"],
+            path: "Examples/Quickstart"
+        ),
+        .executableTarget(
+            name: "CheckpointBench",
+            dependencies: ["Checkpoint", "CZstd"],
+            path: "Benchmarks/CheckpointBench"
+        ),
+        .testTarget(
+            name: "CheckpointTests",
+            dependencies: ["Checkpoint"]
+        ),
+        .testTarget(
+            name: "CheckpointToolTests",
+            dependencies: ["Checkpoint"]
+        ),
+    ]
+)

@@ -1,0 +1,101 @@
+import CZstd
+
+// Every libzstd call of the library lives in this file. Each result is checked with
+// `ZSTD_isError` and turned into a `CheckpointError`.
+
+/// A zstd compression context, reused across chunks by one worker.
+final class ZstdCompressor {
+    private let context: OpaquePointer
+
+    /// Creates a context that writes standard frames with the content size and an XXH64
+    /// content checksum, at `level`.
+    init(level: Int) throws(CheckpointError) {
+        guard let context = ZSTD_createCCtx() else {
+            throw CheckpointError(.compressionFailed, "zstd could not allocate a compression context")
+        }
+        self.context = context
+        try check(ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, Int32(level)), "set level \(level)")
+        try check(ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1), "enable checksums")
+        try check(ZSTD_CCtx_setParameter(context, ZSTD_c_contentSizeFlag, 1), "enable content size")
+    }
+
+    deinit { ZSTD_freeCCtx(context) }
+
+    /// The largest frame `compress` can produce for `size` input bytes.
+    static func bound(_ size: Int) -> Int { ZSTD_compressBound(size) }
+
+    /// Compresses `source` into one zstd frame in `destination`.
+    /// - Returns: The frame's size in bytes.
+    func compress(
+        _ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer
+    ) throws(CheckpointError) -> Int {
+        let result = ZSTD_compress2(
+            context, destination.baseAddress, destination.count, source.baseAddress ?? UnsafeRawPointer(bitPattern: 1),
+            source.count)
+        try check(result, "compress")
+        return result
+    }
+
+    private func check(_ code: Int, _ what: String) throws(CheckpointError) {
+        if ZSTD_isError(code) != 0 {
+            throw CheckpointError(
+                .compressionFailed, "zstd failed to \(what): \(String(cString: ZSTD_getErrorName(code)))")
+        }
+    }
+}
+
+/// A zstd decompression context, reused across chunks by one worker.
+final class ZstdDecompressor {
+    private let context: OpaquePointer
+
+    init() throws(CheckpointError) {
+        guard let context = ZSTD_createDCtx() else {
+            throw CheckpointError(.ioFailure, "zstd could not allocate a decompression context")
+        }
+        self.context = context
+    }
+
+    deinit { ZSTD_freeDCtx(context) }
+
+    /// Decompresses exactly one frame from `source`, which must decode to exactly `destination.count` bytes.
+    ///
+    /// The frame's declared content size, its compressed extent and the decoded size are all checked
+    /// before or after decoding, so a damaged frame can never write past `destination` or leave it
+    /// partly filled without an error. zstd also verifies the frame's content checksum.
+    func decompress(
+        _ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer
+    ) throws(CheckpointError) {
+        guard let sourceBase = source.baseAddress else {
+            throw CheckpointError(.corruptData, "empty zstd frame")
+        }
+        let declared = ZSTD_getFrameContentSize(sourceBase, source.count)
+        if declared == ckpt_zstd_contentsize_error() || declared == ckpt_zstd_contentsize_unknown() {
+            throw CheckpointError(.corruptData, "chunk is not a zstd frame with a declared size")
+        }
+        guard declared == UInt64(destination.count) else {
+            throw CheckpointError(
+                .corruptData, "zstd frame declares \(declared) bytes but the index says \(destination.count)")
+        }
+        let extent = ZSTD_findFrameCompressedSize(sourceBase, source.count)
+        guard ZSTD_isError(extent) == 0, extent == source.count else {
+            throw CheckpointError(.corruptData, "zstd frame does not span its chunk exactly")
+        }
+        let target = destination.baseAddress ?? UnsafeMutableRawPointer(bitPattern: 1)!
+        let produced = ZSTD_decompressDCtx(context, target, destination.count, sourceBase, source.count)
+        if ZSTD_isError(produced) != 0 {
+            throw CheckpointError(
+                .corruptData, "zstd could not decode a chunk: \(String(cString: ZSTD_getErrorName(produced)))")
+        }
+        guard produced == destination.count else {
+            throw CheckpointError(.corruptData, "zstd frame decoded to \(produced) bytes, expected \(destination.count)")
+        }
+    }
+}
+
+/// Facts about the linked libzstd.
+enum Zstd {
+    /// The library's version, e.g. `"1.5.4"`.
+    static var versionString: String { String(cString: ZSTD_versionString()) }
+    /// The valid range of compression levels.
+    static var levels: ClosedRange<Int> { Int(ZSTD_minCLevel())...Int(ZSTD_maxCLevel()) }
+}

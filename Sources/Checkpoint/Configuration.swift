@@ -1,0 +1,124 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Checkpointer {
+    /// Everything a ``Checkpointer`` can be told; every property has a default chosen from measurement.
+    ///
+    /// ```swift
+    /// var configuration = Checkpointer.Configuration()
+    /// configuration.policy = .everySteps(100)
+    /// configuration.retention = .init(keepLast: 5)
+    /// let checkpointer = try Checkpointer(directory: "run/checkpoints", configuration: configuration)
+    /// ```
+    public struct Configuration: Sendable {
+        /// When ``Checkpointer/checkpoint(_:step:metadata:)`` saves. Default: every 5 minutes.
+        public var policy: CheckpointPolicy
+        /// Which committed checkpoints to keep. Default: the newest 3.
+        public var retention: Retention
+        /// How chunks are compressed. Default: zstd level 1 (see `Documentation/Performance.md`).
+        public var compression: Compression
+        /// Threads that filter, compress, hash and decompress chunks in parallel. Default: all active cores.
+        public var threads: Int
+        /// Bytes per chunk before compression (rounded down to whole elements). Default: 4 MiB.
+        public var chunkSize: Int
+        /// Which entries are byte-shuffled before compression. Default: ``FilterPolicy/automatic``.
+        public var filter: FilterPolicy
+        /// Permission bits of created files. Default: `0o600` (owner only).
+        public var filePermissions: UInt16
+        /// Permission bits of created directories. Default: `0o700` (owner only).
+        public var directoryPermissions: UInt16
+        /// Whether the checkpoint directory (and its parents) is created when missing. Default: `true`.
+        public var createDirectory: Bool
+        /// Key-value pairs recorded in every manifest (say a run id); per-call metadata adds to them.
+        public var metadata: [String: String]
+
+        /// Creates a configuration; every argument has a default.
+        public init(
+            policy: CheckpointPolicy = .every(seconds: 300),
+            retention: Retention = Retention(),
+            compression: Compression = .zstd(level: 1),
+            threads: Int = Checkpointer.Configuration.defaultThreads,
+            chunkSize: Int = 4 << 20,
+            filter: FilterPolicy = .automatic,
+            filePermissions: UInt16 = 0o600,
+            directoryPermissions: UInt16 = 0o700,
+            createDirectory: Bool = true,
+            metadata: [String: String] = [:]
+        ) {
+            self.policy = policy
+            self.retention = retention
+            self.compression = compression
+            self.threads = threads
+            self.chunkSize = chunkSize
+            self.filter = filter
+            self.filePermissions = filePermissions
+            self.directoryPermissions = directoryPermissions
+            self.createDirectory = createDirectory
+            self.metadata = metadata
+        }
+
+        /// The number of active processors.
+        public static var defaultThreads: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+
+        /// Throws ``CheckpointError/Code/invalidConfiguration`` for out-of-range values.
+        public func validate() throws(CheckpointError) {
+            func fail(_ message: String) -> CheckpointError { CheckpointError(.invalidConfiguration, message) }
+            guard threads >= 1 && threads <= 1024 else { throw fail("threads must be between 1 and 1024, not \(threads)") }
+            guard chunkSize >= 4096 && chunkSize <= 256 << 20 else {
+                throw fail("chunkSize must be between 4 KiB and 256 MiB, not \(chunkSize)")
+            }
+            if let level = compression.level, !Zstd.levels.contains(level) {
+                throw fail("zstd level must be in \(Zstd.levels), not \(level)")
+            }
+            guard retention.keepLast >= 1 else { throw fail("retention.keepLast must be at least 1, not \(retention.keepLast)") }
+            if let every = retention.keepEvery, every <= 0 {
+                throw fail("retention.keepEvery must be positive, not \(every)")
+            }
+            guard filePermissions & 0o600 == 0o600, directoryPermissions & 0o700 == 0o700 else {
+                throw fail("file permissions must include owner read/write and directory permissions owner rwx")
+            }
+            for key in metadata.keys where key.isEmpty { throw fail("metadata keys must not be empty") }
+        }
+    }
+}
+
+extension Checkpointer.Configuration {
+    /// Which committed checkpoints survive when a newer one commits.
+    public struct Retention: Sendable, Hashable {
+        /// Keep this many newest checkpoints (at least 1).
+        public var keepLast: Int
+        /// Also keep, forever, every checkpoint whose step is a multiple of this (`nil`: none).
+        public var keepEvery: Int?
+
+        /// Creates a retention rule.
+        public init(keepLast: Int = 3, keepEvery: Int? = nil) {
+            self.keepLast = keepLast
+            self.keepEvery = keepEvery
+        }
+
+        /// The steps to delete from `steps` under this rule.
+        public func stepsToDelete(from steps: [Step]) -> [Step] {
+            let newestFirst = steps.sorted(by: >)
+            return newestFirst.dropFirst(keepLast).filter { step in
+                guard let every = keepEvery else { return true }
+                return step.rawValue % UInt64(every) != 0
+            }
+        }
+    }
+
+    /// How chunks are compressed.
+    public struct Compression: Sendable, Hashable, CustomStringConvertible {
+        /// The zstd level, or `nil` to store chunks raw.
+        public var level: Int?
+
+        /// Store chunks uncompressed (still checksummed).
+        public static let none = Compression(level: nil)
+
+        /// Compress with zstd at `level` (1 is fastest; 3 is zstd's default; up to 22).
+        public static func zstd(level: Int) -> Compression { Compression(level: level) }
+
+        /// `"zstd-1"` or `"none"`.
+        public var description: String { level.map { "zstd-\($0)" } ?? "none" }
+    }
+}

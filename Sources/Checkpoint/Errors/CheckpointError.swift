@@ -1,0 +1,171 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The one error type of swift-checkpoint.
+///
+/// Every failure carries a ``Code`` to switch on, a message that says what went wrong and what
+/// to do about it, the file it concerns when there is one, and the underlying error (an
+/// `Errno`-like system error, a `DecodingError`, …) when one caused it.
+///
+/// ```swift
+/// do {
+///     try checkpointer.save(state, step: step)
+/// } catch let error as CheckpointError where error.code == .diskFull {
+///     logger.warning("skipping checkpoint: \(error)")
+/// }
+/// ```
+public struct CheckpointError: Error, Sendable, CustomStringConvertible {
+    /// What kind of failure this is; compare with the static members such as ``Code/corruptData``.
+    public var code: Code
+    /// A human-readable explanation that says what to do.
+    public var message: String
+    /// The file or directory the error concerns, if any.
+    public var path: String?
+    /// The error that caused this one, if any.
+    public var underlying: (any Error & Sendable)?
+
+    /// Creates an error.
+    /// - Parameters:
+    ///   - code: The kind of failure.
+    ///   - message: What went wrong and what to do.
+    ///   - path: The file or directory concerned.
+    ///   - underlying: The error that caused this one.
+    public init(_ code: Code, _ message: String, path: String? = nil, underlying: (any Error & Sendable)? = nil) {
+        self.code = code
+        self.message = message
+        self.path = path
+        self.underlying = underlying
+    }
+
+    /// `code: message (path) [underlying]`, on one line.
+    public var description: String {
+        var text = "\(code): \(message)"
+        if let path { text += " (\(path))" }
+        if let underlying { text += " [\(underlying)]" }
+        return text
+    }
+
+    /// Whether this error means stored data is damaged or incomplete, so that restore should
+    /// fall back to an older checkpoint rather than give up.
+    public var isCorruption: Bool {
+        switch code.value {
+        case .corruptData, .truncated, .badMagic, .manifestInvalid, .incompleteCheckpoint: true
+        default: false
+        }
+    }
+}
+
+extension CheckpointError {
+    /// The kind of a ``CheckpointError``. New codes may be added in minor releases, so `switch`
+    /// statements over codes need a `default` case.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        enum Value: String, Hashable, Sendable, CaseIterable {
+            case notFound
+            case permissionDenied
+            case diskFull
+            case ioFailure
+            case corruptData
+            case truncated
+            case badMagic
+            case unsupportedFormatVersion
+            case manifestInvalid
+            case incompleteCheckpoint
+            case entryMissing
+            case typeMismatch
+            case shapeMismatch
+            case invalidName
+            case duplicateName
+            case encodingFailed
+            case decodingFailed
+            case compressionFailed
+            case invalidConfiguration
+            case noCheckpoint
+        }
+
+        let value: Value
+
+        /// The stable name of the code, e.g. `"corruptData"`, as shown in messages and `--json`.
+        public var description: String { value.rawValue }
+
+        /// All codes, for documentation and tooling.
+        public static var all: [Code] { Value.allCases.map(Code.init(value:)) }
+
+        /// A file or directory does not exist. Check the path you passed.
+        public static let notFound = Code(value: .notFound)
+        /// The process may not read or write a file or directory. Fix ownership or permissions.
+        public static let permissionDenied = Code(value: .permissionDenied)
+        /// The file system is full (`ENOSPC`/`EDQUOT`). Free space or point the checkpointer elsewhere.
+        public static let diskFull = Code(value: .diskFull)
+        /// Any other system call failure while reading, writing or syncing.
+        public static let ioFailure = Code(value: .ioFailure)
+        /// A checksum did not match or compressed data did not decode: the bytes on disk changed.
+        public static let corruptData = Code(value: .corruptData)
+        /// A file ends before its declared contents do.
+        public static let truncated = Code(value: .truncated)
+        /// A file is not a swift-checkpoint shard (its magic bytes are wrong).
+        public static let badMagic = Code(value: .badMagic)
+        /// A file was written by a newer format version than this build reads. Upgrade the library.
+        public static let unsupportedFormatVersion = Code(value: .unsupportedFormatVersion)
+        /// A checkpoint's manifest is missing, unreadable, fails its checksum or is inconsistent.
+        public static let manifestInvalid = Code(value: .manifestInvalid)
+        /// A checkpoint lacks a shard or a shard does not match its manifest.
+        public static let incompleteCheckpoint = Code(value: .incompleteCheckpoint)
+        /// A requested entry is not in the snapshot.
+        public static let entryMissing = Code(value: .entryMissing)
+        /// An entry was saved with a different element type than the one it is restored into.
+        public static let typeMismatch = Code(value: .typeMismatch)
+        /// An entry was saved with a different shape or element count than the destination has.
+        public static let shapeMismatch = Code(value: .shapeMismatch)
+        /// An entry name is empty, too long, or contains characters that are not allowed.
+        public static let invalidName = Code(value: .invalidName)
+        /// Two entries were registered or written under the same name.
+        public static let duplicateName = Code(value: .duplicateName)
+        /// A `Codable` value failed to encode.
+        public static let encodingFailed = Code(value: .encodingFailed)
+        /// A `Codable` entry failed to decode into the requested type.
+        public static let decodingFailed = Code(value: .decodingFailed)
+        /// zstd failed to compress (an internal error; please report it).
+        public static let compressionFailed = Code(value: .compressionFailed)
+        /// A configuration value is out of range.
+        public static let invalidConfiguration = Code(value: .invalidConfiguration)
+        /// No committed checkpoint was found (or none that could be verified).
+        public static let noCheckpoint = Code(value: .noCheckpoint)
+    }
+}
+
+extension CheckpointError {
+    /// Maps a failed system call's `errno` to an error with a code and a message that says what to do.
+    static func system(_ operation: String, errno number: Int32, path: String?) -> CheckpointError {
+        let reason = String(cString: strerror(number))
+        let underlying = SystemError(errno: number, operation: operation)
+        switch number {
+        case ENOENT, ENOTDIR:
+            return CheckpointError(
+                .notFound, "\(operation) failed: \(reason); check that the path exists", path: path,
+                underlying: underlying)
+        case EACCES, EPERM, EROFS:
+            return CheckpointError(
+                .permissionDenied, "\(operation) failed: \(reason); check ownership and permissions", path: path,
+                underlying: underlying)
+        case ENOSPC, EDQUOT:
+            return CheckpointError(
+                .diskFull, "\(operation) failed: \(reason); free space or choose another checkpoint directory",
+                path: path, underlying: underlying)
+        default:
+            return CheckpointError(.ioFailure, "\(operation) failed: \(reason)", path: path, underlying: underlying)
+        }
+    }
+}
+
+/// A failed system call: the operation and its `errno`.
+public struct SystemError: Error, Sendable, CustomStringConvertible {
+    /// The `errno` value the call set.
+    public var errno: Int32
+    /// The call that failed, e.g. `"fsync"`.
+    public var operation: String
+    /// `operation: strerror(errno) (errno N)`.
+    public var description: String { "\(operation): \(String(cString: strerror(errno))) (errno \(errno))" }
+}

@@ -1,0 +1,31 @@
+/// Which filter the writer applies to raw entries.
+public struct FilterPolicy: Hashable, Sendable, CustomStringConvertible {
+    enum Value: Hashable, Sendable {
+        case automatic
+        case none
+        case shuffle
+    }
+
+    let value: Value
+
+    /// Byte-shuffle arrays of known multi-byte numeric scalars (`Double`, `Float`, `Int32`, SIMD
+    /// vectors of them…); leave other data unfiltered. The default: on smooth floating-point fields
+    /// shuffling makes zstd both faster and smaller.
+    public static let automatic = FilterPolicy(value: .automatic)
+    /// Never filter.
+    public static let none = FilterPolicy(value: .none)
+    /// Shuffle every raw entry: numeric ones by scalar width, plain structs (up to 255 bytes) by their size.
+    public static let shuffle = FilterPolicy(value: .shuffle)
+
+    /// `"automatic"`, `"none"` or `"shuffle"`.
+    public var description: String { "\(value)" }
+
+    func choice(for entry: SnapshotWriter.Pending) -> (Filter, width: Int) {
+        guard entry.encoding == .raw, value != .none else { return (.none, 1) }
+        let scalarSize = entry.elementType.scalar.size
+        if scalarSize > 1 { return (.shuffle, scalarSize) }
+        let size = entry.elementType.size
+        if value == .shuffle && entry.elementType.scalar == .opaque && size > 1 && size <= 255 { return (.shuffle, size) }
+        return (.none, 1)
+    }
+}

@@ -1,0 +1,213 @@
+/// Constants of the shard file format; `Documentation/FileFormat.md` is the specification.
+///
+/// ```
+/// header  16 bytes   magic "CKPTSNAP", u16 major, u16 minor, u32 flags (0)
+/// chunks  …          each a zstd frame or raw bytes, at offsets the index gives
+/// index   N bytes    entry table (see ShardIndex)
+/// footer  56 bytes   u64 index offset, u64 index length, 32-byte SHA-256 of the index, magic "CKPTEND\0"
+/// ```
+enum ShardFormat {
+    static let magic: [UInt8] = Array("CKPTSNAP".utf8)
+    static let footerMagic: [UInt8] = Array("CKPTEND".utf8) + [0]
+    /// The major version this build writes and the newest it reads.
+    static let majorVersion: UInt16 = 1
+    /// The minor version this build writes; readers accept any minor of a major they know.
+    static let minorVersion: UInt16 = 0
+    static let headerSize = 16
+    static let footerSize = 56
+    static let digestSize = 32
+
+    /// Limits every reader enforces before allocating, so a hostile file cannot make it allocate
+    /// more than the file justifies.
+    static let maximumTypeNameLength = 1024
+    static let maximumDimensions = 32
+    static let maximumChunkRawSize = 1 << 30
+    /// zstd never expands data by more than this factor per chunk (an all-equal 128 KiB block is
+    /// stored as a 4-byte RLE block): larger claimed raw sizes are corruption.
+    static let maximumCompressionRatio = 32_768
+    static let chunkRecordSize = 8 + 8 + 8 + 1 + digestSize
+}
+
+/// How an entry's bytes are represented.
+enum EntryEncoding: UInt8, Sendable {
+    /// The elements' in-memory bytes (little-endian), for `BitwiseCopyable` types.
+    case raw = 0
+    /// UTF-8 JSON from `JSONEncoder`, for `Codable` values.
+    case json = 1
+}
+
+/// The reversible transform applied to an entry's bytes before compression.
+public enum Filter: UInt8, Sendable, CustomStringConvertible, CaseIterable {
+    /// Bytes are compressed as they are.
+    case none = 0
+    /// Bytes are grouped by their position within each scalar before compression.
+    case shuffle = 1
+
+    /// `"none"` or `"shuffle"`.
+    public var description: String {
+        switch self {
+        case .none: "none"
+        case .shuffle: "shuffle"
+        }
+    }
+}
+
+/// How one chunk is stored.
+enum ChunkCodec: UInt8, Sendable {
+    /// The filtered bytes themselves (the chunk did not shrink under zstd).
+    case raw = 0
+    /// One standard zstd frame with the content size and checksum.
+    case zstd = 1
+}
+
+/// One chunk of an entry: where its stored bytes are and how to decode them.
+struct ChunkRecord: Sendable, Equatable {
+    var offset: Int
+    var storedSize: Int
+    var rawSize: Int
+    var codec: ChunkCodec
+    /// SHA-256 of the stored bytes.
+    var digest: [UInt8]
+}
+
+/// One entry of a shard's index.
+struct EntryRecord: Sendable {
+    var name: String
+    var encoding: EntryEncoding
+    var elementType: ElementType
+    var filter: Filter
+    /// The byte width the shuffle filter used (1 when unfiltered).
+    var filterWidth: Int
+    var shape: [Int]
+    var rawSize: Int
+    var chunks: [ChunkRecord]
+
+    var storedSize: Int { chunks.reduce(0) { $0 + $1.storedSize } }
+    var elementCount: Int { rawSize / max(elementType.size, 1) }
+}
+
+/// The entry table of a shard.
+struct ShardIndex: Sendable {
+    var entries: [EntryRecord]
+
+    /// Serializes the index in the format's byte layout.
+    func encoded() -> [UInt8] {
+        var out = ByteBuilder()
+        out.append(UInt32(entries.count))
+        for entry in entries {
+            out.appendString16(entry.name)
+            out.append(entry.encoding.rawValue)
+            out.append(entry.elementType.scalar.rawValue)
+            out.append(entry.filter.rawValue)
+            out.append(UInt8(entry.filterWidth))
+            out.append(UInt32(entry.elementType.size))
+            out.appendString16(entry.elementType.typeName)
+            out.append(UInt8(entry.shape.count))
+            for dimension in entry.shape { out.append(UInt64(dimension)) }
+            out.append(UInt64(entry.rawSize))
+            out.append(UInt32(entry.chunks.count))
+            for chunk in entry.chunks {
+                out.append(UInt64(chunk.offset))
+                out.append(UInt64(chunk.storedSize))
+                out.append(UInt64(chunk.rawSize))
+                out.append(chunk.codec.rawValue)
+                out.append(contentsOf: chunk.digest)
+            }
+        }
+        return out.bytes
+    }
+
+    /// Parses and validates an index read from a shard whose chunk data lies in `dataRange`.
+    ///
+    /// Every count and size is checked against the bytes that remain and the data region
+    /// before anything is allocated from it.
+    init(decoding bytes: [UInt8], dataRange: Range<Int>, path: String) throws(CheckpointError) {
+        var cursor = ByteCursor(bytes, path: path)
+        let entryCount = Int(try cursor.u32())
+        // The smallest entry record is 30 bytes; more entries than that allows means a lie.
+        guard entryCount <= bytes.count / 30 else { throw cursor.corrupt("index claims \(entryCount) entries") }
+        var entries: [EntryRecord] = []
+        entries.reserveCapacity(entryCount)
+        var names = Set<String>()
+        for _ in 0..<entryCount {
+            let name = try cursor.string16(limit: EntryName.maximumLength)
+            do { try EntryName.validate(name) } catch { throw cursor.corrupt("invalid entry name in index: \(error.message)") }
+            guard names.insert(name).inserted else { throw cursor.corrupt("entry '\(name)' appears twice") }
+            guard let encoding = EntryEncoding(rawValue: try cursor.u8()) else { throw cursor.corrupt("unknown encoding of '\(name)'") }
+            guard let scalar = ElementType.Scalar(rawValue: try cursor.u8()) else { throw cursor.corrupt("unknown scalar type of '\(name)'") }
+            guard let filter = Filter(rawValue: try cursor.u8()) else { throw cursor.corrupt("unknown filter of '\(name)'") }
+            let filterWidth = Int(try cursor.u8())
+            let elementSize = Int(try cursor.u32())
+            let typeName = try cursor.string16(limit: ShardFormat.maximumTypeNameLength)
+            guard elementSize > 0 else { throw cursor.corrupt("element size of '\(name)' is zero") }
+            guard scalar == .opaque || elementSize % scalar.size == 0 else {
+                throw cursor.corrupt("element size \(elementSize) of '\(name)' is not a multiple of its scalar")
+            }
+            guard filterWidth >= 1, elementSize % filterWidth == 0 else {
+                throw cursor.corrupt("filter width \(filterWidth) of '\(name)' does not divide its element size")
+            }
+            let dimensionCount = Int(try cursor.u8())
+            guard dimensionCount <= ShardFormat.maximumDimensions else { throw cursor.corrupt("'\(name)' has \(dimensionCount) dimensions") }
+            var shape: [Int] = []
+            var elements = 1
+            for _ in 0..<dimensionCount {
+                let dimension = try cursor.u64()
+                guard dimension <= UInt64(Int.max) else { throw cursor.corrupt("dimension of '\(name)' overflows") }
+                shape.append(Int(dimension))
+                let (product, overflow) = elements.multipliedReportingOverflow(by: Int(dimension))
+                guard !overflow else { throw cursor.corrupt("shape of '\(name)' overflows") }
+                elements = product
+            }
+            let rawSize64 = try cursor.u64()
+            let (expected, overflow) = elements.multipliedReportingOverflow(by: elementSize)
+            guard !overflow, rawSize64 == UInt64(expected) else {
+                throw cursor.corrupt("'\(name)' holds \(rawSize64) bytes but its shape \(shape) needs \(expected)")
+            }
+            let rawSize = Int(rawSize64)
+            let chunkCount = Int(try cursor.u32())
+            guard chunkCount <= cursor.remaining / ShardFormat.chunkRecordSize else {
+                throw cursor.corrupt("'\(name)' claims \(chunkCount) chunks, more than the index holds")
+            }
+            var chunks: [ChunkRecord] = []
+            chunks.reserveCapacity(chunkCount)
+            var covered = 0
+            for _ in 0..<chunkCount {
+                let offset = try cursor.u64()
+                let stored = try cursor.u64()
+                let raw = try cursor.u64()
+                guard let codec = ChunkCodec(rawValue: try cursor.u8()) else { throw cursor.corrupt("unknown codec in '\(name)'") }
+                let digest = try cursor.bytes(ShardFormat.digestSize)
+                guard offset >= UInt64(dataRange.lowerBound), stored <= UInt64(dataRange.upperBound),
+                    offset <= UInt64(dataRange.upperBound) - stored
+                else { throw cursor.corrupt("a chunk of '\(name)' lies outside the data region") }
+                guard raw > 0, raw <= UInt64(ShardFormat.maximumChunkRawSize), raw % UInt64(elementSize) == 0 else {
+                    throw cursor.corrupt("a chunk of '\(name)' has an invalid size \(raw)")
+                }
+                switch codec {
+                case .raw:
+                    guard stored == raw else { throw cursor.corrupt("a raw chunk of '\(name)' changes size") }
+                case .zstd:
+                    guard stored > 0, raw / UInt64(ShardFormat.maximumCompressionRatio) <= stored else {
+                        throw cursor.corrupt("a chunk of '\(name)' claims an impossible compression ratio")
+                    }
+                }
+                covered += Int(raw)
+                guard covered <= rawSize else { throw cursor.corrupt("chunks of '\(name)' hold more than its size") }
+                chunks.append(
+                    ChunkRecord(offset: Int(offset), storedSize: Int(stored), rawSize: Int(raw), codec: codec, digest: digest))
+            }
+            guard covered == rawSize else {
+                throw cursor.corrupt("chunks of '\(name)' hold \(covered) bytes but the entry has \(rawSize)")
+            }
+            let elementType = ElementType(scalar: scalar, size: elementSize, typeName: typeName)
+            entries.append(
+                EntryRecord(
+                    name: name, encoding: encoding, elementType: elementType, filter: filter, filterWidth: filterWidth,
+                    shape: shape, rawSize: rawSize, chunks: chunks))
+        }
+        guard cursor.remaining == 0 else { throw cursor.corrupt("\(cursor.remaining) unexpected bytes after the index") }
+        self.entries = entries
+    }
+
+    init(entries: [EntryRecord]) { self.entries = entries }
+}

@@ -1,0 +1,203 @@
+import Crypto
+import Dispatch
+
+/// How a shard's entries are filtered and compressed.
+struct EncodingOptions: Sendable {
+    var compressionLevel: Int?
+    var threads: Int
+    var chunkSize: Int
+    var filter: FilterPolicy
+    var permissions: UInt16
+}
+
+/// What writing a shard produced, for the manifest.
+struct ShardSummary: Sendable {
+    var fileSize: Int
+    var indexDigest: [UInt8]
+    var entries: [EntryRecord]
+    var encodeSeconds: Double
+    var writeSeconds: Double
+    var syncSeconds: Double
+}
+
+/// Writes one shard file: header, chunks (filtered, compressed and hashed in parallel, written in
+/// order), index, footer, then `fsync`.
+enum ShardWriter {
+    static func write(
+        _ entries: [SnapshotWriter.Pending], to path: String, options: EncodingOptions
+    ) throws(CheckpointError) -> ShardSummary {
+        let file = try OpenFile.createExclusive(path, permissions: options.permissions)
+        var header = ByteBuilder()
+        header.append(contentsOf: ShardFormat.magic)
+        header.append(ShardFormat.majorVersion)
+        header.append(ShardFormat.minorVersion)
+        header.append(UInt32(0))
+        try withTypedThrows { try header.bytes.withUnsafeBytes { bytes in try file.writeAll(bytes) } }
+
+        var offset = ShardFormat.headerSize
+        var records: [EntryRecord] = []
+        var clock = Stopwatch()
+        var encodeSeconds = 0.0
+        var writeSeconds = 0.0
+        for entry in entries {
+            let (filter, width) = options.filter.choice(for: entry)
+            let elementSize = entry.elementType.size
+            let chunkRaw = max(elementSize, options.chunkSize / elementSize * elementSize)
+            var chunks: [ChunkRecord] = []
+            try entry.source.withBytes { (source) throws(CheckpointError) in
+                let chunkCount = (source.count + chunkRaw - 1) / chunkRaw
+                let window = max(1, options.threads * 2)
+                let slots = Slots(count: min(window, chunkCount), capacity: ZstdCompressor.bound(chunkRaw))
+                var first = 0
+                while first < chunkCount {
+                    let count = min(window, chunkCount - first)
+                    clock.restart()
+                    try ParallelWork.run(
+                        count: count, threads: options.threads,
+                        makeWorker: { () throws(CheckpointError) in
+                            try ChunkEncoder(level: options.compressionLevel, scratchSize: chunkRaw)
+                        },
+                        body: { (worker, slot) throws(CheckpointError) in
+                            let start = (first + slot) * chunkRaw
+                            let raw = UnsafeRawBufferPointer(rebasing: source[start..<min(start + chunkRaw, source.count)])
+                            slots.results[slot] = try worker.encode(
+                                raw, filter: filter, width: width, into: slots.buffer(slot))
+                        })
+                    encodeSeconds += clock.elapsed
+                    clock.restart()
+                    for slot in 0..<count {
+                        let result = slots.results[slot]
+                        try file.writeAll(UnsafeRawBufferPointer(rebasing: slots.buffer(slot)[..<result.storedSize]))
+                        chunks.append(
+                            ChunkRecord(
+                                offset: offset, storedSize: result.storedSize, rawSize: result.rawSize, codec: result.codec,
+                                digest: result.digest))
+                        offset += result.storedSize
+                    }
+                    writeSeconds += clock.elapsed
+                    first += count
+                }
+            }
+            records.append(
+                EntryRecord(
+                    name: entry.name, encoding: entry.encoding, elementType: entry.elementType, filter: filter,
+                    filterWidth: width, shape: entry.shape, rawSize: entry.source.byteCount, chunks: chunks))
+        }
+
+        clock.restart()
+        let index = ShardIndex(entries: records).encoded()
+        let digest = sha256(index)
+        var footer = ByteBuilder()
+        footer.append(UInt64(offset))
+        footer.append(UInt64(index.count))
+        footer.append(contentsOf: digest)
+        footer.append(contentsOf: ShardFormat.footerMagic)
+        try withTypedThrows { try index.withUnsafeBytes { bytes in try file.writeAll(bytes) } }
+        try withTypedThrows { try footer.bytes.withUnsafeBytes { bytes in try file.writeAll(bytes) } }
+        writeSeconds += clock.elapsed
+        clock.restart()
+        try file.sync()
+        let syncSeconds = clock.elapsed
+        file.close()
+        return ShardSummary(
+            fileSize: offset + index.count + ShardFormat.footerSize, indexDigest: digest, entries: records,
+            encodeSeconds: encodeSeconds, writeSeconds: writeSeconds, syncSeconds: syncSeconds)
+    }
+}
+
+/// Output buffers for one window of chunks, each large enough for the worst-case zstd frame.
+private final class Slots: @unchecked Sendable {
+    let storage: UnsafeMutableRawBufferPointer
+    let capacity: Int
+    /// One result per slot; workers write distinct slots, so no lock is needed.
+    let results: UnsafeMutableBufferPointer<ChunkEncoder.Result>
+
+    init(count: Int, capacity: Int) {
+        self.capacity = capacity
+        storage = .allocate(byteCount: max(1, count * capacity), alignment: 64)
+        results = .allocate(capacity: max(1, count))
+        results.initialize(repeating: .init(storedSize: 0, rawSize: 0, codec: .raw, digest: []))
+    }
+
+    func buffer(_ slot: Int) -> UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(rebasing: storage[slot * capacity..<(slot + 1) * capacity])
+    }
+
+    deinit {
+        storage.deallocate()
+        results.deinitialize()
+        results.deallocate()
+    }
+}
+
+/// One worker's zstd context and shuffle buffer.
+final class ChunkEncoder {
+    struct Result {
+        var storedSize: Int
+        var rawSize: Int
+        var codec: ChunkCodec
+        var digest: [UInt8]
+    }
+
+    private let compressor: ZstdCompressor?
+    private let scratch: UnsafeMutableRawBufferPointer
+
+    init(level: Int?, scratchSize: Int) throws(CheckpointError) {
+        compressor = try level.map { (level) throws(CheckpointError) in try ZstdCompressor(level: level) }
+        scratch = .allocate(byteCount: max(1, scratchSize), alignment: 64)
+    }
+
+    deinit { scratch.deallocate() }
+
+    /// Filters `raw`, compresses it into `output` and keeps the frame only if it is smaller.
+    func encode(
+        _ raw: UnsafeRawBufferPointer, filter: Filter, width: Int, into output: UnsafeMutableRawBufferPointer
+    ) throws(CheckpointError) -> Result {
+        var filtered = raw
+        if filter == .shuffle {
+            let target = UnsafeMutableRawBufferPointer(rebasing: scratch[..<raw.count])
+            ByteShuffle.shuffle(raw, into: target, width: width)
+            filtered = UnsafeRawBufferPointer(target)
+        }
+        if let compressor {
+            let size = try compressor.compress(filtered, into: output)
+            if size < raw.count {
+                let stored = UnsafeRawBufferPointer(rebasing: output[..<size])
+                return Result(storedSize: size, rawSize: raw.count, codec: .zstd, digest: sha256(stored))
+            }
+        }
+        output.baseAddress!.copyMemory(from: filtered.baseAddress!, byteCount: filtered.count)
+        return Result(storedSize: raw.count, rawSize: raw.count, codec: .raw, digest: sha256(filtered))
+    }
+}
+
+/// SHA-256 of a byte buffer.
+func sha256(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
+    var hasher = SHA256()
+    hasher.update(bufferPointer: bytes)
+    return Array(hasher.finalize())
+}
+
+/// SHA-256 of a byte array.
+func sha256(_ bytes: [UInt8]) -> [UInt8] {
+    bytes.withUnsafeBytes { sha256($0) }
+}
+
+/// Measures elapsed wall-clock time with the monotonic clock.
+struct Stopwatch {
+    private var start = DispatchTime.now().uptimeNanoseconds
+    mutating func restart() { start = DispatchTime.now().uptimeNanoseconds }
+    var elapsed: Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+}
+
+/// Lower-case hexadecimal.
+func hexString(_ bytes: [UInt8]) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var out: [UInt8] = []
+    out.reserveCapacity(bytes.count * 2)
+    for byte in bytes {
+        out.append(digits[Int(byte >> 4)])
+        out.append(digits[Int(byte & 15)])
+    }
+    return String(decoding: out, as: UTF8.self)
+}

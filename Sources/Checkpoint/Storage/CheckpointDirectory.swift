@@ -1,0 +1,239 @@
+import Foundation
+
+/// A directory of checkpoints on a POSIX file system (local disk, NFS, Lustre, GPFS).
+///
+/// ```
+/// DIR/
+///   ckpt-000000001200/          a committed checkpoint (step 1200)
+///     manifest.json             written last
+///     manifest.json.sha256      its checksum, `sha256sum -c` format
+///     rank-00000.snap …         one shard per rank
+///   .ckpt-000000001300.<pid>.tmp/   in flight, or left by a crash; removed at start
+/// ```
+///
+/// Read-only uses (listing, inspecting, verifying, opening snapshots) need no lock and never
+/// modify the directory; ``Checkpointer`` does the writing.
+public struct CheckpointDirectory: Sendable {
+    /// The directory's path.
+    public let path: String
+
+    /// Refers to a directory of checkpoints. Nothing is checked until it is used.
+    public init(path: String) { self.path = path }
+
+    static let committedPrefix = "ckpt-"
+    static let temporaryPrefix = ".ckpt-"
+    static let temporarySuffix = ".tmp"
+
+    /// The shard file name of a rank, e.g. `rank-00003.snap`.
+    public static func shardFileName(rank: Int) -> String {
+        "rank-" + zeroPadded(rank, width: 5) + ".snap"
+    }
+
+    /// The path of the committed checkpoint for `step`.
+    public func path(for step: Step) -> String { path + "/" + Self.committedName(step) }
+
+    static func committedName(_ step: Step) -> String { committedPrefix + zeroPadded(Int(step.rawValue), width: 12) }
+
+    /// The steps of all committed checkpoint directories, oldest first.
+    ///
+    /// A directory counts when its name is `ckpt-<digits>`; whether its contents verify is
+    /// checked by ``loadManifest(step:)`` and ``openSnapshot(step:rank:threads:)``.
+    /// - Throws: `notFound` or `permissionDenied` for the directory itself.
+    public func committedSteps() throws(CheckpointError) -> [Step] {
+        guard Syscalls.isDirectory(path) else {
+            if Syscalls.exists(path) {
+                throw CheckpointError(.notFound, "not a directory; pass the directory that holds ckpt-* folders", path: path)
+            }
+            throw CheckpointError(.notFound, "checkpoint directory does not exist", path: path)
+        }
+        return try Syscalls.listDirectory(path).compactMap(Self.step(ofCommitted:)).sorted()
+    }
+
+    static func step(ofCommitted name: String) -> Step? {
+        guard name.hasPrefix(committedPrefix) else { return nil }
+        let digits = name.dropFirst(committedPrefix.count)
+        guard !digits.isEmpty, digits.count <= 20, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber),
+            let number = UInt64(digits)
+        else { return nil }
+        return Step(rawValue: number)
+    }
+
+    /// Reads and checks the manifest of the checkpoint at `step`.
+    /// - Throws: `manifestInvalid` when it is missing, fails its checksum or is malformed;
+    ///   `unsupportedFormatVersion` when it is newer than this build.
+    public func loadManifest(step: Step) throws(CheckpointError) -> Manifest {
+        let directory = path(for: step)
+        let manifestPath = directory + "/" + Manifest.fileName
+        let bytes: [UInt8]
+        let checksum: [UInt8]
+        do {
+            bytes = try Self.readWholeFile(manifestPath, limit: 256 << 20)
+            checksum = try Self.readWholeFile(directory + "/" + Manifest.checksumFileName, limit: 4096)
+        } catch where error.code == .notFound {
+            throw CheckpointError(
+                .manifestInvalid, "checkpoint has no manifest (or no checksum file); it is not committed", path: directory)
+        }
+        let manifest = try Manifest.decode(bytes, checksumLine: checksum, path: manifestPath)
+        guard manifest.step == step else {
+            throw CheckpointError(
+                .manifestInvalid, "manifest says step \(manifest.step) but its directory is for step \(step)", path: manifestPath)
+        }
+        return manifest
+    }
+
+    /// Opens one rank's shard of the checkpoint at `step` for reading, after checking it against the manifest.
+    ///
+    /// - Parameters:
+    ///   - step: The checkpoint.
+    ///   - rank: The rank whose shard to open.
+    ///   - threads: Threads used to decode chunks.
+    /// - Throws: `manifestInvalid`, `incompleteCheckpoint` (shard missing, or not the one the manifest
+    ///   names), `truncated`, `badMagic`, `unsupportedFormatVersion`, `corruptData`.
+    public func openSnapshot(step: Step, rank: Int = 0, threads: Int = Checkpointer.Configuration.defaultThreads)
+        throws(CheckpointError) -> SnapshotReader
+    {
+        let manifest = try loadManifest(step: step)
+        return try openSnapshot(manifest: manifest, rank: rank, threads: threads)
+    }
+
+    func openSnapshot(manifest: Manifest, rank: Int, threads: Int) throws(CheckpointError) -> SnapshotReader {
+        guard rank >= 0, rank < manifest.shards.count else {
+            throw CheckpointError(
+                .incompleteCheckpoint, "checkpoint \(manifest.step) has \(manifest.rankCount) ranks; there is no rank \(rank)",
+                path: path(for: manifest.step))
+        }
+        let record = manifest.shards[rank]
+        let shardPath = path(for: manifest.step) + "/" + record.file
+        let shard: ShardReader
+        do { shard = try ShardReader(path: shardPath) } catch where error.code == .notFound {
+            throw CheckpointError(.incompleteCheckpoint, "shard of rank \(rank) is missing", path: shardPath)
+        }
+        guard shard.fileSize == record.fileBytes else {
+            throw CheckpointError(
+                .incompleteCheckpoint,
+                "shard is \(shard.fileSize) bytes but the manifest recorded \(record.fileBytes); it was replaced or cut short",
+                path: shardPath)
+        }
+        guard hexString(shard.indexDigest) == record.indexSHA256 else {
+            throw CheckpointError(
+                .incompleteCheckpoint, "shard is not the one this checkpoint's manifest recorded (index checksum differs)",
+                path: shardPath)
+        }
+        return SnapshotReader(shard: shard, threads: threads)
+    }
+
+    /// Re-reads every chunk of every shard of the checkpoint at `step` and checks every checksum.
+    /// - Returns: The manifest, when everything verified.
+    /// - Throws: The first problem found, naming the file and entry.
+    @discardableResult
+    public func verify(step: Step, threads: Int = Checkpointer.Configuration.defaultThreads) throws(CheckpointError) -> Manifest {
+        let manifest = try loadManifest(step: step)
+        for rank in 0..<manifest.rankCount {
+            let reader = try openSnapshot(manifest: manifest, rank: rank, threads: threads)
+            try reader.shard.verifyAll(threads: threads)
+        }
+        return manifest
+    }
+
+    // MARK: Writing (used by Checkpointer)
+
+    /// Removes temporary directories that crashed or interrupted runs left behind.
+    func removeStaleTemporaries() throws(CheckpointError) -> [String] {
+        var removed: [String] = []
+        for name in try Syscalls.listDirectory(path)
+        where name.hasPrefix(Self.temporaryPrefix) && name.hasSuffix(Self.temporarySuffix) {
+            try Syscalls.removeTree(path + "/" + name)
+            removed.append(name)
+        }
+        return removed
+    }
+
+    /// Creates a fresh temporary directory for a checkpoint of `step`.
+    func makeTemporary(step: Step, permissions: UInt16) throws(CheckpointError) -> String {
+        let name = Self.temporaryPrefix + zeroPadded(Int(step.rawValue), width: 12) + "."
+            + String(Syscalls.processID) + "." + String(UInt32.random(in: 0...UInt32.max), radix: 16) + Self.temporarySuffix
+        let temporary = path + "/" + name
+        try Syscalls.makeDirectory(temporary, permissions: permissions)
+        return temporary
+    }
+
+    /// The steps of a commit, in order; tests stop a commit at each to simulate a crash there.
+    enum CommitPoint: CaseIterable, Sendable {
+        case shardsWritten
+        case manifestWritten
+        case checksumWritten
+        case temporarySynced
+        case renamed
+        case parentSynced
+    }
+
+    /// Writes the manifest and its checksum into `temporary`, syncs, and renames it into place.
+    ///
+    /// Crash safety: until the rename, the checkpoint is a temporary directory that restarts
+    /// ignore and remove. The rename is atomic; an existing checkpoint of the same step is swapped
+    /// out atomically (`RENAME_EXCHANGE`) and then removed.
+    func commit(
+        temporary: String, manifest: Manifest, permissions: UInt16,
+        checkpoint: (CommitPoint) throws(CheckpointError) -> Void
+    ) throws(CheckpointError) {
+        try checkpoint(.shardsWritten)
+        let bytes = try manifest.encoded()
+        try Self.writeFileSynced(temporary + "/" + Manifest.fileName, bytes, permissions: permissions)
+        try checkpoint(.manifestWritten)
+        let line = Array((hexString(sha256(bytes)) + "  " + Manifest.fileName + "\n").utf8)
+        try Self.writeFileSynced(temporary + "/" + Manifest.checksumFileName, line, permissions: permissions)
+        try checkpoint(.checksumWritten)
+        try Syscalls.syncDirectory(temporary)
+        try checkpoint(.temporarySynced)
+        let destination = path(for: manifest.step)
+        if Syscalls.exists(destination) {
+            if try Syscalls.exchange(temporary, destination) {
+                try Syscalls.syncDirectory(path)
+                try Syscalls.removeTree(temporary)
+            } else {
+                let retired = try makeTemporary(step: manifest.step, permissions: permissions)
+                try Syscalls.rename(destination, to: retired + "/old")
+                try Syscalls.rename(temporary, to: destination)
+                try Syscalls.removeTree(retired)
+            }
+        } else {
+            try Syscalls.rename(temporary, to: destination)
+        }
+        try checkpoint(.renamed)
+        try Syscalls.syncDirectory(path)
+        try checkpoint(.parentSynced)
+    }
+
+    /// Deletes a committed checkpoint: first renamed out of the committed namespace (atomic), then removed.
+    func delete(step: Step, permissions: UInt16) throws(CheckpointError) {
+        let retired = try makeTemporary(step: step, permissions: permissions)
+        try Syscalls.rename(path(for: step), to: retired + "/old")
+        try Syscalls.syncDirectory(path)
+        try Syscalls.removeTree(retired)
+    }
+
+    static func writeFileSynced(_ path: String, _ bytes: [UInt8], permissions: UInt16) throws(CheckpointError) {
+        let file = try OpenFile.createExclusive(path, permissions: permissions)
+        try withTypedThrows { try bytes.withUnsafeBytes { raw in try file.writeAll(raw) } }
+        try file.sync()
+        file.close()
+    }
+
+    static func readWholeFile(_ path: String, limit: Int) throws(CheckpointError) -> [UInt8] {
+        let file = try OpenFile.openForReading(path)
+        let size = try file.size()
+        guard size <= limit else {
+            throw CheckpointError(.manifestInvalid, "file is \(size) bytes, larger than the \(limit)-byte limit", path: path)
+        }
+        var bytes = [UInt8](repeating: 0, count: size)
+        try withTypedThrows {
+            try bytes.withUnsafeMutableBytes { buffer in try file.read(into: buffer, at: 0) }
+        }
+        return bytes
+    }
+}
+
+func zeroPadded(_ value: Int, width: Int) -> String {
+    let digits = String(value)
+    return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+}

@@ -1,0 +1,151 @@
+import Foundation
+
+/// The description of one committed checkpoint, stored as `manifest.json` beside its shards.
+///
+/// The manifest is written last; its presence in a committed directory, together with a
+/// matching `manifest.json.sha256` (in `sha256sum` format), is what makes the checkpoint
+/// committed. It records what was saved, by whom, how it was stored, and how long it took.
+public struct Manifest: Codable, Sendable, Hashable {
+    /// The manifest file's name.
+    public static let fileName = "manifest.json"
+    /// The checksum file's name; `sha256sum -c manifest.json.sha256` checks it.
+    public static let checksumFileName = "manifest.json.sha256"
+    /// The manifest layout version this build writes and the newest it reads.
+    public static let currentVersion = 1
+
+    /// The manifest layout version.
+    public var manifestVersion: Int
+    /// The shard format version, `"major.minor"`.
+    public var shardFormat: String
+    /// The library that wrote it, e.g. `"swift-checkpoint 0.1.0"`.
+    public var library: String
+    /// The linked zstd version.
+    public var zstdVersion: String
+    /// The step this checkpoint captured.
+    public var step: Step
+    /// When the checkpoint was committed (UTC, ISO 8601).
+    public var createdAt: String
+    /// The number of ranks (shards).
+    public var rankCount: Int
+    /// The host rank 0 ran on.
+    public var hostName: String
+    /// Application and configuration metadata.
+    public var metadata: [String: String]
+    /// The settings the shards were written with.
+    public var settings: Settings
+    /// One record per rank, in rank order.
+    public var shards: [Shard]
+    /// Where the time went.
+    public var timings: Timings
+
+    /// Uncompressed bytes over all shards.
+    public var rawBytes: Int { shards.reduce(0) { $0 + $1.rawBytes } }
+    /// Bytes on disk over all shards (shard files, not counting the manifest).
+    public var storedBytes: Int { shards.reduce(0) { $0 + $1.fileBytes } }
+
+    /// Writer settings.
+    public struct Settings: Codable, Sendable, Hashable {
+        /// `"zstd-1"` or `"none"`.
+        public var compression: String
+        /// `"automatic"`, `"none"` or `"shuffle"`.
+        public var filter: String
+        /// Chunk size in bytes.
+        public var chunkSize: Int
+        /// Encoder threads.
+        public var threads: Int
+    }
+
+    /// One rank's shard file.
+    public struct Shard: Codable, Sendable, Hashable {
+        /// The rank that wrote it.
+        public var rank: Int
+        /// The file name inside the checkpoint directory.
+        public var file: String
+        /// The file's size in bytes.
+        public var fileBytes: Int
+        /// SHA-256 of the shard's index, in hex (ties the file to this manifest).
+        public var indexSHA256: String
+        /// Uncompressed bytes of its entries.
+        public var rawBytes: Int
+        /// Stored bytes of its entries' chunks.
+        public var storedBytes: Int
+        /// Its entries.
+        public var entries: [Entry]
+    }
+
+    /// Per-entry statistics.
+    public struct Entry: Codable, Sendable, Hashable {
+        /// The entry's name.
+        public var name: String
+        /// The Swift type name of its elements (or of the encoded value).
+        public var type: String
+        /// The scalar kind, e.g. `"float64"`, or `"json"` for `Codable` entries.
+        public var scalar: String
+        /// Dimensions, row-major.
+        public var shape: [Int]
+        /// `"shuffle"` or `"none"`.
+        public var filter: String
+        /// Uncompressed bytes.
+        public var rawBytes: Int
+        /// Stored bytes.
+        public var storedBytes: Int
+        /// Number of chunks.
+        public var chunks: Int
+    }
+
+    /// Seconds spent in each phase of the checkpoint (rank 0's view; maxima over ranks when several).
+    public struct Timings: Codable, Sendable, Hashable {
+        /// Collecting the application's state (the time the application was blocked before encoding).
+        public var stageSeconds: Double
+        /// Filtering, compressing and hashing chunks.
+        public var encodeSeconds: Double
+        /// Writing shard files.
+        public var writeSeconds: Double
+        /// `fsync` of shard files.
+        public var syncSeconds: Double
+        /// Writing the manifest, renaming and syncing the directory.
+        public var commitSeconds: Double
+    }
+
+    /// The canonical bytes of the manifest (pretty, sorted keys).
+    func encoded() throws(CheckpointError) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        do { return Array(try encoder.encode(self)) + [0x0A] } catch {
+            throw CheckpointError(.encodingFailed, "could not encode the manifest", underlying: error)
+        }
+    }
+
+    /// Parses and checks a manifest against its checksum line.
+    static func decode(_ bytes: [UInt8], checksumLine: [UInt8], path: String) throws(CheckpointError) -> Manifest {
+        let expected = String(decoding: checksumLine.prefix(64), as: UTF8.self)
+        guard checksumLine.count >= 64, hexString(sha256(bytes)) == expected else {
+            throw CheckpointError(.manifestInvalid, "manifest fails its SHA-256 checksum; it was modified or damaged", path: path)
+        }
+        let manifest: Manifest
+        do { manifest = try JSONDecoder().decode(Manifest.self, from: Data(bytes)) } catch {
+            throw CheckpointError(.manifestInvalid, "manifest is not valid JSON of the expected shape", path: path, underlying: error)
+        }
+        guard manifest.manifestVersion <= currentVersion else {
+            throw CheckpointError(
+                .unsupportedFormatVersion,
+                "manifest version \(manifest.manifestVersion) is newer than this build reads (\(currentVersion)); upgrade swift-checkpoint",
+                path: path)
+        }
+        guard manifest.rankCount >= 1, manifest.shards.count == manifest.rankCount,
+            manifest.shards.enumerated().allSatisfy({ $0.offset == $0.element.rank })
+        else {
+            throw CheckpointError(.manifestInvalid, "manifest lists \(manifest.shards.count) shards for \(manifest.rankCount) ranks", path: path)
+        }
+        for shard in manifest.shards where shard.file != CheckpointDirectory.shardFileName(rank: shard.rank) {
+            throw CheckpointError(.manifestInvalid, "manifest names an unexpected shard file '\(shard.file)'", path: path)
+        }
+        return manifest
+    }
+}
+
+/// The library's version, recorded in manifests.
+public enum LibraryVersion {
+    /// The semantic version of this build.
+    public static let string = "0.1.0"
+}
