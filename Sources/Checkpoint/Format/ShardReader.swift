@@ -35,6 +35,9 @@ final class ShardReader: @unchecked Sendable {
                 path: path)
         }
         guard major >= 1 else { throw CheckpointError(.corruptData, "shard declares format version 0", path: path) }
+        guard try cursor.u32() == 0 else {
+            throw CheckpointError(.corruptData, "shard header's reserved flags are not zero; the header is damaged", path: path)
+        }
         let footer = try Self.readBytes(file, size - ShardFormat.footerSize, ShardFormat.footerSize)
         guard Array(footer[48..<56]) == ShardFormat.footerMagic else {
             throw CheckpointError(

@@ -104,9 +104,29 @@ public struct CheckpointDirectory: Sendable {
         }
         let record = manifest.shards[rank]
         let shardPath = path(for: manifest.step) + "/" + record.file
+        let recorded = manifest.shardFormat.split(separator: ".").compactMap { UInt16($0) }
+        guard recorded.count == 2 else {
+            throw CheckpointError(.manifestInvalid, "manifest's shardFormat '\(manifest.shardFormat)' is not 'major.minor'", path: shardPath)
+        }
         let shard: ShardReader
-        do { shard = try ShardReader(path: shardPath) } catch where error.code == .notFound {
-            throw CheckpointError(.incompleteCheckpoint, "shard of rank \(rank) is missing", path: shardPath)
+        do { shard = try ShardReader(path: shardPath) } catch {
+            switch error.code {
+            case .notFound:
+                throw CheckpointError(.incompleteCheckpoint, "shard of rank \(rank) is missing", path: shardPath)
+            case .unsupportedFormatVersion where recorded[0] <= ShardFormat.majorVersion:
+                // The checksummed manifest says this build can read the shard, so the header lies.
+                throw CheckpointError(
+                    .corruptData, "shard header's version disagrees with the manifest (\(manifest.shardFormat)); the header is damaged",
+                    path: shardPath)
+            default:
+                throw error
+            }
+        }
+        guard shard.formatVersion.major == recorded[0], shard.formatVersion.minor == recorded[1] else {
+            throw CheckpointError(
+                .corruptData,
+                "shard header says format \(shard.formatVersion.major).\(shard.formatVersion.minor) but the manifest recorded \(manifest.shardFormat); the header is damaged",
+                path: shardPath)
         }
         guard shard.fileSize == record.fileBytes else {
             throw CheckpointError(

@@ -34,6 +34,13 @@ final class OpenFile: @unchecked Sendable {
         return OpenFile(descriptor: fd, path: path)
     }
 
+    /// Opens an existing file for writing (tests use it to reach `/dev/full`).
+    static func openForWritingForTests(_ path: String) throws(CheckpointError) -> OpenFile {
+        let fd = retryingEINTR { open(path, O_WRONLY | O_CLOEXEC) }
+        guard fd >= 0 else { throw .system("open", errno: errno, path: path) }
+        return OpenFile(descriptor: fd, path: path)
+    }
+
     /// The file's size in bytes.
     func size() throws(CheckpointError) -> Int {
         var info = stat()

@@ -1,0 +1,197 @@
+import Foundation
+import Testing
+
+@testable import Checkpoint
+
+@Suite("Commit protocol, retention and storage errors")
+struct CommitTests {
+    @Test("A crash between any two steps of a commit never loses the newest committed checkpoint",
+        arguments: CheckpointDirectory.CommitPoint.allCases)
+    func crashDuringCommit(point: CheckpointDirectory.CommitPoint) throws {
+        try withTemporaryDirectory { directory in
+            let first = ArrayState(smoothField(2000, seed: 1))
+            let second = ArrayState(smoothField(2000, seed: 2))
+            do {
+                let checkpointer = try Checkpointer(directory: directory, configuration: testConfiguration())
+                try checkpointer.save(first, step: 1)
+                checkpointer.crashPoint.withLock { $0 = point }
+                #expect(throws: CheckpointError.self) { try checkpointer.save(second, step: 2) }
+            }
+            // "Restart": a new checkpointer cleans up and restores whatever is committed.
+            let restarted = try Checkpointer(directory: directory, configuration: testConfiguration())
+            let names = try FileManager.default.contentsOfDirectory(atPath: directory)
+            #expect(!names.contains { $0.hasSuffix(".tmp") }, "stale temporaries removed: \(names)")
+            let restored = try #require(try restarted.restoreLatest(ArrayState<Double>.self))
+            switch point {
+            case .shardsWritten, .manifestWritten, .checksumWritten, .temporarySynced:
+                #expect(restored.step == 1)
+                #expect(restored.state == first)
+            case .renamed, .parentSynced:
+                #expect(restored.step == 2)
+                #expect(restored.state == second)
+            }
+        }
+    }
+
+    @Test("Saving a step that exists replaces it atomically")
+    func replaceSameStep() throws {
+        try withTemporaryDirectory { directory in
+            let checkpointer = try Checkpointer(directory: directory, configuration: testConfiguration())
+            try checkpointer.save(ArrayState([1.0, 2.0]), step: 5)
+            try checkpointer.save(ArrayState([3.0]), step: 5)
+            #expect(try checkpointer.restoreLatest(ArrayState<Double>.self)?.state.values == [3.0])
+            #expect(try CheckpointDirectory(path: directory).committedSteps() == [5])
+            let names = try FileManager.default.contentsOfDirectory(atPath: directory)
+            #expect(names.sorted() == [".lock", "ckpt-000000000005"])
+        }
+    }
+
+    @Test("Retention keeps the newest K and every Nth step forever")
+    func retention() throws {
+        try withTemporaryDirectory { directory in
+            var configuration = testConfiguration(keepLast: 2)
+            configuration.retention.keepEvery = 4
+            let checkpointer = try Checkpointer(directory: directory, configuration: configuration)
+            for step in 1...10 { try checkpointer.save(ArrayState([Double(step)]), step: Step(step)) }
+            #expect(try CheckpointDirectory(path: directory).committedSteps() == [4, 8, 9, 10])
+        }
+        let rule = Checkpointer.Configuration.Retention(keepLast: 3)
+        #expect(rule.stepsToDelete(from: [1, 2, 3, 4, 5]) == [2, 1])
+        #expect(rule.stepsToDelete(from: [1]) == [])
+    }
+
+    @Test("Files and directories are created owner-only by default")
+    func permissions() throws {
+        try withTemporaryDirectory { directory in
+            let target = directory + "/nested/ckpt"
+            try Checkpointer(directory: target, configuration: testConfiguration()).save(ArrayState([1.0]), step: 1)
+            let attributes = try FileManager.default.attributesOfItem(atPath: shardPath(target, step: 1))
+            #expect((attributes[.posixPermissions] as? Int) == 0o600)
+            let dirAttributes = try FileManager.default.attributesOfItem(atPath: CheckpointDirectory(path: target).path(for: 1))
+            #expect((dirAttributes[.posixPermissions] as? Int) == 0o700)
+            var open = testConfiguration()
+            open.filePermissions = 0o644
+            try withTemporaryDirectory { other in
+                try Checkpointer(directory: other, configuration: open).save(ArrayState([1.0]), step: 1)
+                let mode = try FileManager.default.attributesOfItem(atPath: shardPath(other, step: 1))[.posixPermissions]
+                #expect((mode as? Int) == 0o644)
+            }
+        }
+    }
+
+    @Test("Two checkpointers cannot share a directory")
+    func lock() throws {
+        try withTemporaryDirectory { directory in
+            let first = try Checkpointer(directory: directory)
+            let error = try #require(throws: CheckpointError.self) { try Checkpointer(directory: directory) }
+            #expect(error.message.contains("another checkpointer"))
+            _ = first
+        }
+    }
+
+    @Test("Missing directory without createDirectory, and a file in its place")
+    func missingDirectory() throws {
+        try withTemporaryDirectory { directory in
+            var configuration = testConfiguration()
+            configuration.createDirectory = false
+            let missing = try #require(throws: CheckpointError.self) {
+                try Checkpointer(directory: directory + "/absent", configuration: configuration)
+            }
+            #expect(missing.code == .notFound)
+            try writeFile(directory + "/file", [1])
+            #expect(throws: CheckpointError.self) { try Checkpointer(directory: directory + "/file") }
+            let listing = try #require(throws: CheckpointError.self) {
+                try CheckpointDirectory(path: directory + "/absent").committedSteps()
+            }
+            #expect(listing.code == .notFound)
+            #expect(try Checkpointer(directory: directory + "/empty").restoreLatest(ArrayState<Double>.self) == nil)
+        }
+    }
+
+    @Test("System errors map to codes that say what to do")
+    func errnoMapping() {
+        #expect(CheckpointError.system("write", errno: ENOSPC, path: "/x").code == .diskFull)
+        #expect(CheckpointError.system("write", errno: EDQUOT, path: "/x").code == .diskFull)
+        #expect(CheckpointError.system("open", errno: EACCES, path: "/x").code == .permissionDenied)
+        #expect(CheckpointError.system("open", errno: ENOENT, path: "/x").code == .notFound)
+        #expect(CheckpointError.system("fsync", errno: EIO, path: "/x").code == .ioFailure)
+        #expect(CheckpointError.system("write", errno: ENOSPC, path: "/x").message.contains("free space"))
+    }
+
+    @Test("Writing to a full device is a diskFull error")
+    func deviceFull() throws {
+        // /dev/full accepts opens but every write fails with ENOSPC.
+        let writer = try openForWriting("/dev/full")
+        let error = try #require(throws: CheckpointError.self) {
+            try [UInt8](repeating: 1, count: 10).withUnsafeBytes { try writer.writeAll($0) }
+        }
+        #expect(error.code == .diskFull)
+    }
+
+    @Test("A full file system mid-checkpoint: clear error, previous checkpoint intact, no leftovers")
+    func fileSystemFull() throws {
+        guard getuid() == 0 else {
+            print("skipped: mounting a small tmpfs needs root")
+            return
+        }
+        try withTemporaryDirectory { directory in
+            guard mountTmpfs(directory, size: "2m") else {
+                print("skipped: mount -t tmpfs is not permitted here")
+                return
+            }
+            defer { unmount(directory) }
+            var configuration = testConfiguration(compression: .none)
+            configuration.threads = 1
+            let small = ArrayState(smoothField(1000))
+            let checkpointer = try Checkpointer(directory: directory, configuration: configuration)
+            try checkpointer.save(small, step: 1)
+            let error = try #require(throws: CheckpointError.self) {
+                try checkpointer.save(ArrayState(smoothField(1_000_000)), step: 2)
+            }
+            #expect(error.code == .diskFull, "\(error)")
+            let names = try FileManager.default.contentsOfDirectory(atPath: directory)
+            #expect(names.sorted() == [".lock", "ckpt-000000000001"])
+            #expect(try checkpointer.restoreLatest(ArrayState<Double>.self)?.state == small)
+        }
+    }
+
+    @Test("Invalid configuration is refused with a message")
+    func invalidConfiguration() throws {
+        try withTemporaryDirectory { directory in
+            for configuration in [
+                Checkpointer.Configuration(threads: 0), Checkpointer.Configuration(chunkSize: 10),
+                Checkpointer.Configuration(compression: .zstd(level: 99)),
+                Checkpointer.Configuration(retention: .init(keepLast: 0)),
+                Checkpointer.Configuration(filePermissions: 0o400),
+            ] {
+                let error = try #require(throws: CheckpointError.self) {
+                    try Checkpointer(directory: directory, configuration: configuration)
+                }
+                #expect(error.code == .invalidConfiguration)
+            }
+        }
+    }
+}
+
+private func openForWriting(_ path: String) throws -> OpenFile {
+    // `createExclusive` refuses existing paths; reach /dev/full through a fresh descriptor.
+    try OpenFile.openForWritingForTests(path)
+}
+
+private func mountTmpfs(_ path: String, size: String) -> Bool {
+    run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", path])
+}
+
+private func unmount(_ path: String) { _ = run("/bin/umount", [path]) }
+
+private func run(_ executable: String, _ arguments: [String]) -> Bool {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.standardError = FileHandle.nullDevice
+    do {
+        try process.run()
+        process.waitUntilExit()
+        return process.terminationStatus == 0
+    } catch { return false }
+}
