@@ -43,7 +43,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "CheckpointBench",
-            dependencies: ["Checkpoint", "CZstd"],
+            dependencies: ["Checkpoint", "CZstd", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/CheckpointBench"
         ),
         .testTarget(

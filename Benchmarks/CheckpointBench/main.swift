@@ -7,6 +7,7 @@
 import CZstd
 import Checkpoint
 import Foundation
+import Logging
 
 struct Options {
     var quick = false
@@ -14,6 +15,7 @@ struct Options {
     var sizeMiB = 256
     var directory = FileManager.default.temporaryDirectory.path
     var level = 1
+    var chunkMiB = 4
 
     init() throws {
         var arguments = CommandLine.arguments.dropFirst().makeIterator()
@@ -32,8 +34,13 @@ struct Options {
             case "--level":
                 guard let value = arguments.next().flatMap(Int.init) else { throw Failure("--level needs an integer") }
                 level = value
+            case "--chunk-mib":
+                guard let value = arguments.next().flatMap(Int.init), value > 0, value <= 256 else {
+                    throw Failure("--chunk-mib needs an integer from 1 to 256")
+                }
+                chunkMiB = value
             case "--help", "-h":
-                print("usage: checkpoint-bench [--quick] [--json] [--size-mib N] [--dir DIR] [--level L]")
+                print("usage: checkpoint-bench [--quick] [--json] [--size-mib N] [--dir DIR] [--level L] [--chunk-mib C]")
                 exit(0)
             default: throw Failure("unknown argument '\(argument)'; see --help")
             }
@@ -149,7 +156,9 @@ do {
     let count = options.sizeMiB << 20 / 8
     let bytes = Double(count * 8)
     var rows: [Row] = []
-    var results: [String: Any] = ["size_mib": options.sizeMiB, "level": options.level, "threads": threads]
+    var results: [String: Any] = [
+        "size_mib": options.sizeMiB, "level": options.level, "threads": threads, "chunk_mib": options.chunkMiB,
+    ]
     func gbps(_ seconds: Double) -> Double { bytes / seconds / 1e9 }
     let hasCLI = (try? shell("command -v zstd >/dev/null 2>&1")) == 0
 
@@ -184,10 +193,13 @@ do {
         }
 
         // Ours: a full synchronous checkpoint (filter, compress, hash, write, fsync, commit).
-        var configuration = Checkpointer.Configuration(policy: .never, compression: .zstd(level: options.level))
+        var configuration = Checkpointer.Configuration(
+            policy: .never, compression: .zstd(level: options.level), chunkSize: options.chunkMiB << 20)
         configuration.retention.keepLast = 1
         let directory = work + "/ckpt-\(kind)"
-        let checkpointer = try Checkpointer(directory: directory, configuration: configuration)
+        var logger = Logger(label: "checkpoint-bench")
+        logger.logLevel = .warning
+        let checkpointer = try Checkpointer(directory: directory, configuration: configuration, logger: logger)
         var step = 0
         var manifest: Manifest?
         let saveSeconds = try measure(repetitions) {
@@ -241,8 +253,8 @@ do {
             let ourRate = bytes / saveSeconds
             results["save_vs_json"] = ourRate / (sliceBytes / jsonSeconds)
             results["save_vs_plist"] = ourRate / (sliceBytes / plistSeconds)
-            rows.append(Row(name: "smooth: JSONEncoder", value: sliceBytes / jsonSeconds / 1e9, unit: "GB/s", note: "\(sliceCount * 8 >> 20) MiB slice"))
-            rows.append(Row(name: "smooth: PropertyListEncoder (binary)", value: sliceBytes / plistSeconds / 1e9, unit: "GB/s", note: "\(sliceCount * 8 >> 20) MiB slice"))
+            rows.append(Row(name: "smooth: JSONEncoder", value: sliceBytes / jsonSeconds / 1e9, unit: "GB/s", note: "\((sliceCount * 8) >> 20) MiB slice"))
+            rows.append(Row(name: "smooth: PropertyListEncoder (binary)", value: sliceBytes / plistSeconds / 1e9, unit: "GB/s", note: "\((sliceCount * 8) >> 20) MiB slice"))
         }
         _ = copy.count
     }

@@ -1,0 +1,32 @@
+import Checkpoint
+
+extension CheckpointDirectory {
+    /// The committed steps a command acts on.
+    ///
+    /// - Parameters:
+    ///   - requested: A step the user named, or `nil` for the newest.
+    ///   - all: Every committed step, oldest first (ignores `requested`).
+    /// - Returns: At least one step.
+    /// - Throws: `notFound` for a missing directory or an unknown step; `noCheckpoint` when there is none.
+    func selectSteps(requested: UInt64?, all: Bool = false) throws(CheckpointError) -> [Step] {
+        let steps = try committedSteps()
+        guard let newest = steps.last else {
+            throw CheckpointError(.noCheckpoint, "no checkpoints (ckpt-<step> folders) in this directory", path: path)
+        }
+        if all { return steps }
+        guard let requested else { return [newest] }
+        let step = Step(rawValue: requested)
+        guard steps.contains(step) else {
+            let present =
+                steps.count <= 10
+                ? "steps " + steps.map(\.description).joined(separator: ", ")
+                : "\(steps.count) checkpoints, steps \(steps[0]) to \(newest)"
+            throw CheckpointError(
+                .notFound,
+                "there is no checkpoint for step \(requested); there are \(present)",
+                path: path
+            )
+        }
+        return [step]
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+
+/// Human-readable renderings of sizes, ratios, shapes and durations.
+enum Formatting {
+    /// `512 B`, `1.5 KiB`, `12.0 MiB`, `3.25 GiB`: binary units, three significant digits or so.
+    static func bytes(_ count: Int) -> String {
+        let units = ["KiB", "MiB", "GiB", "TiB", "PiB"]
+        guard count >= 1024 else { return "\(count) B" }
+        var value = Double(count) / 1024
+        var unit = 0
+        while value >= 1024 && unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return String(format: value < 10 ? "%.2f" : value < 100 ? "%.1f" : "%.0f", value) + " " + units[unit]
+    }
+
+    /// `raw / stored`, 1 when nothing is stored.
+    static func ratio(raw: Int, stored: Int) -> Double {
+        stored == 0 ? 1 : Double(raw) / Double(stored)
+    }
+
+    /// A ratio rounded to three decimals, for JSON.
+    static func rounded(_ ratio: Double) -> Double { (ratio * 1000).rounded() / 1000 }
+
+    /// `3.21x`.
+    static func ratioText(_ ratio: Double) -> String { String(format: "%.2fx", ratio) }
+
+    /// `64x32`, or `scalar` for a single value.
+    static func shape(_ dimensions: [Int]) -> String {
+        dimensions.isEmpty ? "scalar" : dimensions.map(String.init).joined(separator: "x")
+    }
+
+    /// `0.012 s`.
+    static func seconds(_ value: Double) -> String { String(format: "%.3f s", value) }
+}
+
+/// A plain-text table whose columns are padded to their widest cell.
+///
+/// ```
+/// STEP  CREATED               RANKS      RAW
+///    1  2025-01-01T00:00:00Z      1  4.0 MiB
+/// ```
+struct TextTable {
+    /// How a column's cells line up.
+    enum Alignment {
+        case left
+        case right
+    }
+
+    /// A column's title and alignment.
+    struct Column {
+        var title: String
+        var alignment: Alignment
+    }
+
+    var columns: [Column]
+    var rows: [[String]] = []
+
+    /// A table with these columns; titles of right-aligned columns start with `>`, e.g. `">RAW"`.
+    init(_ titles: String...) {
+        columns = titles.map { title in
+            title.hasPrefix(">")
+                ? Column(title: String(title.dropFirst()), alignment: .right) : Column(title: title, alignment: .left)
+        }
+    }
+
+    /// Appends a row; it must have one cell per column.
+    mutating func append(_ cells: [String]) {
+        precondition(cells.count == columns.count, "a row needs one cell per column")
+        rows.append(cells)
+    }
+
+    /// The table's lines, columns separated by two spaces, without trailing blanks.
+    func lines() -> [String] {
+        let all = [columns.map(\.title)] + rows
+        let widths = columns.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+        return all.map { cells in
+            var line = ""
+            for (index, cell) in cells.enumerated() {
+                let padding = String(repeating: " ", count: widths[index] - cell.count)
+                if index > 0 { line += "  " }
+                line += columns[index].alignment == .right ? padding + cell : cell + padding
+            }
+            return String(line.reversed().drop(while: { $0 == " " }).reversed())
+        }
+    }
+}

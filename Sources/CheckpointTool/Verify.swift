@@ -1,0 +1,104 @@
+import ArgumentParser
+import Checkpoint
+
+/// `ckpt verify DIR`: re-reads every chunk of a checkpoint and checks every checksum.
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Re-check every checksum of a checkpoint.",
+        discussion: """
+            Reads the manifest and every chunk of every shard, checking each SHA-256, of the newest \
+            checkpoint (or --step N, or every one with --all). A damaged checkpoint is reported with the \
+            file and entry at fault, and the exit status is 1.
+            """
+    )
+
+    @Argument(help: "The checkpoint directory (the one holding ckpt-<step> folders).")
+    var directory: String
+
+    @Option(help: "Verify the checkpoint of this step instead of the newest.")
+    var step: UInt64?
+
+    @Flag(help: "Verify every committed checkpoint.")
+    var all = false
+
+    @Option(help: "Threads that read and check chunks.")
+    var threads = Checkpointer.Configuration.defaultThreads
+
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        if all && step != nil { throw ValidationError("--step and --all cannot be used together") }
+        guard (1...1024).contains(threads) else { throw ValidationError("--threads must be between 1 and 1024") }
+    }
+
+    func run() throws {
+        let checkpoints = CheckpointDirectory(path: directory)
+        var results: [VerifyResult] = []
+        for step in try checkpoints.selectSteps(requested: step, all: all) {
+            Console.progress("verifying step \(step)…")
+            let result = VerifyResult(step: step, in: checkpoints, threads: threads)
+            if !output.json { Console.line(result.line) }
+            results.append(result)
+        }
+        if output.json { try Console.json(results) }
+        let failed = results.filter { $0.status != "ok" }
+        guard !failed.isEmpty else { return }
+        if !output.json {
+            Console.error("error: \(failed.count) of \(results.count) checkpoint(s) failed verification")
+        }
+        throw failed.contains { $0.status == "corrupt" } ? ExitStatus.corruption : ExitStatus.failure
+    }
+}
+
+/// The outcome of verifying one checkpoint.
+struct VerifyResult: Encodable {
+    var step: UInt64
+    /// `"ok"`, `"corrupt"` (damaged or incomplete data), or `"error"` (could not be read, e.g. permissions).
+    var status: String
+    /// The error code, `nil` when ok.
+    var code: String?
+    /// What is wrong, `nil` when ok.
+    var message: String?
+    /// The file at fault, `nil` when ok.
+    var path: String?
+    /// Bytes on disk that were checked (shard files), `nil` unless ok.
+    var storedBytes: Int?
+
+    init(step: Step, in directory: CheckpointDirectory, threads: Int) {
+        self.step = step.rawValue
+        do {
+            let manifest = try directory.verify(step: step, threads: threads)
+            status = "ok"
+            storedBytes = manifest.storedBytes
+        } catch {
+            status = error.isCorruption ? "corrupt" : "error"
+            code = error.code.description
+            message = error.message
+            path = error.path
+        }
+    }
+
+    /// `step 1200: ok (1.2 GiB checked)` or `step 1200: corrupt: corruptData: … (file)`.
+    var line: String {
+        guard let code else { return "step \(step): ok (\(Formatting.bytes(storedBytes ?? 0)) checked)" }
+        var text = "step \(step): \(status): \(code): \(message ?? "")"
+        if let path { text += " (\(path))" }
+        return text
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case step, status, code, message, path, storedBytes
+    }
+
+    /// Encodes every key, `null` included, so that consumers see one schema.
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(step, forKey: .step)
+        try container.encode(status, forKey: .status)
+        try container.encode(code, forKey: .code)
+        try container.encode(message, forKey: .message)
+        try container.encode(path, forKey: .path)
+        try container.encode(storedBytes, forKey: .storedBytes)
+    }
+}
