@@ -25,7 +25,9 @@ struct Options {
             case "--quick": quick = true
             case "--json": json = true
             case "--size-mib":
-                guard let value = arguments.next().flatMap(Int.init), value > 0 else { throw Failure("--size-mib needs a positive integer") }
+                guard let value = arguments.next().flatMap(Int.init), value > 0 else {
+                    throw Failure("--size-mib needs a positive integer")
+                }
                 sizeMiB = value
                 sizeGiven = true
             case "--dir":
@@ -40,7 +42,9 @@ struct Options {
                 }
                 chunkMiB = value
             case "--help", "-h":
-                print("usage: checkpoint-bench [--quick] [--json] [--size-mib N] [--dir DIR] [--level L] [--chunk-mib C]")
+                print(
+                    "usage: checkpoint-bench [--quick] [--json] [--size-mib N] [--dir DIR] [--level L] [--chunk-mib C]"
+                )
                 exit(0)
             default: throw Failure("unknown argument '\(argument)'; see --help")
             }
@@ -194,7 +198,10 @@ do {
 
         // Ours: a full synchronous checkpoint (filter, compress, hash, write, fsync, commit).
         var configuration = Checkpointer.Configuration(
-            policy: .never, compression: .zstd(level: options.level), chunkSize: options.chunkMiB << 20)
+            policy: .never,
+            compression: .zstd(level: options.level),
+            chunkSize: options.chunkMiB << 20
+        )
         configuration.retention.keepLast = 1
         let directory = work + "/ckpt-\(kind)"
         var logger = Logger(label: "checkpoint-bench")
@@ -217,10 +224,33 @@ do {
         ratios[kind] = bytes / stored
 
         rows.append(Row(name: "\(kind): memcpy", value: gbps(memcpySeconds), unit: "GB/s", note: "reference"))
-        rows.append(Row(name: "\(kind): libzstd -\(options.level) (\(threads) threads), memory", value: gbps(zstdSeconds), unit: "GB/s", note: "ratio \(String(format: "%.2f", bytes / Double(frame.count)))"))
-        rows.append(Row(name: "\(kind): libzstd + write + fsync", value: gbps(zstdWriteSeconds), unit: "GB/s", note: "reference"))
-        rows.append(Row(name: "\(kind): checkpoint save (sync)", value: gbps(saveSeconds), unit: "GB/s", note: "ratio \(String(format: "%.2f", bytes / stored))"))
-        rows.append(Row(name: "\(kind): checkpoint restore", value: gbps(restoreSeconds), unit: "GB/s", note: "verified"))
+        rows.append(
+            Row(
+                name: "\(kind): libzstd -\(options.level) (\(threads) threads), memory",
+                value: gbps(zstdSeconds),
+                unit: "GB/s",
+                note: "ratio \(String(format: "%.2f", bytes / Double(frame.count)))"
+            )
+        )
+        rows.append(
+            Row(
+                name: "\(kind): libzstd + write + fsync",
+                value: gbps(zstdWriteSeconds),
+                unit: "GB/s",
+                note: "reference"
+            )
+        )
+        rows.append(
+            Row(
+                name: "\(kind): checkpoint save (sync)",
+                value: gbps(saveSeconds),
+                unit: "GB/s",
+                note: "ratio \(String(format: "%.2f", bytes / stored))"
+            )
+        )
+        rows.append(
+            Row(name: "\(kind): checkpoint restore", value: gbps(restoreSeconds), unit: "GB/s", note: "verified")
+        )
         results["\(kind)_save_vs_zstd_write"] = zstdWriteSeconds / saveSeconds
         results["\(kind)_save_cost_vs_zstd_compress"] = saveSeconds / zstdSeconds
         results["\(kind)_zstd_ratio_raw"] = bytes / Double(frame.count)
@@ -229,12 +259,21 @@ do {
             let input = work + "/raw.bin"
             try writeSynced(raw, to: input)
             let cliSave = try measure(repetitions) {
-                try shell("zstd -q -f -\(options.level) -T\(threads) '\(input)' -o '\(work)/cli.zst' && sync -f '\(work)/cli.zst'")
+                try shell(
+                    "zstd -q -f -\(options.level) -T\(threads) '\(input)' -o '\(work)/cli.zst' && sync -f '\(work)/cli.zst'"
+                )
             }
             let cliRestore = try measure(repetitions) {
                 try shell("zstd -q -d -f '\(work)/cli.zst' -o '\(work)/cli.out'")
             }
-            rows.append(Row(name: "\(kind): zstd CLI -\(options.level) -T\(threads) + sync", value: gbps(cliSave), unit: "GB/s", note: "reference"))
+            rows.append(
+                Row(
+                    name: "\(kind): zstd CLI -\(options.level) -T\(threads) + sync",
+                    value: gbps(cliSave),
+                    unit: "GB/s",
+                    note: "reference"
+                )
+            )
             rows.append(Row(name: "\(kind): zstd CLI -d", value: gbps(cliRestore), unit: "GB/s", note: "reference"))
             results["\(kind)_save_vs_zstd_cli"] = cliSave / saveSeconds
             results["\(kind)_restore_vs_zstd_cli"] = cliRestore / restoreSeconds
@@ -253,8 +292,22 @@ do {
             let ourRate = bytes / saveSeconds
             results["save_vs_json"] = ourRate / (sliceBytes / jsonSeconds)
             results["save_vs_plist"] = ourRate / (sliceBytes / plistSeconds)
-            rows.append(Row(name: "smooth: JSONEncoder", value: sliceBytes / jsonSeconds / 1e9, unit: "GB/s", note: "\((sliceCount * 8) >> 20) MiB slice"))
-            rows.append(Row(name: "smooth: PropertyListEncoder (binary)", value: sliceBytes / plistSeconds / 1e9, unit: "GB/s", note: "\((sliceCount * 8) >> 20) MiB slice"))
+            rows.append(
+                Row(
+                    name: "smooth: JSONEncoder",
+                    value: sliceBytes / jsonSeconds / 1e9,
+                    unit: "GB/s",
+                    note: "\((sliceCount * 8) >> 20) MiB slice"
+                )
+            )
+            rows.append(
+                Row(
+                    name: "smooth: PropertyListEncoder (binary)",
+                    value: sliceBytes / plistSeconds / 1e9,
+                    unit: "GB/s",
+                    note: "\((sliceCount * 8) >> 20) MiB slice"
+                )
+            )
         }
         _ = copy.count
     }
@@ -273,7 +326,9 @@ do {
         for key in results.keys.sorted() where results[key] is Double {
             print("| \(key) | \(String(format: "%.2f", results[key] as! Double)) |")
         }
-        print("| compression_ratio | \(ratios.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.2f", $0.value))" }.joined(separator: ", ")) |")
+        print(
+            "| compression_ratio | \(ratios.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.2f", $0.value))" }.joined(separator: ", ")) |"
+        )
     }
 } catch {
     FileHandle.standardError.write(Data("error: \(error)\n".utf8))

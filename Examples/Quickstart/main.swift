@@ -68,7 +68,9 @@ struct Options {
         }
         func number(_ flag: String) throws -> Int {
             let text = try value(flag)
-            guard let number = Int(text), number >= 0 else { throw UsageError("\(flag) needs a non-negative integer, not '\(text)'") }
+            guard let number = Int(text), number >= 0 else {
+                throw UsageError("\(flag) needs a non-negative integer, not '\(text)'")
+            }
             return number
         }
         while let flag = iterator.next() {

@@ -50,7 +50,8 @@ public final class Checkpointer: Sendable {
     /// - Throws: `invalidConfiguration` for bad options or when another process uses the directory;
     ///   `notFound` or `permissionDenied` for the directory.
     public init(
-        directory: String, configuration: Configuration = Configuration(),
+        directory: String,
+        configuration: Configuration = Configuration(),
         logger: Logger = Logger(label: "swift-checkpoint")
     ) throws(CheckpointError) {
         try configuration.validate()
@@ -65,7 +66,10 @@ public final class Checkpointer: Sendable {
         state = Mutex(MutableState())
         do {
             for name in try self.directory.removeStaleTemporaries() {
-                logger.notice("removed an unfinished checkpoint left by an earlier run", metadata: ["path": "\(directory)/\(name)"])
+                logger.notice(
+                    "removed an unfinished checkpoint left by an earlier run",
+                    metadata: ["path": "\(directory)/\(name)"]
+                )
             }
         } catch {
             Syscalls.closeDescriptor(lockDescriptor)
@@ -113,7 +117,11 @@ public final class Checkpointer: Sendable {
     /// A safe point: saves `state` if ``Configuration/policy`` says this step is due.
     /// - Returns: The manifest when a checkpoint was taken, `nil` otherwise.
     @discardableResult
-    public func checkpoint(_ state: some Checkpointable, step: Step, metadata: [String: String] = [:]) throws -> Manifest? {
+    public func checkpoint(
+        _ state: some Checkpointable,
+        step: Step,
+        metadata: [String: String] = [:]
+    ) throws -> Manifest? {
         guard isDue(step) else { return nil }
         return try save(state, step: step, metadata: metadata)
     }
@@ -121,7 +129,11 @@ public final class Checkpointer: Sendable {
     /// A safe point for a `Codable` value. See ``checkpoint(_:step:metadata:)-(Checkpointable,_,_)``.
     @_disfavoredOverload
     @discardableResult
-    public func checkpoint<State: Codable>(_ state: State, step: Step, metadata: [String: String] = [:]) throws -> Manifest? {
+    public func checkpoint<State: Codable>(
+        _ state: State,
+        step: Step,
+        metadata: [String: String] = [:]
+    ) throws -> Manifest? {
         guard isDue(step) else { return nil }
         return try save(state, step: step, metadata: metadata)
     }
@@ -159,13 +171,16 @@ public final class Checkpointer: Sendable {
     }
 
     /// Restores the newest checkpoint, or returns `initial` at step 0 when there is none.
-    public func restoreLatest<State: Checkpointable>(or initial: @autoclosure () -> State) throws -> (state: State, step: Step) {
+    public func restoreLatest<State: Checkpointable>(
+        or initial: @autoclosure () -> State
+    ) throws -> (state: State, step: Step) {
         try restoreLatest(State.self) ?? (initial(), 0)
     }
 
     /// Restores the newest `Codable` checkpoint, or returns `initial` at step 0 when there is none.
     @_disfavoredOverload
-    public func restoreLatest<State: Codable>(or initial: @autoclosure () -> State) throws -> (state: State, step: Step) {
+    public func restoreLatest<State: Codable>(or initial: @autoclosure () -> State) throws -> (state: State, step: Step)
+    {
         try restoreLatest(State.self) ?? (initial(), 0)
     }
 
@@ -195,7 +210,10 @@ public final class Checkpointer: Sendable {
                 let reader = try directory.openSnapshot(step: step, rank: 0, threads: configuration.threads)
                 let value = try build(reader)
                 if !reasons.isEmpty {
-                    logger.warning("restored an older checkpoint", metadata: ["step": "\(step)", "skipped": "\(reasons.count)"])
+                    logger.warning(
+                        "restored an older checkpoint",
+                        metadata: ["step": "\(step)", "skipped": "\(reasons.count)"]
+                    )
                 }
                 logger.info("restored checkpoint", metadata: ["step": "\(step)"])
                 return (value, step)
@@ -206,30 +224,44 @@ public final class Checkpointer: Sendable {
         }
         throw CheckpointError(
             .noCheckpoint,
-            "none of the \(steps.count) checkpoints verifies, so none was restored; inspect them with `ckpt verify \(directory.path)` — " + reasons.joined(separator: "; "),
-            path: directory.path)
+            "none of the \(steps.count) checkpoints verifies, so none was restored; inspect them with `ckpt verify \(directory.path)` — "
+                + reasons.joined(separator: "; "),
+            path: directory.path
+        )
     }
 
     // MARK: Committing
 
     private func commit(
-        _ writer: SnapshotWriter, step: Step, metadata: [String: String], stageSeconds: Double
+        _ writer: SnapshotWriter,
+        step: Step,
+        metadata: [String: String],
+        stageSeconds: Double
     ) throws(CheckpointError) -> Manifest {
         let permissions = (file: configuration.filePermissions, directory: configuration.directoryPermissions)
         let temporary = try directory.makeTemporary(step: step, permissions: permissions.directory)
         let crashAt = crashPoint.withLock { $0 }
         do {
             let options = EncodingOptions(
-                compressionLevel: configuration.compression.level, threads: configuration.threads,
-                chunkSize: configuration.chunkSize, filter: configuration.filter, permissions: permissions.file)
+                compressionLevel: configuration.compression.level,
+                threads: configuration.threads,
+                chunkSize: configuration.chunkSize,
+                filter: configuration.filter,
+                permissions: permissions.file
+            )
             let shardName = CheckpointDirectory.shardFileName(rank: 0)
             let summary = try ShardWriter.write(writer.entries, to: temporary + "/" + shardName, options: options)
             let clock = Stopwatch()
             var manifest = makeManifest(step: step, metadata: metadata, shards: [(shardName, summary)])
             manifest.timings = Manifest.Timings(
-                stageSeconds: stageSeconds, encodeSeconds: summary.encodeSeconds, writeSeconds: summary.writeSeconds,
-                syncSeconds: summary.syncSeconds, commitSeconds: 0)
-            try directory.commit(temporary: temporary, manifest: manifest, permissions: permissions.file) { point throws(CheckpointError) in
+                stageSeconds: stageSeconds,
+                encodeSeconds: summary.encodeSeconds,
+                writeSeconds: summary.writeSeconds,
+                syncSeconds: summary.syncSeconds,
+                commitSeconds: 0
+            )
+            try directory.commit(temporary: temporary, manifest: manifest, permissions: permissions.file) {
+                point throws(CheckpointError) in
                 if point == crashAt { throw SimulatedCrash.error }
             }
             manifest.timings.commitSeconds = clock.elapsed
@@ -238,16 +270,24 @@ public final class Checkpointer: Sendable {
                 "committed checkpoint",
                 metadata: [
                     "step": "\(step)", "raw": "\(manifest.rawBytes)", "stored": "\(manifest.storedBytes)",
-                    "seconds": "\(stageSeconds + summary.encodeSeconds + summary.writeSeconds + summary.syncSeconds + manifest.timings.commitSeconds)",
-                ])
+                    "seconds":
+                        "\(stageSeconds + summary.encodeSeconds + summary.writeSeconds + summary.syncSeconds + manifest.timings.commitSeconds)",
+                ]
+            )
             applyRetention()
             return manifest
         } catch {
             if error.message != SimulatedCrash.error.message {
                 do { try Syscalls.removeTree(temporary) } catch let cleanup {
-                    logger.error("could not remove an abandoned checkpoint", metadata: ["path": "\(temporary)", "error": "\(cleanup)"])
+                    logger.error(
+                        "could not remove an abandoned checkpoint",
+                        metadata: ["path": "\(temporary)", "error": "\(cleanup)"]
+                    )
                 }
-                logger.error("checkpoint failed; the previous checkpoints are intact", metadata: ["step": "\(step)", "error": "\(error)"])
+                logger.error(
+                    "checkpoint failed; the previous checkpoints are intact",
+                    metadata: ["step": "\(step)", "error": "\(error)"]
+                )
             }
             throw error
         }
@@ -265,17 +305,31 @@ public final class Checkpointer: Sendable {
             hostName: Syscalls.hostName,
             metadata: configuration.metadata.merging(metadata) { _, new in new },
             settings: Manifest.Settings(
-                compression: configuration.compression.description, filter: configuration.filter.description,
-                chunkSize: configuration.chunkSize, threads: configuration.threads),
+                compression: configuration.compression.description,
+                filter: configuration.filter.description,
+                chunkSize: configuration.chunkSize,
+                threads: configuration.threads
+            ),
             shards: shards.enumerated().map { rank, shard in
                 let (file, summary) = shard
                 return Manifest.Shard(
-                    rank: rank, file: file, fileBytes: summary.fileSize, indexSHA256: hexString(summary.indexDigest),
+                    rank: rank,
+                    file: file,
+                    fileBytes: summary.fileSize,
+                    indexSHA256: hexString(summary.indexDigest),
                     rawBytes: summary.entries.reduce(0) { $0 + $1.rawSize },
                     storedBytes: summary.entries.reduce(0) { $0 + $1.storedSize },
-                    entries: summary.entries.map(Manifest.Entry.init))
+                    entries: summary.entries.map(Manifest.Entry.init)
+                )
             },
-            timings: Manifest.Timings(stageSeconds: 0, encodeSeconds: 0, writeSeconds: 0, syncSeconds: 0, commitSeconds: 0))
+            timings: Manifest.Timings(
+                stageSeconds: 0,
+                encodeSeconds: 0,
+                writeSeconds: 0,
+                syncSeconds: 0,
+                commitSeconds: 0
+            )
+        )
     }
 
     /// Deletes checkpoints the retention rule no longer keeps; only ever after a newer commit.
@@ -286,7 +340,10 @@ public final class Checkpointer: Sendable {
                 logger.debug("deleted old checkpoint", metadata: ["step": "\(step)"])
             }
         } catch {
-            logger.warning("could not delete an old checkpoint; it will be retried after the next commit", metadata: ["error": "\(error)"])
+            logger.warning(
+                "could not delete an old checkpoint; it will be retried after the next commit",
+                metadata: ["error": "\(error)"]
+            )
         }
     }
 }
@@ -294,10 +351,15 @@ public final class Checkpointer: Sendable {
 extension Manifest.Entry {
     init(_ record: EntryRecord) {
         self.init(
-            name: record.name, type: record.elementType.typeName,
-            scalar: record.encoding == .json ? "json" : record.elementType.scalar.description, shape: record.shape,
-            filter: record.filter.description, rawBytes: record.rawSize, storedBytes: record.storedSize,
-            chunks: record.chunks.count)
+            name: record.name,
+            type: record.elementType.typeName,
+            scalar: record.encoding == .json ? "json" : record.elementType.scalar.description,
+            shape: record.shape,
+            filter: record.filter.description,
+            rawBytes: record.rawSize,
+            storedBytes: record.storedSize,
+            chunks: record.chunks.count
+        )
     }
 }
 

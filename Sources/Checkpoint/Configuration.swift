@@ -64,14 +64,18 @@ extension Checkpointer {
         /// Throws ``CheckpointError/Code/invalidConfiguration`` for out-of-range values.
         public func validate() throws(CheckpointError) {
             func fail(_ message: String) -> CheckpointError { CheckpointError(.invalidConfiguration, message) }
-            guard threads >= 1 && threads <= 1024 else { throw fail("threads must be between 1 and 1024, not \(threads)") }
+            guard threads >= 1 && threads <= 1024 else {
+                throw fail("threads must be between 1 and 1024, not \(threads)")
+            }
             guard chunkSize >= 4096 && chunkSize <= 256 << 20 else {
                 throw fail("chunkSize must be between 4 KiB and 256 MiB, not \(chunkSize)")
             }
             if let level = compression.level, !Zstd.levels.contains(level) {
                 throw fail("zstd level must be in \(Zstd.levels), not \(level)")
             }
-            guard retention.keepLast >= 1 else { throw fail("retention.keepLast must be at least 1, not \(retention.keepLast)") }
+            guard retention.keepLast >= 1 else {
+                throw fail("retention.keepLast must be at least 1, not \(retention.keepLast)")
+            }
             if let every = retention.keepEvery, every <= 0 {
                 throw fail("retention.keepEvery must be positive, not \(every)")
             }

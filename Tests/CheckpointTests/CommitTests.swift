@@ -5,8 +5,10 @@ import Testing
 
 @Suite("Commit protocol, retention and storage errors")
 struct CommitTests {
-    @Test("A crash between any two steps of a commit never loses the newest committed checkpoint",
-        arguments: CheckpointDirectory.CommitPoint.allCases)
+    @Test(
+        "A crash between any two steps of a commit never loses the newest committed checkpoint",
+        arguments: CheckpointDirectory.CommitPoint.allCases
+    )
     func crashDuringCommit(point: CheckpointDirectory.CommitPoint) throws {
         try withTemporaryDirectory { directory in
             let first = ArrayState(smoothField(2000, seed: 1))
@@ -67,13 +69,17 @@ struct CommitTests {
             try Checkpointer(directory: target, configuration: testConfiguration()).save(ArrayState([1.0]), step: 1)
             let attributes = try FileManager.default.attributesOfItem(atPath: shardPath(target, step: 1))
             #expect((attributes[.posixPermissions] as? Int) == 0o600)
-            let dirAttributes = try FileManager.default.attributesOfItem(atPath: CheckpointDirectory(path: target).path(for: 1))
+            let dirAttributes = try FileManager.default.attributesOfItem(
+                atPath: CheckpointDirectory(path: target).path(for: 1)
+            )
             #expect((dirAttributes[.posixPermissions] as? Int) == 0o700)
             var open = testConfiguration()
             open.filePermissions = 0o644
             try withTemporaryDirectory { other in
                 try Checkpointer(directory: other, configuration: open).save(ArrayState([1.0]), step: 1)
-                let mode = try FileManager.default.attributesOfItem(atPath: shardPath(other, step: 1))[.posixPermissions]
+                let mode = try FileManager.default.attributesOfItem(atPath: shardPath(other, step: 1))[
+                    .posixPermissions
+                ]
                 #expect((mode as? Int) == 0o644)
             }
         }

@@ -7,7 +7,8 @@ import Testing
 @Suite("Corruption and fallback")
 struct CorruptionTests {
     /// Two committed checkpoints: step 1 (older, good) and step 2 (to be damaged).
-    static func makeTwoCheckpoints(_ directory: String) throws -> (older: ArrayState<Double>, newer: ArrayState<Double>) {
+    static func makeTwoCheckpoints(_ directory: String) throws -> (older: ArrayState<Double>, newer: ArrayState<Double>)
+    {
         let older = ArrayState(smoothField(3000, seed: 1))
         let newer = ArrayState(smoothField(3000, seed: 2))
         let checkpointer = try Checkpointer(directory: directory, configuration: testConfiguration())
@@ -19,7 +20,8 @@ struct CorruptionTests {
     /// Restores and expects exactly the older state: never the damaged one, never an error.
     static func expectFallback(_ directory: String, older: ArrayState<Double>, _ comment: Comment) throws {
         let restored = try Checkpointer(directory: directory, configuration: testConfiguration()).restoreLatest(
-            ArrayState<Double>.self)
+            ArrayState<Double>.self
+        )
         #expect(restored?.step == 1, comment)
         #expect(restored?.state == older, comment)
     }
@@ -42,7 +44,9 @@ struct CorruptionTests {
                 var damaged = original
                 damaged[offset] ^= 0x5A
                 try writeFile(path, damaged)
-                #expect(throws: CheckpointError.self, "flip at \(offset)") { try CheckpointDirectory(path: directory).verify(step: 2) }
+                #expect(throws: CheckpointError.self, "flip at \(offset)") {
+                    try CheckpointDirectory(path: directory).verify(step: 2)
+                }
                 try Self.expectFallback(directory, older: older, "flip at \(offset) of \(original.count)")
             }
             try writeFile(path, original)
@@ -56,7 +60,10 @@ struct CorruptionTests {
             let (older, _) = try Self.makeTwoCheckpoints(directory)
             let path = shardPath(directory, step: 2)
             let original = try readFile(path)
-            for length in Set([0, 1, 8, 15, 16, 17, 100, original.count / 2, original.count - 57, original.count - 56, original.count - 1]) {
+            for length in Set([
+                0, 1, 8, 15, 16, 17, 100, original.count / 2, original.count - 57, original.count - 56,
+                original.count - 1,
+            ]) {
                 try writeFile(path, Array(original.prefix(length)))
                 do {
                     try CheckpointDirectory(path: directory).verify(step: 2)
@@ -113,7 +120,8 @@ struct CorruptionTests {
             try restoreOriginals()
 
             let restored = try Checkpointer(directory: directory, configuration: testConfiguration()).restoreLatest(
-                ArrayState<Double>.self)
+                ArrayState<Double>.self
+            )
             #expect(restored?.step == 2)
         }
     }
@@ -162,7 +170,10 @@ struct CorruptionTests {
             manifest.shardFormat = "2.0"
             let encoded = try manifest.encoded()
             try writeFile(manifestPath, encoded)
-            try writeFile(newest + "/" + Manifest.checksumFileName, Array((hexString(sha256(encoded)) + "  manifest.json\n").utf8))
+            try writeFile(
+                newest + "/" + Manifest.checksumFileName,
+                Array((hexString(sha256(encoded)) + "  manifest.json\n").utf8)
+            )
             let error = try #require(throws: CheckpointError.self) {
                 try Checkpointer(directory: directory).restoreLatest(ArrayState<Double>.self)
             }
@@ -174,9 +185,23 @@ struct CorruptionTests {
     func hostileIndex() throws {
         let good = ShardIndex(entries: [
             EntryRecord(
-                name: "x", encoding: .raw, elementType: .of(Double.self), filter: .none, filterWidth: 1, shape: [Int(1) << 40],
+                name: "x",
+                encoding: .raw,
+                elementType: .of(Double.self),
+                filter: .none,
+                filterWidth: 1,
+                shape: [Int(1) << 40],
                 rawSize: 8 << 40,
-                chunks: [ChunkRecord(offset: 16, storedSize: 10, rawSize: 8 << 40, codec: .zstd, digest: Array(repeating: 0, count: 32))])
+                chunks: [
+                    ChunkRecord(
+                        offset: 16,
+                        storedSize: 10,
+                        rawSize: 8 << 40,
+                        codec: .zstd,
+                        digest: Array(repeating: 0, count: 32)
+                    )
+                ]
+            )
         ])
         let error = try #require(throws: CheckpointError.self) {
             try ShardIndex(decoding: good.encoded(), dataRange: 16..<26, path: "test")
@@ -184,6 +209,8 @@ struct CorruptionTests {
         #expect(error.code == .corruptData)
         var lying = ByteBuilder()
         lying.append(UInt32.max)
-        #expect(throws: CheckpointError.self) { try ShardIndex(decoding: lying.bytes, dataRange: 16..<26, path: "test") }
+        #expect(throws: CheckpointError.self) {
+            try ShardIndex(decoding: lying.bytes, dataRange: 16..<26, path: "test")
+        }
     }
 }

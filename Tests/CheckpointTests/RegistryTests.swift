@@ -107,7 +107,10 @@ struct RegistryTests {
         let registry = StateRegistry()
         let sim = LegacySimulation()
         try registry.register("a/b", sim, \.time)
-        for bad in ["", "../etc", "a//b", "/abs", "a/", ".", "a/../b", "sp ace", "tab\t", "ü", String(repeating: "x", count: 256)] {
+        for bad in [
+            "", "../etc", "a//b", "/abs", "a/", ".", "a/../b", "sp ace", "tab\t", "ü",
+            String(repeating: "x", count: 256),
+        ] {
             let error = try #require(throws: CheckpointError.self, "\(bad)") { try registry.register(bad, sim, \.step) }
             #expect(error.code == .invalidName)
         }
@@ -122,7 +125,9 @@ struct RegistryTests {
         try writer.write([1.0], as: "x")
         let duplicate = try #require(throws: CheckpointError.self) { try writer.write([Float(1)], as: "x") }
         #expect(duplicate.code == .duplicateName)
-        let shape = try #require(throws: CheckpointError.self) { try writer.write([1.0, 2.0, 3.0], as: "y", shape: [2, 2]) }
+        let shape = try #require(throws: CheckpointError.self) {
+            try writer.write([1.0, 2.0, 3.0], as: "y", shape: [2, 2])
+        }
         #expect(shape.code == .shapeMismatch)
     }
 }
@@ -144,7 +149,9 @@ struct SchemaErrorTests {
     func mismatches() throws {
         try withTemporaryDirectory { directory in
             try Checkpointer(directory: directory, configuration: testConfiguration()).save(
-                FloatState(values: [1, 2, 3]), step: 1)
+                FloatState(values: [1, 2, 3]),
+                step: 1
+            )
             let reader = try CheckpointDirectory(path: directory).openSnapshot(step: 1)
 
             let type = try #require(throws: CheckpointError.self) { try reader.read([Double].self, "values") }

@@ -14,13 +14,20 @@ struct RoundTripTests {
     /// Element counts around the 4 KiB chunk boundary for 8-byte elements (512 per chunk).
     static let counts = [0, 1, 511, 512, 513, 1024, 5000]
 
-    @Test("Double arrays over sizes, levels and filters", arguments: counts, [
-        Checkpointer.Configuration.Compression.none, .zstd(level: 1), .zstd(level: 3), .zstd(level: 19),
-    ])
+    @Test(
+        "Double arrays over sizes, levels and filters",
+        arguments: counts,
+        [
+            Checkpointer.Configuration.Compression.none, .zstd(level: 1), .zstd(level: 3), .zstd(level: 19),
+        ]
+    )
     func doubles(count: Int, compression: Checkpointer.Configuration.Compression) throws {
         for filter in [FilterPolicy.automatic, .none, .shuffle] {
             let state = ArrayState(smoothField(count))
-            let restored = try roundTrip(state, configuration: testConfiguration(compression: compression, filter: filter))
+            let restored = try roundTrip(
+                state,
+                configuration: testConfiguration(compression: compression, filter: filter)
+            )
             #expect(restored.values.count == count)
             #expect(restored.values.withUnsafeBytes { Array($0) } == state.values.withUnsafeBytes { Array($0) })
         }
@@ -41,9 +48,15 @@ struct RoundTripTests {
         try check((0..<count).map { _ in Int.random(in: -1000...1000, using: &random) })
         try check((0..<count).map { _ in Bool.random(using: &random) })
         try check((0..<count).map { _ in SIMD4<Double>(repeating: Double(random.next() % 100)) })
-        try check((0..<count).map { _ in
-            Particle(position: SIMD3(Float(random.next() % 7), 0, 1), mass: 2.5, id: Int32(truncatingIfNeeded: random.next()))
-        })
+        try check(
+            (0..<count).map { _ in
+                Particle(
+                    position: SIMD3(Float(random.next() % 7), 0, 1),
+                    mass: 2.5,
+                    id: Int32(truncatingIfNeeded: random.next())
+                )
+            }
+        )
     }
 
     private func check<Element: BitwiseCopyable & Equatable>(_ values: [Element]) throws {
@@ -55,7 +68,9 @@ struct RoundTripTests {
 
     @Test("Non-finite and signed-zero doubles are bit-exact")
     func specialValues() throws {
-        let values: [Double] = [.nan, -.nan, .infinity, -.infinity, 0, -0.0, .leastNonzeroMagnitude, .greatestFiniteMagnitude]
+        let values: [Double] = [
+            .nan, -.nan, .infinity, -.infinity, 0, -0.0, .leastNonzeroMagnitude, .greatestFiniteMagnitude,
+        ]
         let restored = try roundTrip(ArrayState(values))
         #expect(restored.values.map(\.bitPattern) == values.map(\.bitPattern))
     }
@@ -81,8 +96,12 @@ struct RoundTripTests {
     @Test("Any Codable value, with no conformance")
     func codable() throws {
         let value = Parameters(
-            name: "heat ✓", coefficients: [0.1, 1e-300, -2.5], nested: ["a": 1, "b": 2], optional: nil,
-            special: [.infinity, -.infinity])
+            name: "heat ✓",
+            coefficients: [0.1, 1e-300, -2.5],
+            nested: ["a": 1, "b": 2],
+            optional: nil,
+            special: [.infinity, -.infinity]
+        )
         try withTemporaryDirectory { directory in
             try Checkpointer(directory: directory, configuration: testConfiguration()).save(value, step: 3)
             let restored = try Checkpointer(directory: directory).restoreLatest(Parameters.self)
@@ -126,7 +145,14 @@ struct RoundTripTests {
             particles = try reader.read(ParticleSet.self, "particles")
         }
 
-        init(field: [Double], contiguous: ContiguousArray<Float>, time: Double, step: Int, parameters: Parameters, particles: ParticleSet) {
+        init(
+            field: [Double],
+            contiguous: ContiguousArray<Float>,
+            time: Double,
+            step: Int,
+            parameters: Parameters,
+            particles: ParticleSet
+        ) {
             self.field = field
             self.contiguous = contiguous
             self.time = time
@@ -146,14 +172,20 @@ struct RoundTripTests {
     @Test("A Checkpointable with raw, scalar, Codable and nested entries")
     func mixed() throws {
         let state = Simulation(
-            field: smoothField(2000), contiguous: ContiguousArray((0..<100).map(Float.init)), time: 1.25, step: 42,
+            field: smoothField(2000),
+            contiguous: ContiguousArray((0..<100).map(Float.init)),
+            time: 1.25,
+            step: 42,
             parameters: Parameters(name: "x", coefficients: [], nested: [:], optional: 3, special: []),
-            particles: ParticleSet(particles: [Particle(position: .one, mass: 1, id: 7)]))
+            particles: ParticleSet(particles: [Particle(position: .one, mass: 1, id: 7)])
+        )
         #expect(try roundTrip(state) == state)
         try withTemporaryDirectory { directory in
             try Checkpointer(directory: directory, configuration: testConfiguration()).save(state, step: 1)
             let reader = try CheckpointDirectory(path: directory).openSnapshot(step: 1)
-            #expect(reader.entries.map(\.name) == ["field", "contiguous", "time", "step", "parameters", "particles/all"])
+            #expect(
+                reader.entries.map(\.name) == ["field", "contiguous", "time", "step", "parameters", "particles/all"]
+            )
             let field = try reader.info("field")
             #expect(field.shape == [2, 1000])
             #expect(field.elementType.scalar == .float64)
@@ -176,7 +208,10 @@ struct RoundTripTests {
                 init(buffer: UnsafeMutableBufferPointer<Double>) { self.buffer = buffer }
                 init(from reader: SnapshotReader) throws { fatalError("not used") }
             }
-            try Checkpointer(directory: directory, configuration: testConfiguration()).save(Raw(buffer: buffer), step: 1)
+            try Checkpointer(directory: directory, configuration: testConfiguration()).save(
+                Raw(buffer: buffer),
+                step: 1
+            )
             let target = UnsafeMutableBufferPointer<Double>.allocate(capacity: 3000)
             defer { target.deallocate() }
             target.initialize(repeating: -1)
@@ -204,7 +239,10 @@ struct RoundTripTests {
                 }
             }
             let state = Two(smooth: (0..<100_000).map { Double($0 / 100) }, noise: noise)
-            let manifest = try Checkpointer(directory: directory, configuration: testConfiguration()).save(state, step: 1)
+            let manifest = try Checkpointer(directory: directory, configuration: testConfiguration()).save(
+                state,
+                step: 1
+            )
             let entries = Dictionary(uniqueKeysWithValues: manifest.shards[0].entries.map { ($0.name, $0) })
             #expect(entries["smooth"]!.storedBytes * 10 < entries["smooth"]!.rawBytes)
             #expect(entries["noise"]!.storedBytes == entries["noise"]!.rawBytes)

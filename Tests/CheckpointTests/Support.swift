@@ -13,17 +13,25 @@ func withTemporaryDirectory<R>(_ body: (String) throws -> R) throws -> R {
 
 /// Small chunks so tests cross chunk boundaries with small arrays.
 func testConfiguration(
-    compression: Checkpointer.Configuration.Compression = .zstd(level: 1), filter: FilterPolicy = .automatic,
-    keepLast: Int = 3, threads: Int = 2
+    compression: Checkpointer.Configuration.Compression = .zstd(level: 1),
+    filter: FilterPolicy = .automatic,
+    keepLast: Int = 3,
+    threads: Int = 2
 ) -> Checkpointer.Configuration {
     Checkpointer.Configuration(
-        policy: .always, retention: .init(keepLast: keepLast), compression: compression, threads: threads,
-        chunkSize: 4096, filter: filter)
+        policy: .always,
+        retention: .init(keepLast: keepLast),
+        compression: compression,
+        threads: threads,
+        chunkSize: 4096,
+        filter: filter
+    )
 }
 
 /// Saves `state` through a fresh checkpointer and restores it through another; returns the restored value.
 func roundTrip<State: Checkpointable>(
-    _ state: State, configuration: Checkpointer.Configuration = testConfiguration()
+    _ state: State,
+    configuration: Checkpointer.Configuration = testConfiguration()
 ) throws -> State {
     try withTemporaryDirectory { directory in
         do {

@@ -10,7 +10,9 @@ enum ByteShuffle {
         precondition(source.count == destination.count && width > 0 && source.count % width == 0)
         let count = source.count / width
         guard count > 0, width > 1 else {
-            if let base = source.baseAddress, source.count > 0 { destination.baseAddress!.copyMemory(from: base, byteCount: source.count) }
+            if let base = source.baseAddress, source.count > 0 {
+                destination.baseAddress!.copyMemory(from: base, byteCount: source.count)
+            }
             return
         }
         let input = source.baseAddress!.assumingMemoryBound(to: UInt8.self)
@@ -24,11 +26,14 @@ enum ByteShuffle {
     }
 
     /// Reverses ``shuffle(_:into:width:)``.
-    static func unshuffle(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer, width: Int) {
+    static func unshuffle(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer, width: Int)
+    {
         precondition(source.count == destination.count && width > 0 && source.count % width == 0)
         let count = source.count / width
         guard count > 0, width > 1 else {
-            if let base = source.baseAddress, source.count > 0 { destination.baseAddress!.copyMemory(from: base, byteCount: source.count) }
+            if let base = source.baseAddress, source.count > 0 {
+                destination.baseAddress!.copyMemory(from: base, byteCount: source.count)
+            }
             return
         }
         let input = source.baseAddress!.assumingMemoryBound(to: UInt8.self)
@@ -45,7 +50,10 @@ enum ByteShuffle {
     // Blocks of elements keep both sides of the transpose in cache.
     @inline(__always)
     private static func shuffle(
-        _ input: UnsafePointer<UInt8>, _ output: UnsafeMutablePointer<UInt8>, count: Int, width: Int
+        _ input: UnsafePointer<UInt8>,
+        _ output: UnsafeMutablePointer<UInt8>,
+        count: Int,
+        width: Int
     ) {
         let block = 4096
         var start = 0
@@ -65,7 +73,10 @@ enum ByteShuffle {
 
     @inline(__always)
     private static func unshuffle(
-        _ input: UnsafePointer<UInt8>, _ output: UnsafeMutablePointer<UInt8>, count: Int, width: Int
+        _ input: UnsafePointer<UInt8>,
+        _ output: UnsafeMutablePointer<UInt8>,
+        count: Int,
+        width: Int
     ) {
         let block = 4096
         var start = 0

@@ -27,11 +27,16 @@ final class ZstdCompressor {
     /// Compresses `source` into one zstd frame in `destination`.
     /// - Returns: The frame's size in bytes.
     func compress(
-        _ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer
+        _ source: UnsafeRawBufferPointer,
+        into destination: UnsafeMutableRawBufferPointer
     ) throws(CheckpointError) -> Int {
         let result = ZSTD_compress2(
-            context, destination.baseAddress, destination.count, source.baseAddress ?? UnsafeRawPointer(bitPattern: 1),
-            source.count)
+            context,
+            destination.baseAddress,
+            destination.count,
+            source.baseAddress ?? UnsafeRawPointer(bitPattern: 1),
+            source.count
+        )
         try check(result, "compress")
         return result
     }
@@ -39,7 +44,9 @@ final class ZstdCompressor {
     private func check(_ code: Int, _ what: String) throws(CheckpointError) {
         if ZSTD_isError(code) != 0 {
             throw CheckpointError(
-                .compressionFailed, "zstd failed to \(what): \(String(cString: ZSTD_getErrorName(code)))")
+                .compressionFailed,
+                "zstd failed to \(what): \(String(cString: ZSTD_getErrorName(code)))"
+            )
         }
     }
 }
@@ -63,7 +70,8 @@ final class ZstdDecompressor {
     /// before or after decoding, so a damaged frame can never write past `destination` or leave it
     /// partly filled without an error. zstd also verifies the frame's content checksum.
     func decompress(
-        _ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer
+        _ source: UnsafeRawBufferPointer,
+        into destination: UnsafeMutableRawBufferPointer
     ) throws(CheckpointError) {
         guard let sourceBase = source.baseAddress else {
             throw CheckpointError(.corruptData, "empty zstd frame")
@@ -74,7 +82,9 @@ final class ZstdDecompressor {
         }
         guard declared == UInt64(destination.count) else {
             throw CheckpointError(
-                .corruptData, "zstd frame declares \(declared) bytes but the index says \(destination.count)")
+                .corruptData,
+                "zstd frame declares \(declared) bytes but the index says \(destination.count)"
+            )
         }
         let extent = ZSTD_findFrameCompressedSize(sourceBase, source.count)
         guard ZSTD_isError(extent) == 0, extent == source.count else {
@@ -84,10 +94,15 @@ final class ZstdDecompressor {
         let produced = ZSTD_decompressDCtx(context, target, destination.count, sourceBase, source.count)
         if ZSTD_isError(produced) != 0 {
             throw CheckpointError(
-                .corruptData, "zstd could not decode a chunk: \(String(cString: ZSTD_getErrorName(produced)))")
+                .corruptData,
+                "zstd could not decode a chunk: \(String(cString: ZSTD_getErrorName(produced)))"
+            )
         }
         guard produced == destination.count else {
-            throw CheckpointError(.corruptData, "zstd frame decoded to \(produced) bytes, expected \(destination.count)")
+            throw CheckpointError(
+                .corruptData,
+                "zstd frame decoded to \(produced) bytes, expected \(destination.count)"
+            )
         }
     }
 }

@@ -144,16 +144,25 @@ extension CheckpointError {
         switch number {
         case ENOENT, ENOTDIR:
             return CheckpointError(
-                .notFound, "\(operation) failed: \(reason); check that the path exists", path: path,
-                underlying: underlying)
+                .notFound,
+                "\(operation) failed: \(reason); check that the path exists",
+                path: path,
+                underlying: underlying
+            )
         case EACCES, EPERM, EROFS:
             return CheckpointError(
-                .permissionDenied, "\(operation) failed: \(reason); check ownership and permissions", path: path,
-                underlying: underlying)
+                .permissionDenied,
+                "\(operation) failed: \(reason); check ownership and permissions",
+                path: path,
+                underlying: underlying
+            )
         case ENOSPC, EDQUOT:
             return CheckpointError(
-                .diskFull, "\(operation) failed: \(reason); free space or choose another checkpoint directory",
-                path: path, underlying: underlying)
+                .diskFull,
+                "\(operation) failed: \(reason); free space or choose another checkpoint directory",
+                path: path,
+                underlying: underlying
+            )
         default:
             return CheckpointError(.ioFailure, "\(operation) failed: \(reason)", path: path, underlying: underlying)
         }

@@ -25,7 +25,9 @@ public struct FilterPolicy: Hashable, Sendable, CustomStringConvertible {
         let scalarSize = entry.elementType.scalar.size
         if scalarSize > 1 { return (.shuffle, scalarSize) }
         let size = entry.elementType.size
-        if value == .shuffle && entry.elementType.scalar == .opaque && size > 1 && size <= 255 { return (.shuffle, size) }
+        if value == .shuffle && entry.elementType.scalar == .opaque && size > 1 && size <= 255 {
+            return (.shuffle, size)
+        }
         return (.none, 1)
     }
 }

@@ -131,11 +131,19 @@ struct ShardIndex: Sendable {
         var names = Set<String>()
         for _ in 0..<entryCount {
             let name = try cursor.string16(limit: EntryName.maximumLength)
-            do { try EntryName.validate(name) } catch { throw cursor.corrupt("invalid entry name in index: \(error.message)") }
+            do { try EntryName.validate(name) } catch {
+                throw cursor.corrupt("invalid entry name in index: \(error.message)")
+            }
             guard names.insert(name).inserted else { throw cursor.corrupt("entry '\(name)' appears twice") }
-            guard let encoding = EntryEncoding(rawValue: try cursor.u8()) else { throw cursor.corrupt("unknown encoding of '\(name)'") }
-            guard let scalar = ElementType.Scalar(rawValue: try cursor.u8()) else { throw cursor.corrupt("unknown scalar type of '\(name)'") }
-            guard let filter = Filter(rawValue: try cursor.u8()) else { throw cursor.corrupt("unknown filter of '\(name)'") }
+            guard let encoding = EntryEncoding(rawValue: try cursor.u8()) else {
+                throw cursor.corrupt("unknown encoding of '\(name)'")
+            }
+            guard let scalar = ElementType.Scalar(rawValue: try cursor.u8()) else {
+                throw cursor.corrupt("unknown scalar type of '\(name)'")
+            }
+            guard let filter = Filter(rawValue: try cursor.u8()) else {
+                throw cursor.corrupt("unknown filter of '\(name)'")
+            }
             let filterWidth = Int(try cursor.u8())
             let elementSize = Int(try cursor.u32())
             let typeName = try cursor.string16(limit: ShardFormat.maximumTypeNameLength)
@@ -147,7 +155,9 @@ struct ShardIndex: Sendable {
                 throw cursor.corrupt("filter width \(filterWidth) of '\(name)' does not divide its element size")
             }
             let dimensionCount = Int(try cursor.u8())
-            guard dimensionCount <= ShardFormat.maximumDimensions else { throw cursor.corrupt("'\(name)' has \(dimensionCount) dimensions") }
+            guard dimensionCount <= ShardFormat.maximumDimensions else {
+                throw cursor.corrupt("'\(name)' has \(dimensionCount) dimensions")
+            }
             var shape: [Int] = []
             var elements = 1
             for _ in 0..<dimensionCount {
@@ -175,7 +185,9 @@ struct ShardIndex: Sendable {
                 let offset = try cursor.u64()
                 let stored = try cursor.u64()
                 let raw = try cursor.u64()
-                guard let codec = ChunkCodec(rawValue: try cursor.u8()) else { throw cursor.corrupt("unknown codec in '\(name)'") }
+                guard let codec = ChunkCodec(rawValue: try cursor.u8()) else {
+                    throw cursor.corrupt("unknown codec in '\(name)'")
+                }
                 let digest = try cursor.bytes(ShardFormat.digestSize)
                 guard offset >= UInt64(dataRange.lowerBound), stored <= UInt64(dataRange.upperBound),
                     offset <= UInt64(dataRange.upperBound) - stored
@@ -194,7 +206,14 @@ struct ShardIndex: Sendable {
                 covered += Int(raw)
                 guard covered <= rawSize else { throw cursor.corrupt("chunks of '\(name)' hold more than its size") }
                 chunks.append(
-                    ChunkRecord(offset: Int(offset), storedSize: Int(stored), rawSize: Int(raw), codec: codec, digest: digest))
+                    ChunkRecord(
+                        offset: Int(offset),
+                        storedSize: Int(stored),
+                        rawSize: Int(raw),
+                        codec: codec,
+                        digest: digest
+                    )
+                )
             }
             guard covered == rawSize else {
                 throw cursor.corrupt("chunks of '\(name)' hold \(covered) bytes but the entry has \(rawSize)")
@@ -202,10 +221,20 @@ struct ShardIndex: Sendable {
             let elementType = ElementType(scalar: scalar, size: elementSize, typeName: typeName)
             entries.append(
                 EntryRecord(
-                    name: name, encoding: encoding, elementType: elementType, filter: filter, filterWidth: filterWidth,
-                    shape: shape, rawSize: rawSize, chunks: chunks))
+                    name: name,
+                    encoding: encoding,
+                    elementType: elementType,
+                    filter: filter,
+                    filterWidth: filterWidth,
+                    shape: shape,
+                    rawSize: rawSize,
+                    chunks: chunks
+                )
+            )
         }
-        guard cursor.remaining == 0 else { throw cursor.corrupt("\(cursor.remaining) unexpected bytes after the index") }
+        guard cursor.remaining == 0 else {
+            throw cursor.corrupt("\(cursor.remaining) unexpected bytes after the index")
+        }
         self.entries = entries
     }
 

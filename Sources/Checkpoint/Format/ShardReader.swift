@@ -15,11 +15,16 @@ final class ShardReader: @unchecked Sendable {
         let file = try OpenFile.openForReading(path)
         let size = try file.size()
         guard size >= ShardFormat.headerSize + ShardFormat.footerSize else {
-            if size >= ShardFormat.magic.count, try Self.readBytes(file, 0, ShardFormat.magic.count) != ShardFormat.magic {
+            if size >= ShardFormat.magic.count,
+                try Self.readBytes(file, 0, ShardFormat.magic.count) != ShardFormat.magic
+            {
                 throw CheckpointError(.badMagic, "not a swift-checkpoint shard (wrong magic bytes)", path: path)
             }
             throw CheckpointError(
-                .truncated, "shard is \(size) bytes, smaller than a header and footer; it was cut short", path: path)
+                .truncated,
+                "shard is \(size) bytes, smaller than a header and footer; it was cut short",
+                path: path
+            )
         }
         let header = try Self.readBytes(file, 0, ShardFormat.headerSize)
         guard Array(header[0..<8]) == ShardFormat.magic else {
@@ -32,23 +37,32 @@ final class ShardReader: @unchecked Sendable {
             throw CheckpointError(
                 .unsupportedFormatVersion,
                 "shard uses format \(major).\(minor), but this build of swift-checkpoint reads format \(ShardFormat.majorVersion).x at most; upgrade swift-checkpoint to read it",
-                path: path)
+                path: path
+            )
         }
         guard major >= 1 else { throw CheckpointError(.corruptData, "shard declares format version 0", path: path) }
         guard try cursor.u32() == 0 else {
-            throw CheckpointError(.corruptData, "shard header's reserved flags are not zero; the header is damaged", path: path)
+            throw CheckpointError(
+                .corruptData,
+                "shard header's reserved flags are not zero; the header is damaged",
+                path: path
+            )
         }
         let footer = try Self.readBytes(file, size - ShardFormat.footerSize, ShardFormat.footerSize)
         guard Array(footer[48..<56]) == ShardFormat.footerMagic else {
             throw CheckpointError(
-                .truncated, "shard has no valid footer: the file was cut short or its end is damaged", path: path)
+                .truncated,
+                "shard has no valid footer: the file was cut short or its end is damaged",
+                path: path
+            )
         }
         var footerCursor = ByteCursor(footer, path: path)
         let indexOffset = try footerCursor.u64()
         let indexLength = try footerCursor.u64()
         let digest = try footerCursor.bytes(ShardFormat.digestSize)
         let indexEnd = UInt64(size - ShardFormat.footerSize)
-        guard indexOffset >= UInt64(ShardFormat.headerSize), indexOffset <= indexEnd, indexLength == indexEnd - indexOffset
+        guard indexOffset >= UInt64(ShardFormat.headerSize), indexOffset <= indexEnd,
+            indexLength == indexEnd - indexOffset
         else {
             throw CheckpointError(.corruptData, "shard footer points outside the file", path: path)
         }
@@ -57,7 +71,10 @@ final class ShardReader: @unchecked Sendable {
             throw CheckpointError(.corruptData, "shard index fails its SHA-256 checksum", path: path)
         }
         index = try ShardIndex(
-            decoding: indexBytes, dataRange: ShardFormat.headerSize..<Int(indexOffset), path: path)
+            decoding: indexBytes,
+            dataRange: ShardFormat.headerSize..<Int(indexOffset),
+            path: path
+        )
         var byName: [String: Int] = [:]
         for (position, entry) in index.entries.enumerated() { byName[entry.name] = position }
         self.byName = byName
@@ -74,14 +91,17 @@ final class ShardReader: @unchecked Sendable {
             throw CheckpointError(
                 .entryMissing,
                 "entry '\(name)' is not in this checkpoint; it holds: \(index.entries.map(\.name).joined(separator: ", "))",
-                path: path)
+                path: path
+            )
         }
         return index.entries[position]
     }
 
     /// Decodes all of `record`'s chunks into `destination` (exactly `record.rawSize` bytes).
     func decode(
-        _ record: EntryRecord, into destination: UnsafeMutableRawBufferPointer, threads: Int
+        _ record: EntryRecord,
+        into destination: UnsafeMutableRawBufferPointer,
+        threads: Int
     ) throws(CheckpointError) {
         precondition(destination.count == record.rawSize)
         var starts: [Int] = []
@@ -92,14 +112,17 @@ final class ShardReader: @unchecked Sendable {
         }
         let largest = record.chunks.map { max($0.storedSize, $0.rawSize) }.max() ?? 0
         try ParallelWork.run(
-            count: record.chunks.count, threads: threads,
+            count: record.chunks.count,
+            threads: threads,
             makeWorker: { () throws(CheckpointError) in try ChunkDecoder(scratchSize: largest) },
             body: { (worker, index) throws(CheckpointError) in
                 let chunk = record.chunks[index]
                 let target = UnsafeMutableRawBufferPointer(
-                    rebasing: destination[starts[index]..<starts[index] + chunk.rawSize])
+                    rebasing: destination[starts[index]..<starts[index] + chunk.rawSize]
+                )
                 try worker.decode(chunk, of: record, from: file, into: target)
-            })
+            }
+        )
     }
 
     /// Reads and verifies every chunk of every entry, discarding the data.
@@ -107,7 +130,11 @@ final class ShardReader: @unchecked Sendable {
         for record in index.entries {
             let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, record.rawSize), alignment: 64)
             defer { scratch.deallocate() }
-            try decode(record, into: UnsafeMutableRawBufferPointer(rebasing: scratch[..<record.rawSize]), threads: threads)
+            try decode(
+                record,
+                into: UnsafeMutableRawBufferPointer(rebasing: scratch[..<record.rawSize]),
+                threads: threads
+            )
         }
     }
 
@@ -138,7 +165,9 @@ final class ChunkDecoder {
     }
 
     func decode(
-        _ chunk: ChunkRecord, of record: EntryRecord, from file: OpenFile,
+        _ chunk: ChunkRecord,
+        of record: EntryRecord,
+        from file: OpenFile,
         into target: UnsafeMutableRawBufferPointer
     ) throws(CheckpointError) {
         let bytes = UnsafeMutableRawBufferPointer(rebasing: stored[..<chunk.storedSize])
@@ -146,9 +175,12 @@ final class ChunkDecoder {
         guard sha256(UnsafeRawBufferPointer(bytes)) == chunk.digest else {
             throw CheckpointError(
                 .corruptData,
-                "entry '\(record.name)': the chunk at byte \(chunk.offset) fails its SHA-256 checksum", path: file.path)
+                "entry '\(record.name)': the chunk at byte \(chunk.offset) fails its SHA-256 checksum",
+                path: file.path
+            )
         }
-        let filtered = record.filter == .shuffle ? UnsafeMutableRawBufferPointer(rebasing: unfiltered[..<chunk.rawSize]) : target
+        let filtered =
+            record.filter == .shuffle ? UnsafeMutableRawBufferPointer(rebasing: unfiltered[..<chunk.rawSize]) : target
         do {
             switch chunk.codec {
             case .raw: filtered.copyMemory(from: UnsafeRawBufferPointer(bytes))
@@ -156,7 +188,10 @@ final class ChunkDecoder {
             }
         } catch {
             throw CheckpointError(
-                .corruptData, "entry '\(record.name)', chunk at byte \(chunk.offset): \(error.message)", path: file.path)
+                .corruptData,
+                "entry '\(record.name)', chunk at byte \(chunk.offset): \(error.message)",
+                path: file.path
+            )
         }
         if record.filter == .shuffle {
             ByteShuffle.unshuffle(UnsafeRawBufferPointer(filtered), into: target, width: record.filterWidth)

@@ -24,7 +24,9 @@ struct ShardSummary: Sendable {
 /// order), index, footer, then `fsync`.
 enum ShardWriter {
     static func write(
-        _ entries: [SnapshotWriter.Pending], to path: String, options: EncodingOptions
+        _ entries: [SnapshotWriter.Pending],
+        to path: String,
+        options: EncodingOptions
     ) throws(CheckpointError) -> ShardSummary {
         let file = try OpenFile.createExclusive(path, permissions: options.permissions)
         var header = ByteBuilder()
@@ -53,16 +55,24 @@ enum ShardWriter {
                     let count = min(window, chunkCount - first)
                     clock.restart()
                     try ParallelWork.run(
-                        count: count, threads: options.threads,
+                        count: count,
+                        threads: options.threads,
                         makeWorker: { () throws(CheckpointError) in
                             try ChunkEncoder(level: options.compressionLevel, scratchSize: chunkRaw)
                         },
                         body: { (worker, slot) throws(CheckpointError) in
                             let start = (first + slot) * chunkRaw
-                            let raw = UnsafeRawBufferPointer(rebasing: source[start..<min(start + chunkRaw, source.count)])
+                            let raw = UnsafeRawBufferPointer(
+                                rebasing: source[start..<min(start + chunkRaw, source.count)]
+                            )
                             slots.results[slot] = try worker.encode(
-                                raw, filter: filter, width: width, into: slots.buffer(slot))
-                        })
+                                raw,
+                                filter: filter,
+                                width: width,
+                                into: slots.buffer(slot)
+                            )
+                        }
+                    )
                     encodeSeconds += clock.elapsed
                     clock.restart()
                     for slot in 0..<count {
@@ -70,8 +80,13 @@ enum ShardWriter {
                         try file.writeAll(UnsafeRawBufferPointer(rebasing: slots.buffer(slot)[..<result.storedSize]))
                         chunks.append(
                             ChunkRecord(
-                                offset: offset, storedSize: result.storedSize, rawSize: result.rawSize, codec: result.codec,
-                                digest: result.digest))
+                                offset: offset,
+                                storedSize: result.storedSize,
+                                rawSize: result.rawSize,
+                                codec: result.codec,
+                                digest: result.digest
+                            )
+                        )
                         offset += result.storedSize
                     }
                     writeSeconds += clock.elapsed
@@ -80,8 +95,16 @@ enum ShardWriter {
             }
             records.append(
                 EntryRecord(
-                    name: entry.name, encoding: entry.encoding, elementType: entry.elementType, filter: filter,
-                    filterWidth: width, shape: entry.shape, rawSize: entry.source.byteCount, chunks: chunks))
+                    name: entry.name,
+                    encoding: entry.encoding,
+                    elementType: entry.elementType,
+                    filter: filter,
+                    filterWidth: width,
+                    shape: entry.shape,
+                    rawSize: entry.source.byteCount,
+                    chunks: chunks
+                )
+            )
         }
 
         clock.restart()
@@ -100,8 +123,13 @@ enum ShardWriter {
         let syncSeconds = clock.elapsed
         file.close()
         return ShardSummary(
-            fileSize: offset + index.count + ShardFormat.footerSize, indexDigest: digest, entries: records,
-            encodeSeconds: encodeSeconds, writeSeconds: writeSeconds, syncSeconds: syncSeconds)
+            fileSize: offset + index.count + ShardFormat.footerSize,
+            indexDigest: digest,
+            entries: records,
+            encodeSeconds: encodeSeconds,
+            writeSeconds: writeSeconds,
+            syncSeconds: syncSeconds
+        )
     }
 }
 
@@ -151,7 +179,10 @@ final class ChunkEncoder {
 
     /// Filters `raw`, compresses it into `output` and keeps the frame only if it is smaller.
     func encode(
-        _ raw: UnsafeRawBufferPointer, filter: Filter, width: Int, into output: UnsafeMutableRawBufferPointer
+        _ raw: UnsafeRawBufferPointer,
+        filter: Filter,
+        width: Int,
+        into output: UnsafeMutableRawBufferPointer
     ) throws(CheckpointError) -> Result {
         var filtered = raw
         if filter == .shuffle {

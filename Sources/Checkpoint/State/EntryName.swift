@@ -14,11 +14,16 @@ public enum EntryName {
         guard !bytes.isEmpty else { throw CheckpointError(.invalidName, "entry names must not be empty") }
         guard bytes.count <= maximumLength else {
             throw CheckpointError(
-                .invalidName, "entry name is \(bytes.count) bytes; the limit is \(maximumLength): '\(name.prefix(40))…'")
+                .invalidName,
+                "entry name is \(bytes.count) bytes; the limit is \(maximumLength): '\(name.prefix(40))…'"
+            )
         }
         for component in bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
             guard !component.isEmpty else {
-                throw CheckpointError(.invalidName, "entry name '\(name)' has an empty component (leading, trailing or double '/')")
+                throw CheckpointError(
+                    .invalidName,
+                    "entry name '\(name)' has an empty component (leading, trailing or double '/')"
+                )
             }
             guard component.elementsEqual([0x2E]) == false, component.elementsEqual([0x2E, 0x2E]) == false else {
                 throw CheckpointError(.invalidName, "entry name '\(name)' has a '.' or '..' component")
@@ -26,7 +31,8 @@ public enum EntryName {
             for byte in component where !isAllowed(byte) {
                 throw CheckpointError(
                     .invalidName,
-                    "entry name '\(name)' contains \(describe(byte)); use ASCII letters, digits, '_', '-', '.' and '/'")
+                    "entry name '\(name)' contains \(describe(byte)); use ASCII letters, digits, '_', '-', '.' and '/'"
+                )
             }
         }
     }

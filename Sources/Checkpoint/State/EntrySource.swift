@@ -4,13 +4,17 @@ import Foundation
 /// (arrays are retained, not copied: they are copy-on-write).
 protocol EntrySource: Sendable {
     var byteCount: Int { get }
-    func withBytes<Result>(_ body: (UnsafeRawBufferPointer) throws(CheckpointError) -> Result) throws(CheckpointError) -> Result
+    func withBytes<Result>(
+        _ body: (UnsafeRawBufferPointer) throws(CheckpointError) -> Result
+    ) throws(CheckpointError) -> Result
 }
 
 struct ArraySource<Element: BitwiseCopyable>: EntrySource, @unchecked Sendable {
     let array: [Element]
     var byteCount: Int { array.count * MemoryLayout<Element>.stride }
-    func withBytes<Result>(_ body: (UnsafeRawBufferPointer) throws(CheckpointError) -> Result) throws(CheckpointError) -> Result {
+    func withBytes<Result>(
+        _ body: (UnsafeRawBufferPointer) throws(CheckpointError) -> Result
+    ) throws(CheckpointError) -> Result {
         try withTypedThrows { try array.withUnsafeBytes { try body($0) } }
     }
 }
@@ -18,7 +22,9 @@ struct ArraySource<Element: BitwiseCopyable>: EntrySource, @unchecked Sendable {
 struct ContiguousArraySource<Element: BitwiseCopyable>: EntrySource, @unchecked Sendable {
     let array: ContiguousArray<Element>
     var byteCount: Int { array.count * MemoryLayout<Element>.stride }
-    func withBytes<Result>(_ body: (UnsafeRawBufferPointer) throws(CheckpointError) -> Result) throws(CheckpointError) -> Result {
+    func withBytes<Result>(
+        _ body: (UnsafeRawBufferPointer) throws(CheckpointError) -> Result
+    ) throws(CheckpointError) -> Result {
         try withTypedThrows { try array.withUnsafeBytes { try body($0) } }
     }
 }
@@ -27,7 +33,9 @@ struct ContiguousArraySource<Element: BitwiseCopyable>: EntrySource, @unchecked 
 struct PointerSource: EntrySource, @unchecked Sendable {
     let bytes: UnsafeRawBufferPointer
     var byteCount: Int { bytes.count }
-    func withBytes<Result>(_ body: (UnsafeRawBufferPointer) throws(CheckpointError) -> Result) throws(CheckpointError) -> Result {
+    func withBytes<Result>(
+        _ body: (UnsafeRawBufferPointer) throws(CheckpointError) -> Result
+    ) throws(CheckpointError) -> Result {
         try body(bytes)
     }
 }
@@ -36,7 +44,9 @@ struct PointerSource: EntrySource, @unchecked Sendable {
 struct BytesSource: EntrySource {
     let bytes: [UInt8]
     var byteCount: Int { bytes.count }
-    func withBytes<Result>(_ body: (UnsafeRawBufferPointer) throws(CheckpointError) -> Result) throws(CheckpointError) -> Result {
+    func withBytes<Result>(
+        _ body: (UnsafeRawBufferPointer) throws(CheckpointError) -> Result
+    ) throws(CheckpointError) -> Result {
         try withTypedThrows { try bytes.withUnsafeBytes { try body($0) } }
     }
 }

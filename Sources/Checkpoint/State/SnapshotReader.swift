@@ -37,7 +37,10 @@ public struct SnapshotReader: Sendable {
     /// Reads an array of `BitwiseCopyable` elements.
     /// - Throws: `entryMissing`; `typeMismatch` when the entry holds other elements (say `Float` saved,
     ///   `Double` requested); `corruptData` when a chunk fails its checksum.
-    public func read<Element: BitwiseCopyable>(_ type: [Element].Type, _ name: String) throws(CheckpointError) -> [Element] {
+    public func read<Element: BitwiseCopyable>(
+        _ type: [Element].Type,
+        _ name: String
+    ) throws(CheckpointError) -> [Element] {
         let record = try rawRecord(name, Element.self)
         let count = record.elementCount
         var failure: CheckpointError?
@@ -56,7 +59,8 @@ public struct SnapshotReader: Sendable {
 
     /// Reads a `ContiguousArray` of `BitwiseCopyable` elements. See ``read(_:_:)-(Array<Element>.Type,_)``.
     public func read<Element: BitwiseCopyable>(
-        _ type: ContiguousArray<Element>.Type, _ name: String
+        _ type: ContiguousArray<Element>.Type,
+        _ name: String
     ) throws(CheckpointError) -> ContiguousArray<Element> {
         ContiguousArray(try read([Element].self, name))
     }
@@ -66,7 +70,10 @@ public struct SnapshotReader: Sendable {
         let values = try read([Value].self, name)
         guard values.count == 1 else {
             throw CheckpointError(
-                .shapeMismatch, "entry '\(prefix + name)' holds \(values.count) values, not one", path: shard.path)
+                .shapeMismatch,
+                "entry '\(prefix + name)' holds \(values.count) values, not one",
+                path: shard.path
+            )
         }
         return values[0]
     }
@@ -77,7 +84,8 @@ public struct SnapshotReader: Sendable {
     /// copy), so a failure leaves it as it was.
     /// - Throws: `entryMissing`, `typeMismatch`, `shapeMismatch` (different element count) or `corruptData`.
     public func read<Element: BitwiseCopyable>(
-        into buffer: UnsafeMutableBufferPointer<Element>, _ name: String
+        into buffer: UnsafeMutableBufferPointer<Element>,
+        _ name: String
     ) throws(CheckpointError) {
         let staged = try stage(into: buffer.count, Element.self, name)
         staged.apply(to: UnsafeMutableRawBufferPointer(buffer))
@@ -91,7 +99,8 @@ public struct SnapshotReader: Sendable {
             throw CheckpointError(
                 .typeMismatch,
                 "entry '\(record.name)' holds raw \(record.elementType), not an encoded \(Value.self); read it with read(_:_:)",
-                path: shard.path)
+                path: shard.path
+            )
         }
         var bytes = [UInt8](repeating: 0, count: record.rawSize)
         try withTypedThrows {
@@ -105,7 +114,9 @@ public struct SnapshotReader: Sendable {
             throw CheckpointError(
                 .decodingFailed,
                 "entry '\(record.name)' (saved as \(record.elementType.typeName)) does not decode as \(Value.self)",
-                path: shard.path, underlying: error)
+                path: shard.path,
+                underlying: error
+            )
         }
     }
 
@@ -123,33 +134,42 @@ public struct SnapshotReader: Sendable {
 
     /// Reads and verifies an entry with `count` elements into a staging buffer, for two-phase restores.
     func stage<Element: BitwiseCopyable>(
-        into count: Int, _ type: Element.Type, _ name: String
+        into count: Int,
+        _ type: Element.Type,
+        _ name: String
     ) throws(CheckpointError) -> StagedBytes {
         let record = try rawRecord(name, Element.self)
         guard record.elementCount == count else {
             throw CheckpointError(
                 .shapeMismatch,
                 "entry '\(record.name)' holds \(record.elementCount) elements (shape \(record.shape)) but the destination has \(count)",
-                path: shard.path)
+                path: shard.path
+            )
         }
         let staged = StagedBytes(count: record.rawSize)
         try shard.decode(record, into: staged.bytes, threads: threads)
         return staged
     }
 
-    private func rawRecord<Element: BitwiseCopyable>(_ name: String, _ type: Element.Type) throws(CheckpointError) -> EntryRecord {
+    private func rawRecord<Element: BitwiseCopyable>(
+        _ name: String,
+        _ type: Element.Type
+    ) throws(CheckpointError) -> EntryRecord {
         let record = try shard.record(prefix + name)
         let wanted = ElementType.of(Element.self)
         guard record.encoding == .raw else {
             throw CheckpointError(
-                .typeMismatch, "entry '\(record.name)' holds an encoded \(record.elementType.typeName), not raw \(wanted.typeName); read it with decode(_:_:)",
-                path: shard.path)
+                .typeMismatch,
+                "entry '\(record.name)' holds an encoded \(record.elementType.typeName), not raw \(wanted.typeName); read it with decode(_:_:)",
+                path: shard.path
+            )
         }
         guard record.elementType.isCompatible(with: wanted) else {
             throw CheckpointError(
                 .typeMismatch,
                 "entry '\(record.name)' was saved as \(record.elementType) and cannot be restored as \(wanted)",
-                path: shard.path)
+                path: shard.path
+            )
         }
         return record
     }

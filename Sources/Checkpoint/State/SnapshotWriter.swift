@@ -41,14 +41,18 @@ public struct SnapshotWriter: Sendable {
     ///   - shape: The array's dimensions, row-major; the product must equal `array.count`. Defaults to `[count]`.
     /// - Throws: ``CheckpointError`` with code `invalidName`, `duplicateName` or `shapeMismatch`.
     public mutating func write<Element: BitwiseCopyable>(
-        _ array: [Element], as name: String, shape: [Int]? = nil
+        _ array: [Element],
+        as name: String,
+        shape: [Int]? = nil
     ) throws(CheckpointError) {
         try add(name, .raw, .of(Element.self), shape: shape, count: array.count, ArraySource(array: array))
     }
 
     /// Writes a `ContiguousArray` of `BitwiseCopyable` elements as raw bytes. See ``write(_:as:shape:)-(Array<Element>,_,_)``.
     public mutating func write<Element: BitwiseCopyable>(
-        _ array: ContiguousArray<Element>, as name: String, shape: [Int]? = nil
+        _ array: ContiguousArray<Element>,
+        as name: String,
+        shape: [Int]? = nil
     ) throws(CheckpointError) {
         try add(name, .raw, .of(Element.self), shape: shape, count: array.count, ContiguousArraySource(array: array))
     }
@@ -57,7 +61,9 @@ public struct SnapshotWriter: Sendable {
     ///
     /// The memory must stay valid and unchanged until the save that uses this writer returns.
     public mutating func write<Element: BitwiseCopyable>(
-        _ buffer: UnsafeBufferPointer<Element>, as name: String, shape: [Int]? = nil
+        _ buffer: UnsafeBufferPointer<Element>,
+        as name: String,
+        shape: [Int]? = nil
     ) throws(CheckpointError) {
         let bytes = UnsafeRawBufferPointer(buffer)
         try add(name, .raw, .of(Element.self), shape: shape, count: buffer.count, PointerSource(bytes: bytes))
@@ -65,7 +71,9 @@ public struct SnapshotWriter: Sendable {
 
     /// Writes memory the application owns as raw bytes. See ``write(_:as:shape:)-(UnsafeBufferPointer<Element>,_,_)``.
     public mutating func write<Element: BitwiseCopyable>(
-        _ buffer: UnsafeMutableBufferPointer<Element>, as name: String, shape: [Int]? = nil
+        _ buffer: UnsafeMutableBufferPointer<Element>,
+        as name: String,
+        shape: [Int]? = nil
     ) throws(CheckpointError) {
         try write(UnsafeBufferPointer(buffer), as: name, shape: shape)
     }
@@ -101,7 +109,11 @@ public struct SnapshotWriter: Sendable {
     }
 
     private mutating func add(
-        _ localName: String, _ encoding: EntryEncoding, _ type: ElementType, shape: [Int]?, count: Int,
+        _ localName: String,
+        _ encoding: EntryEncoding,
+        _ type: ElementType,
+        shape: [Int]?,
+        count: Int,
         _ source: any EntrySource
     ) throws(CheckpointError) {
         let name = prefix + localName
@@ -113,10 +125,15 @@ public struct SnapshotWriter: Sendable {
         let product = shape.reduce(1, *)
         guard product == count else {
             throw CheckpointError(
-                .shapeMismatch, "shape \(shape) of '\(name)' holds \(product) elements but \(count) were given")
+                .shapeMismatch,
+                "shape \(shape) of '\(name)' holds \(product) elements but \(count) were given"
+            )
         }
         guard names.insert(name).inserted else {
-            throw CheckpointError(.duplicateName, "entry '\(name)' was written twice; give each piece of state its own name")
+            throw CheckpointError(
+                .duplicateName,
+                "entry '\(name)' was written twice; give each piece of state its own name"
+            )
         }
         entries.append(Pending(name: name, encoding: encoding, elementType: type, shape: shape, source: source))
     }
@@ -129,14 +146,20 @@ enum JSONCoding {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         encoder.nonConformingFloatEncodingStrategy = .convertToString(
-            positiveInfinity: "+Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+            positiveInfinity: "+Infinity",
+            negativeInfinity: "-Infinity",
+            nan: "NaN"
+        )
         return encoder
     }
 
     static var decoder: JSONDecoder {
         let decoder = JSONDecoder()
         decoder.nonConformingFloatDecodingStrategy = .convertFromString(
-            positiveInfinity: "+Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+            positiveInfinity: "+Infinity",
+            negativeInfinity: "-Infinity",
+            nan: "NaN"
+        )
         return decoder
     }
 }

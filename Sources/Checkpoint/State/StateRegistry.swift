@@ -36,7 +36,9 @@ public final class StateRegistry: Sendable {
 
     /// Registers an array property of an object; it is saved raw and replaced wholesale on restore.
     public func register<Root: AnyObject, Element: BitwiseCopyable>(
-        _ name: String, _ object: Root, _ keyPath: ReferenceWritableKeyPath<Root, [Element]>
+        _ name: String,
+        _ object: Root,
+        _ keyPath: ReferenceWritableKeyPath<Root, [Element]>
     ) throws(CheckpointError) {
         let box = UncheckedBox((object, keyPath))
         try add(
@@ -46,12 +48,15 @@ public final class StateRegistry: Sendable {
                 let array = try reader.read([Element].self, name)
                 let result = UncheckedBox(array)
                 return { box.value.0[keyPath: box.value.1] = result.value }
-            })
+            }
+        )
     }
 
     /// Registers a `BitwiseCopyable` property (an `Int`, a `Double`, a plain struct); saved bit-exact.
     public func register<Root: AnyObject, Value: BitwiseCopyable>(
-        _ name: String, _ object: Root, _ keyPath: ReferenceWritableKeyPath<Root, Value>
+        _ name: String,
+        _ object: Root,
+        _ keyPath: ReferenceWritableKeyPath<Root, Value>
     ) throws(CheckpointError) {
         let box = UncheckedBox((object, keyPath))
         try add(
@@ -60,13 +65,16 @@ public final class StateRegistry: Sendable {
             prepare: { reader in
                 let value = UncheckedBox(try reader.read(Value.self, name))
                 return { box.value.0[keyPath: box.value.1] = value.value }
-            })
+            }
+        )
     }
 
     /// Registers a `Codable` property; saved as JSON.
     @_disfavoredOverload
-    public func register<Root: AnyObject, Value: Codable>(
-        _ name: String, _ object: Root, _ keyPath: ReferenceWritableKeyPath<Root, Value>
+    public func register<Root: AnyObject, Value: Codable & SendableMetatype>(
+        _ name: String,
+        _ object: Root,
+        _ keyPath: ReferenceWritableKeyPath<Root, Value>
     ) throws(CheckpointError) {
         let box = UncheckedBox((object, keyPath))
         try add(
@@ -75,13 +83,16 @@ public final class StateRegistry: Sendable {
             prepare: { reader in
                 let value = UncheckedBox(try reader.decode(Value.self, name))
                 return { box.value.0[keyPath: box.value.1] = value.value }
-            })
+            }
+        )
     }
 
     /// Registers memory the application owns (`FTI_Protect`-style). It must stay allocated, with
     /// the same count, until unregistered; restore requires the saved element count to match.
     public func register<Element: BitwiseCopyable>(
-        _ name: String, buffer: UnsafeMutableBufferPointer<Element>, shape: [Int]? = nil
+        _ name: String,
+        buffer: UnsafeMutableBufferPointer<Element>,
+        shape: [Int]? = nil
     ) throws(CheckpointError) {
         let box = UncheckedBox(buffer)
         try add(
@@ -90,13 +101,16 @@ public final class StateRegistry: Sendable {
             prepare: { reader in
                 let staged = try reader.stage(into: box.value.count, Element.self, name)
                 return { staged.apply(to: UnsafeMutableRawBufferPointer(box.value)) }
-            })
+            }
+        )
     }
 
     /// Registers state reached through closures, for anything key paths cannot name.
     @_disfavoredOverload
-    public func register<Value: Codable>(
-        _ name: String, get: @escaping @Sendable () -> Value, set: @escaping @Sendable (Value) -> Void
+    public func register<Value: Codable & SendableMetatype>(
+        _ name: String,
+        get: @escaping @Sendable () -> Value,
+        set: @escaping @Sendable (Value) -> Void
     ) throws(CheckpointError) {
         try add(
             name,
@@ -104,12 +118,15 @@ public final class StateRegistry: Sendable {
             prepare: { reader in
                 let value = UncheckedBox(try reader.decode(Value.self, name))
                 return { set(value.value) }
-            })
+            }
+        )
     }
 
     /// Registers an array reached through closures; saved raw.
     public func register<Element: BitwiseCopyable>(
-        _ name: String, get: @escaping @Sendable () -> [Element], set: @escaping @Sendable ([Element]) -> Void
+        _ name: String,
+        get: @escaping @Sendable () -> [Element],
+        set: @escaping @Sendable ([Element]) -> Void
     ) throws(CheckpointError) {
         try add(
             name,
@@ -117,13 +134,16 @@ public final class StateRegistry: Sendable {
             prepare: { reader in
                 let value = UncheckedBox(try reader.read([Element].self, name))
                 return { set(value.value) }
-            })
+            }
+        )
     }
 
     /// Registers a ``Checkpointable`` object; its entries are saved under `name/…` and on restore a
     /// freshly built value is handed to `set`.
-    public func register<Value: Checkpointable>(
-        _ name: String, get: @escaping @Sendable () -> Value, set: @escaping @Sendable (Value) -> Void
+    public func register<Value: Checkpointable & SendableMetatype>(
+        _ name: String,
+        get: @escaping @Sendable () -> Value,
+        set: @escaping @Sendable (Value) -> Void
     ) throws(CheckpointError) {
         try add(
             name,
@@ -131,7 +151,8 @@ public final class StateRegistry: Sendable {
             prepare: { reader in
                 let value = UncheckedBox(try reader.read(Value.self, name))
                 return { set(value.value) }
-            })
+            }
+        )
     }
 
     /// Removes a registration. Returns whether the name was registered.
@@ -156,12 +177,16 @@ public final class StateRegistry: Sendable {
     }
 
     private func add(
-        _ name: String, save: @escaping @Sendable (inout SnapshotWriter) throws -> Void,
+        _ name: String,
+        save: @escaping @Sendable (inout SnapshotWriter) throws -> Void,
         prepare: @escaping @Sendable (SnapshotReader) throws -> @Sendable () -> Void
     ) throws(CheckpointError) {
         try EntryName.validate(name)
         let added = items.withLock { items in
-            guard !items.contains(where: { $0.name == name || $0.name.hasPrefix(name + "/") || name.hasPrefix($0.name + "/") })
+            guard
+                !items.contains(where: {
+                    $0.name == name || $0.name.hasPrefix(name + "/") || name.hasPrefix($0.name + "/")
+                })
             else { return false }
             items.append(Item(name: name, save: save, prepare: prepare))
             return true

@@ -42,7 +42,11 @@ public struct CheckpointDirectory: Sendable {
     public func committedSteps() throws(CheckpointError) -> [Step] {
         guard Syscalls.isDirectory(path) else {
             if Syscalls.exists(path) {
-                throw CheckpointError(.notFound, "not a directory; pass the directory that holds ckpt-* folders", path: path)
+                throw CheckpointError(
+                    .notFound,
+                    "not a directory; pass the directory that holds ckpt-* folders",
+                    path: path
+                )
             }
             throw CheckpointError(.notFound, "checkpoint directory does not exist", path: path)
         }
@@ -69,14 +73,20 @@ public struct CheckpointDirectory: Sendable {
         do {
             bytes = try Self.readWholeFile(manifestPath, limit: 256 << 20)
             checksum = try Self.readWholeFile(directory + "/" + Manifest.checksumFileName, limit: 4096)
-        } catch where error.code == .notFound {
+        } catch  where error.code == .notFound {
             throw CheckpointError(
-                .manifestInvalid, "checkpoint has no manifest (or no checksum file); it is not committed", path: directory)
+                .manifestInvalid,
+                "checkpoint has no manifest (or no checksum file); it is not committed",
+                path: directory
+            )
         }
         let manifest = try Manifest.decode(bytes, checksumLine: checksum, path: manifestPath)
         guard manifest.step == step else {
             throw CheckpointError(
-                .manifestInvalid, "manifest says step \(manifest.step) but its directory is for step \(step)", path: manifestPath)
+                .manifestInvalid,
+                "manifest says step \(manifest.step) but its directory is for step \(step)",
+                path: manifestPath
+            )
         }
         return manifest
     }
@@ -89,7 +99,11 @@ public struct CheckpointDirectory: Sendable {
     ///   - threads: Threads used to decode chunks.
     /// - Throws: `manifestInvalid`, `incompleteCheckpoint` (shard missing, or not the one the manifest
     ///   names), `truncated`, `badMagic`, `unsupportedFormatVersion`, `corruptData`.
-    public func openSnapshot(step: Step, rank: Int = 0, threads: Int = Checkpointer.Configuration.defaultThreads)
+    public func openSnapshot(
+        step: Step,
+        rank: Int = 0,
+        threads: Int = Checkpointer.Configuration.defaultThreads
+    )
         throws(CheckpointError) -> SnapshotReader
     {
         let manifest = try loadManifest(step: step)
@@ -99,14 +113,20 @@ public struct CheckpointDirectory: Sendable {
     func openSnapshot(manifest: Manifest, rank: Int, threads: Int) throws(CheckpointError) -> SnapshotReader {
         guard rank >= 0, rank < manifest.shards.count else {
             throw CheckpointError(
-                .incompleteCheckpoint, "checkpoint \(manifest.step) has \(manifest.rankCount) ranks; there is no rank \(rank)",
-                path: path(for: manifest.step))
+                .incompleteCheckpoint,
+                "checkpoint \(manifest.step) has \(manifest.rankCount) ranks; there is no rank \(rank)",
+                path: path(for: manifest.step)
+            )
         }
         let record = manifest.shards[rank]
         let shardPath = path(for: manifest.step) + "/" + record.file
         let recorded = manifest.shardFormat.split(separator: ".").compactMap { UInt16($0) }
         guard recorded.count == 2 else {
-            throw CheckpointError(.manifestInvalid, "manifest's shardFormat '\(manifest.shardFormat)' is not 'major.minor'", path: shardPath)
+            throw CheckpointError(
+                .manifestInvalid,
+                "manifest's shardFormat '\(manifest.shardFormat)' is not 'major.minor'",
+                path: shardPath
+            )
         }
         let shard: ShardReader
         do { shard = try ShardReader(path: shardPath) } catch {
@@ -116,8 +136,10 @@ public struct CheckpointDirectory: Sendable {
             case .unsupportedFormatVersion where recorded[0] <= ShardFormat.majorVersion:
                 // The checksummed manifest says this build can read the shard, so the header lies.
                 throw CheckpointError(
-                    .corruptData, "shard header's version disagrees with the manifest (\(manifest.shardFormat)); the header is damaged",
-                    path: shardPath)
+                    .corruptData,
+                    "shard header's version disagrees with the manifest (\(manifest.shardFormat)); the header is damaged",
+                    path: shardPath
+                )
             default:
                 throw error
             }
@@ -126,18 +148,22 @@ public struct CheckpointDirectory: Sendable {
             throw CheckpointError(
                 .corruptData,
                 "shard header says format \(shard.formatVersion.major).\(shard.formatVersion.minor) but the manifest recorded \(manifest.shardFormat); the header is damaged",
-                path: shardPath)
+                path: shardPath
+            )
         }
         guard shard.fileSize == record.fileBytes else {
             throw CheckpointError(
                 .incompleteCheckpoint,
                 "shard is \(shard.fileSize) bytes but the manifest recorded \(record.fileBytes); it was replaced or cut short",
-                path: shardPath)
+                path: shardPath
+            )
         }
         guard hexString(shard.indexDigest) == record.indexSHA256 else {
             throw CheckpointError(
-                .incompleteCheckpoint, "shard is not the one this checkpoint's manifest recorded (index checksum differs)",
-                path: shardPath)
+                .incompleteCheckpoint,
+                "shard is not the one this checkpoint's manifest recorded (index checksum differs)",
+                path: shardPath
+            )
         }
         return SnapshotReader(shard: shard, threads: threads)
     }
@@ -146,7 +172,10 @@ public struct CheckpointDirectory: Sendable {
     /// - Returns: The manifest, when everything verified.
     /// - Throws: The first problem found, naming the file and entry.
     @discardableResult
-    public func verify(step: Step, threads: Int = Checkpointer.Configuration.defaultThreads) throws(CheckpointError) -> Manifest {
+    public func verify(
+        step: Step,
+        threads: Int = Checkpointer.Configuration.defaultThreads
+    ) throws(CheckpointError) -> Manifest {
         let manifest = try loadManifest(step: step)
         for rank in 0..<manifest.rankCount {
             let reader = try openSnapshot(manifest: manifest, rank: rank, threads: threads)
@@ -170,8 +199,10 @@ public struct CheckpointDirectory: Sendable {
 
     /// Creates a fresh temporary directory for a checkpoint of `step`.
     func makeTemporary(step: Step, permissions: UInt16) throws(CheckpointError) -> String {
-        let name = Self.temporaryPrefix + zeroPadded(Int(step.rawValue), width: 12) + "."
-            + String(Syscalls.processID) + "." + String(UInt32.random(in: 0...UInt32.max), radix: 16) + Self.temporarySuffix
+        let name =
+            Self.temporaryPrefix + zeroPadded(Int(step.rawValue), width: 12) + "."
+            + String(Syscalls.processID) + "." + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+            + Self.temporarySuffix
         let temporary = path + "/" + name
         try Syscalls.makeDirectory(temporary, permissions: permissions)
         return temporary
@@ -193,7 +224,9 @@ public struct CheckpointDirectory: Sendable {
     /// ignore and remove. The rename is atomic; an existing checkpoint of the same step is swapped
     /// out atomically (`RENAME_EXCHANGE`) and then removed.
     func commit(
-        temporary: String, manifest: Manifest, permissions: UInt16,
+        temporary: String,
+        manifest: Manifest,
+        permissions: UInt16,
         checkpoint: (CommitPoint) throws(CheckpointError) -> Void
     ) throws(CheckpointError) {
         try checkpoint(.shardsWritten)
@@ -243,7 +276,11 @@ public struct CheckpointDirectory: Sendable {
         let file = try OpenFile.openForReading(path)
         let size = try file.size()
         guard size <= limit else {
-            throw CheckpointError(.manifestInvalid, "file is \(size) bytes, larger than the \(limit)-byte limit", path: path)
+            throw CheckpointError(
+                .manifestInvalid,
+                "file is \(size) bytes, larger than the \(limit)-byte limit",
+                path: path
+            )
         }
         var bytes = [UInt8](repeating: 0, count: size)
         try withTypedThrows {

@@ -120,25 +120,43 @@ public struct Manifest: Codable, Sendable, Hashable {
     static func decode(_ bytes: [UInt8], checksumLine: [UInt8], path: String) throws(CheckpointError) -> Manifest {
         let expected = String(decoding: checksumLine.prefix(64), as: UTF8.self)
         guard checksumLine.count >= 64, hexString(sha256(bytes)) == expected else {
-            throw CheckpointError(.manifestInvalid, "manifest fails its SHA-256 checksum; it was modified or damaged", path: path)
+            throw CheckpointError(
+                .manifestInvalid,
+                "manifest fails its SHA-256 checksum; it was modified or damaged",
+                path: path
+            )
         }
         let manifest: Manifest
         do { manifest = try JSONDecoder().decode(Manifest.self, from: Data(bytes)) } catch {
-            throw CheckpointError(.manifestInvalid, "manifest is not valid JSON of the expected shape", path: path, underlying: error)
+            throw CheckpointError(
+                .manifestInvalid,
+                "manifest is not valid JSON of the expected shape",
+                path: path,
+                underlying: error
+            )
         }
         guard manifest.manifestVersion <= currentVersion else {
             throw CheckpointError(
                 .unsupportedFormatVersion,
                 "manifest version \(manifest.manifestVersion) is newer than this build reads (\(currentVersion)); upgrade swift-checkpoint",
-                path: path)
+                path: path
+            )
         }
         guard manifest.rankCount >= 1, manifest.shards.count == manifest.rankCount,
             manifest.shards.enumerated().allSatisfy({ $0.offset == $0.element.rank })
         else {
-            throw CheckpointError(.manifestInvalid, "manifest lists \(manifest.shards.count) shards for \(manifest.rankCount) ranks", path: path)
+            throw CheckpointError(
+                .manifestInvalid,
+                "manifest lists \(manifest.shards.count) shards for \(manifest.rankCount) ranks",
+                path: path
+            )
         }
         for shard in manifest.shards where shard.file != CheckpointDirectory.shardFileName(rank: shard.rank) {
-            throw CheckpointError(.manifestInvalid, "manifest names an unexpected shard file '\(shard.file)'", path: path)
+            throw CheckpointError(
+                .manifestInvalid,
+                "manifest names an unexpected shard file '\(shard.file)'",
+                path: path
+            )
         }
         return manifest
     }

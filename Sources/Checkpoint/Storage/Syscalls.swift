@@ -76,7 +76,10 @@ final class OpenFile: @unchecked Sendable {
             }
             if count == 0 {
                 throw CheckpointError(
-                    .truncated, "file ends at byte \(position) but \(remaining) more bytes were expected", path: path)
+                    .truncated,
+                    "file ends at byte \(position) but \(remaining) more bytes were expected",
+                    path: path
+                )
             }
             remaining -= count
             position += count
@@ -101,7 +104,8 @@ final class OpenFile: @unchecked Sendable {
 /// Directory-level system calls.
 enum Syscalls {
     /// Creates a directory with the given permission bits; an existing directory is fine when `allowExisting`.
-    static func makeDirectory(_ path: String, permissions: UInt16, allowExisting: Bool = false) throws(CheckpointError) {
+    static func makeDirectory(_ path: String, permissions: UInt16, allowExisting: Bool = false) throws(CheckpointError)
+    {
         if mkdir(path, mode_t(permissions)) == 0 { return }
         let number = errno
         if number == EEXIST && allowExisting && isDirectory(path) { return }
@@ -153,7 +157,8 @@ enum Syscalls {
     }
 
     #if os(Linux)
-    private typealias Renameat2 = @convention(c) (Int32, UnsafePointer<CChar>?, Int32, UnsafePointer<CChar>?, UInt32) -> Int32
+    private typealias Renameat2 =
+        @convention(c) (Int32, UnsafePointer<CChar>?, Int32, UnsafePointer<CChar>?, UInt32) -> Int32
     /// glibc declares `renameat2` only under `_GNU_SOURCE`, which Swift's Glibc module does not set;
     /// look the symbol up instead (glibc 2.28 and later have it).
     private static let renameat2Function: Renameat2? = {
@@ -227,7 +232,8 @@ enum Syscalls {
                 throw CheckpointError(
                     .invalidConfiguration,
                     "another checkpointer is using this directory; give each job its own checkpoint directory or stop the other one",
-                    path: path)
+                    path: path
+                )
             }
             throw .system("flock", errno: number, path: path)
         }
