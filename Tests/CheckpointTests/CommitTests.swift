@@ -161,6 +161,36 @@ struct CommitTests {
         }
     }
 
+    @Test("A directory the process may not write: permissionDenied, nothing changed")
+    func permissionDenied() throws {
+        try withTemporaryDirectory { directory in
+            let target = directory + "/locked"
+            try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: false)
+            if getuid() == 0 {
+                // Root ignores permission bits; a read-only mount refuses it all the same (EROFS).
+                guard run("/bin/mount", ["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", target]) else {
+                    print("skipped: mount -t tmpfs is not permitted here")
+                    return
+                }
+            } else {
+                try FileManager.default.setAttributes([.posixPermissions: 0o500], ofItemAtPath: target)
+            }
+            defer {
+                if getuid() == 0 { unmount(target) }
+                try? FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: target)
+            }
+            let error = try #require(throws: CheckpointError.self) {
+                try Checkpointer(directory: target, configuration: testConfiguration())
+            }
+            #expect(error.code == .permissionDenied, "\(error)")
+            #expect(error.message.contains("permissions"))
+            let nested = try #require(throws: CheckpointError.self) {
+                try Checkpointer(directory: target + "/sub", configuration: testConfiguration())
+            }
+            #expect(nested.code == .permissionDenied, "\(nested)")
+        }
+    }
+
     @Test("Invalid configuration is refused with a message")
     func invalidConfiguration() throws {
         try withTemporaryDirectory { directory in
