@@ -83,6 +83,9 @@ extension CheckpointError {
             case compressionFailed
             case invalidConfiguration
             case noCheckpoint
+            case peerFailed
+            case timedOut
+            case rankCountMismatch
         }
 
         let value: Value
@@ -133,6 +136,13 @@ extension CheckpointError {
         public static let invalidConfiguration = Code(value: .invalidConfiguration)
         /// No committed checkpoint was found (or none that could be verified).
         public static let noCheckpoint = Code(value: .noCheckpoint)
+        /// Another rank failed (threw, exited, or reported an error) during a collective operation.
+        public static let peerFailed = Code(value: .peerFailed)
+        /// A collective or message did not complete within the communicator's timeout: a peer is
+        /// stuck or dead. Raise the timeout if peers legitimately take longer between safe points.
+        public static let timedOut = Code(value: .timedOut)
+        /// The checkpoint was written by a different number of ranks than are restoring it.
+        public static let rankCountMismatch = Code(value: .rankCountMismatch)
     }
 }
 
