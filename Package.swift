@@ -9,6 +9,15 @@ let package = Package(
         .executable(name: "ckpt", targets: ["CheckpointTool"]),
         .executable(name: "quickstart", targets: ["Quickstart"]),
         .executable(name: "checkpoint-bench", targets: ["CheckpointBench"]),
+        .executable(name: "heat", targets: ["Heat"]),
+        .library(name: "CheckpointMPI", targets: ["CheckpointMPI"]),
+        .executable(name: "mpi-selftest", targets: ["MPISelfTest"]),
+    ],
+    traits: [
+        .trait(
+            name: "MPI",
+            description: "Build CheckpointMPI on the system's MPI (Open MPI or MPICH; pkg-config 'mpi')."
+        )
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -20,6 +29,28 @@ let package = Package(
             name: "CZstd",
             pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]
+        ),
+        .systemLibrary(
+            name: "CMPI",
+            pkgConfig: "mpi",
+            providers: [.apt(["libopenmpi-dev", "openmpi-bin"]), .brew(["open-mpi"])]
+        ),
+        .target(
+            name: "CheckpointMPI",
+            dependencies: ["Checkpoint", .target(name: "CMPI", condition: .when(traits: ["MPI"]))]
+        ),
+        .executableTarget(
+            name: "MPISelfTest",
+            dependencies: ["Checkpoint", "CheckpointMPI"],
+            path: "Tests/MPISelfTest"
+        ),
+        .executableTarget(
+            name: "Heat",
+            dependencies: [
+                "Checkpoint", "CheckpointMPI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/Heat"
         ),
         .target(
             name: "Checkpoint",

@@ -1,0 +1,1 @@
+print("mpi-selftest: build with --traits MPI")
