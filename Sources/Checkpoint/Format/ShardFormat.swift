@@ -124,8 +124,8 @@ struct ShardIndex: Sendable {
     init(decoding bytes: [UInt8], dataRange: Range<Int>, path: String) throws(CheckpointError) {
         var cursor = ByteCursor(bytes, path: path)
         let entryCount = Int(try cursor.u32())
-        // The smallest entry record is 30 bytes; more entries than that allows means a lie.
-        guard entryCount <= bytes.count / 30 else { throw cursor.corrupt("index claims \(entryCount) entries") }
+        // The smallest entry record is 26 bytes (one-byte name, empty type name, no dimensions, no chunks).
+        guard entryCount <= bytes.count / 26 else { throw cursor.corrupt("index claims \(entryCount) entries") }
         var entries: [EntryRecord] = []
         entries.reserveCapacity(entryCount)
         var names = Set<String>()

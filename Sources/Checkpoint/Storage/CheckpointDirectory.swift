@@ -26,13 +26,13 @@ public struct CheckpointDirectory: Sendable {
 
     /// The shard file name of a rank, e.g. `rank-00003.snap`.
     public static func shardFileName(rank: Int) -> String {
-        "rank-" + zeroPadded(rank, width: 5) + ".snap"
+        "rank-" + zeroPadded(UInt64(rank), width: 5) + ".snap"
     }
 
     /// The path of the committed checkpoint for `step`.
     public func path(for step: Step) -> String { path + "/" + Self.committedName(step) }
 
-    static func committedName(_ step: Step) -> String { committedPrefix + zeroPadded(Int(step.rawValue), width: 12) }
+    static func committedName(_ step: Step) -> String { committedPrefix + zeroPadded(step.rawValue, width: 12) }
 
     /// The steps of all committed checkpoint directories, oldest first.
     ///
@@ -53,13 +53,16 @@ public struct CheckpointDirectory: Sendable {
         return try Syscalls.listDirectory(path).compactMap(Self.step(ofCommitted:)).sorted()
     }
 
+    /// The step of a committed directory's name, or `nil` for any other name. Only the canonical
+    /// spelling counts (`ckpt-` and at least 12 digits, zero-padded), so no step is seen twice.
     static func step(ofCommitted name: String) -> Step? {
         guard name.hasPrefix(committedPrefix) else { return nil }
         let digits = name.dropFirst(committedPrefix.count)
-        guard !digits.isEmpty, digits.count <= 20, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber),
+        guard digits.count >= 12, digits.count <= 20, digits.allSatisfy({ $0 >= "0" && $0 <= "9" }),
             let number = UInt64(digits)
         else { return nil }
-        return Step(rawValue: number)
+        let step = Step(rawValue: number)
+        return committedName(step) == name ? step : nil
     }
 
     /// Reads and checks the manifest of the checkpoint at `step`.
@@ -120,8 +123,9 @@ public struct CheckpointDirectory: Sendable {
         }
         let record = manifest.shards[rank]
         let shardPath = path(for: manifest.step) + "/" + record.file
-        let recorded = manifest.shardFormat.split(separator: ".").compactMap { UInt16($0) }
-        guard recorded.count == 2 else {
+        let parts = manifest.shardFormat.split(separator: ".", omittingEmptySubsequences: false)
+        let recorded = parts.compactMap { part in part.allSatisfy({ $0 >= "0" && $0 <= "9" }) ? UInt16(part) : nil }
+        guard parts.count == 2, recorded.count == 2 else {
             throw CheckpointError(
                 .manifestInvalid,
                 "manifest's shardFormat '\(manifest.shardFormat)' is not 'major.minor'",
@@ -200,7 +204,7 @@ public struct CheckpointDirectory: Sendable {
     /// Creates a fresh temporary directory for a checkpoint of `step`.
     func makeTemporary(step: Step, permissions: UInt16) throws(CheckpointError) -> String {
         let name =
-            Self.temporaryPrefix + zeroPadded(Int(step.rawValue), width: 12) + "."
+            Self.temporaryPrefix + zeroPadded(step.rawValue, width: 12) + "."
             + String(Syscalls.processID) + "." + String(UInt32.random(in: 0...UInt32.max), radix: 16)
             + Self.temporarySuffix
         let temporary = path + "/" + name
@@ -240,15 +244,17 @@ public struct CheckpointDirectory: Sendable {
         try checkpoint(.temporarySynced)
         let destination = path(for: manifest.step)
         if Syscalls.exists(destination) {
-            if try Syscalls.exchange(temporary, destination) {
-                try Syscalls.syncDirectory(path)
+            guard try Syscalls.exchange(temporary, destination) else {
+                // Without an atomic exchange, replacing would leave a window with neither version
+                // committed. Keep the committed one: it captured the same step.
                 try Syscalls.removeTree(temporary)
-            } else {
-                let retired = try makeTemporary(step: manifest.step, permissions: permissions)
-                try Syscalls.rename(destination, to: retired + "/old")
-                try Syscalls.rename(temporary, to: destination)
-                try Syscalls.removeTree(retired)
+                throw CheckpointError(
+                    .ioFailure,
+                    "checkpoint \(manifest.step) already exists and this file system cannot replace a directory atomically (no RENAME_EXCHANGE); the existing one was kept",
+                    path: destination)
             }
+            try Syscalls.syncDirectory(path)
+            try Syscalls.removeTree(temporary)
         } else {
             try Syscalls.rename(temporary, to: destination)
         }
@@ -290,7 +296,7 @@ public struct CheckpointDirectory: Sendable {
     }
 }
 
-func zeroPadded(_ value: Int, width: Int) -> String {
+func zeroPadded(_ value: UInt64, width: Int) -> String {
     let digits = String(value)
     return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
 }

@@ -135,6 +135,9 @@ public struct Manifest: Codable, Sendable, Hashable {
                 underlying: error
             )
         }
+        guard manifest.manifestVersion >= 1 else {
+            throw CheckpointError(.manifestInvalid, "manifest version \(manifest.manifestVersion) is not valid", path: path)
+        }
         guard manifest.manifestVersion <= currentVersion else {
             throw CheckpointError(
                 .unsupportedFormatVersion,

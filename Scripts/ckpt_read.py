@@ -1,0 +1,510 @@
+#!/usr/bin/env python3
+"""An independent reader for swift-checkpoint directories (shard format 1.x, manifest version 1).
+
+It is written from Documentation/FileFormat.md alone and applies every validation rule the
+specification lists, so it doubles as a check that the specification is complete.
+
+    python3 Scripts/ckpt_read.py DIR [--step N] [--rank R] [--entry NAME] [--verify]
+
+Without --step it picks the newest committed checkpoint that verifies, falling back past damaged
+ones (reported on stderr), as a restore does. It decodes the entries of one rank (every chunk's
+SHA-256 is checked) and prints a JSON summary; --verify also decodes every entry of every rank.
+Exit status 0 on success; 1 with `error: ...` on stderr on any failure.
+
+Needs only the standard library plus zstd decompression: the `zstandard` module when importable,
+otherwise the `zstd` command-line tool. NumPy is used, when present, to view arrays by dtype.
+"""
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+
+try:
+    import zstandard
+except ImportError:
+    zstandard = None
+try:
+    import numpy
+except ImportError:
+    numpy = None
+
+SHARD_MAGIC, FOOTER_MAGIC = b"CKPTSNAP", b"CKPTEND\x00"
+HEADER_SIZE, FOOTER_SIZE, DIGEST_SIZE = 16, 56, 32
+MAJOR_VERSION, MANIFEST_VERSION = 1, 1
+MAX_NAME, MAX_TYPE_NAME, MAX_DIMENSIONS = 255, 1024, 32
+MAX_CHUNK_RAW, MAX_RATIO, CHUNK_RECORD_SIZE = 1 << 30, 32768, 8 + 8 + 8 + 1 + DIGEST_SIZE
+MAX_MANIFEST, MAX_CHECKSUM = 256 << 20, 4096
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+# On-disk scalar code -> (name, bytes per scalar, struct format, NumPy dtype).
+SCALARS = {
+    0: ("opaque", 0, None, None), 1: ("bool", 1, "?", "|b1"), 2: ("int8", 1, "b", "|i1"),
+    3: ("uint8", 1, "B", "|u1"), 4: ("int16", 2, "h", "<i2"), 5: ("uint16", 2, "H", "<u2"),
+    6: ("int32", 4, "i", "<i4"), 7: ("uint32", 4, "I", "<u4"), 8: ("int64", 8, "q", "<i8"),
+    9: ("uint64", 8, "Q", "<u8"), 10: ("float16", 2, "e", "<f2"), 11: ("float32", 4, "f", "<f4"),
+    12: ("float64", 8, "d", "<f8"),
+}
+ENCODINGS, FILTERS, CODECS = {0: "raw", 1: "json"}, {0: "none", 1: "shuffle"}, {0: "raw", 1: "zstd"}
+NAME_COMPONENT = re.compile(rb"[A-Za-z0-9_.\-]+")
+COMMITTED = re.compile(r"ckpt-([0-9]{1,20})")
+# The manifest's required fields: a type, [element shape], {key: shape}, or {str: value shape} for maps.
+MANIFEST_SHAPE = {
+    "manifestVersion": int, "shardFormat": str, "library": str, "zstdVersion": str, "step": int,
+    "createdAt": str, "rankCount": int, "hostName": str, "metadata": {str: str},
+    "settings": {"compression": str, "filter": str, "chunkSize": int, "threads": int},
+    "shards": [{"rank": int, "file": str, "fileBytes": int, "indexSHA256": str,
+                "rawBytes": int, "storedBytes": int,
+                "entries": [{"name": str, "type": str, "scalar": str, "shape": [int], "filter": str,
+                             "rawBytes": int, "storedBytes": int, "chunks": int}]}],
+    "timings": dict.fromkeys(
+        ["stageSeconds", "encodeSeconds", "writeSeconds", "syncSeconds", "commitSeconds"], float),
+}
+
+
+class CheckpointError(Exception):
+    """A failure that stops the reader (unsupported version, missing entry, I/O trouble)."""
+
+
+class Damaged(CheckpointError):
+    """The checkpoint fails validation; a restore falls back to an older one."""
+
+
+class Unsupported(CheckpointError):
+    """The file is of a newer major version than this reader knows."""
+
+
+class Cursor:
+    """Reads little-endian integers and u16-length strings, checking every length first."""
+
+    def __init__(self, data, what):
+        self.data, self.pos, self.what = data, 0, what
+
+    @property
+    def remaining(self):
+        return len(self.data) - self.pos
+
+    def fail(self, message):
+        return Damaged(f"{self.what} is damaged: {message} (at byte {self.pos})")
+
+    def take(self, count):
+        if count > self.remaining:
+            raise self.fail(f"needs {count} bytes, {self.remaining} remain")
+        self.pos += count
+        return self.data[self.pos - count:self.pos]
+
+    def uint(self, width):
+        return int.from_bytes(self.take(width), "little")
+
+    def string16(self, limit):
+        count = self.uint(2)
+        if count > limit:
+            raise self.fail(f"a string of {count} bytes exceeds the limit of {limit}")
+        try:
+            return self.take(count).decode("utf-8")
+        except UnicodeDecodeError:
+            raise self.fail("a string is not valid UTF-8") from None
+
+
+def name_problem(name):
+    """Why `name` breaks the entry-name rules, or None when it follows them."""
+    raw = name.encode("utf-8")
+    if not 1 <= len(raw) <= MAX_NAME:
+        return f"length {len(raw)} is outside 1...{MAX_NAME}"
+    for component in raw.split(b"/"):
+        if component in (b"", b".", b"..") or not NAME_COMPONENT.fullmatch(component):
+            return f"bad component {component!r}"
+    return None
+
+
+def parse_index(data, data_end, path):
+    """Parses and validates a shard index whose chunk data lies in [HEADER_SIZE, data_end)."""
+    cur = Cursor(data, f"shard index of {path}")
+    count = cur.uint(4)
+    if count > len(data) // 26:
+        raise cur.fail(f"index claims {count} entries")
+    entries, names = [], set()
+    for _ in range(count):
+        name = cur.string16(MAX_NAME)
+        if name_problem(name):
+            raise cur.fail(f"invalid entry name {name!r}: {name_problem(name)}")
+        if name in names:
+            raise cur.fail(f"entry {name!r} appears twice")
+        names.add(name)
+        e = {"name": name}
+        for key, table in (("encoding", ENCODINGS), ("scalar", SCALARS), ("filter", FILTERS)):
+            code = cur.uint(1)
+            if code not in table:
+                raise cur.fail(f"unknown {key} code {code} of {name!r}")
+            e[key] = code
+        e["width"], e["size"] = cur.uint(1), cur.uint(4)
+        e["type"] = cur.string16(MAX_TYPE_NAME)
+        scalar_size = SCALARS[e["scalar"]][1]
+        if e["size"] == 0:
+            raise cur.fail(f"element size of {name!r} is zero")
+        if scalar_size and e["size"] % scalar_size:
+            raise cur.fail(f"element size {e['size']} of {name!r} is not a multiple of its scalar")
+        if e["width"] < 1 or e["size"] % e["width"]:
+            raise cur.fail(f"filter width {e['width']} of {name!r} does not divide its element size")
+        dims = cur.uint(1)
+        if dims > MAX_DIMENSIONS:
+            raise cur.fail(f"{name!r} has {dims} dimensions")
+        e["shape"], elements = [], 1
+        for _ in range(dims):  # every dimension and partial product must fit a signed 64-bit integer
+            e["shape"].append(cur.uint(8))
+            elements *= e["shape"][-1]
+            if e["shape"][-1] >= 1 << 63 or elements >= 1 << 63:
+                raise cur.fail(f"shape of {name!r} overflows")
+        e["raw"] = cur.uint(8)
+        if elements * e["size"] >= 1 << 63 or e["raw"] != elements * e["size"]:
+            raise cur.fail(f"{name!r} holds {e['raw']} bytes but its shape {e['shape']} "
+                           f"needs {elements * e['size']}")
+        nchunks = cur.uint(4)
+        if nchunks > cur.remaining // CHUNK_RECORD_SIZE:
+            raise cur.fail(f"{name!r} claims {nchunks} chunks, more than the index holds")
+        e["chunks"], covered = [], 0
+        for _ in range(nchunks):
+            offset, stored, raw, codec = cur.uint(8), cur.uint(8), cur.uint(8), cur.uint(1)
+            if codec not in CODECS:
+                raise cur.fail(f"unknown codec {codec} in {name!r}")
+            digest = cur.take(DIGEST_SIZE)
+            if offset < HEADER_SIZE or offset + stored > data_end:
+                raise cur.fail(f"a chunk of {name!r} lies outside the data region")
+            if not 0 < raw <= MAX_CHUNK_RAW or raw % e["size"]:
+                raise cur.fail(f"a chunk of {name!r} has an invalid size {raw}")
+            if codec == 0 and stored != raw:
+                raise cur.fail(f"a raw chunk of {name!r} changes size")
+            if codec == 1 and (stored == 0 or raw // MAX_RATIO > stored):
+                raise cur.fail(f"a chunk of {name!r} claims an impossible compression ratio")
+            covered += raw
+            if covered > e["raw"]:
+                raise cur.fail(f"chunks of {name!r} hold more than its size")
+            e["chunks"].append((offset, stored, raw, codec, digest))
+        if covered != e["raw"]:
+            raise cur.fail(f"chunks of {name!r} hold {covered} bytes but the entry has {e['raw']}")
+        entries.append(e)
+    if cur.remaining:
+        raise cur.fail(f"{cur.remaining} unexpected bytes after the index")
+    return entries
+
+
+def open_shard(path):
+    """Reads and validates a shard's header, footer and index."""
+    try:
+        with open(path, "rb") as f:
+            return check_shard(path, f)
+    except FileNotFoundError:
+        raise Damaged(f"{path}: shard is missing") from None
+
+
+def check_shard(path, f):
+    """The checks of `open_shard`, in the order the specification lists them."""
+    size = f.seek(0, 2)
+    f.seek(0)
+    header = f.read(HEADER_SIZE)
+    if size < HEADER_SIZE + FOOTER_SIZE:
+        if size >= 8 and header[:8] != SHARD_MAGIC:
+            raise Damaged(f"{path}: not a swift-checkpoint shard (wrong magic bytes)")
+        raise Damaged(f"{path}: shard is {size} bytes, smaller than a header and footer; it was cut short")
+    if header[:8] != SHARD_MAGIC:
+        raise Damaged(f"{path}: not a swift-checkpoint shard (wrong magic bytes)")
+    major, minor, flags = struct.unpack_from("<HHI", header, 8)
+    if major > MAJOR_VERSION:
+        raise Unsupported(f"{path}: shard uses format {major}.{minor}; this reader reads format "
+                          f"{MAJOR_VERSION}.x at most (upgrade the reader)")
+    if major == 0:
+        raise Damaged(f"{path}: shard declares format version 0")
+    if flags:
+        raise Damaged(f"{path}: shard header's reserved flags are not zero; the header is damaged")
+    f.seek(size - FOOTER_SIZE)
+    footer = f.read(FOOTER_SIZE)
+    if footer[48:] != FOOTER_MAGIC:
+        raise Damaged(f"{path}: shard has no valid footer: the file was cut short or its end is damaged")
+    index_offset, index_length = struct.unpack_from("<QQ", footer)
+    index_end = size - FOOTER_SIZE
+    if not HEADER_SIZE <= index_offset <= index_end or index_length != index_end - index_offset:
+        raise Damaged(f"{path}: shard footer points outside the file")
+    f.seek(index_offset)
+    index = f.read(index_length)
+    if hashlib.sha256(index).digest() != footer[16:48]:
+        raise Damaged(f"{path}: shard index fails its SHA-256 checksum")
+    entries = parse_index(index, index_offset, path)
+    return {"path": path, "size": size, "version": (major, minor), "indexSHA256": footer[16:48].hex(),
+            "entries": entries}
+
+
+def zstd_frame(frame):
+    """Parses a zstd frame header and walks its blocks.
+
+    Returns (declared content size, frame length); the length is None when the blocks run past
+    the end of `frame`.
+    """
+    if len(frame) < 6 or frame[:4] != ZSTD_MAGIC:
+        raise Damaged("chunk is not a zstd frame with a declared size")
+    descriptor = frame[4]
+    fcs_flag, single, dict_flag = descriptor >> 6, (descriptor >> 5) & 1, descriptor & 3
+    if descriptor & 0x08:
+        raise Damaged("zstd frame header has its reserved bit set")
+    pos = 5 + (0 if single else 1)
+    dict_length, fcs_length = (0, 1, 2, 4)[dict_flag], ((1 if single else 0), 2, 4, 8)[fcs_flag]
+    if fcs_length == 0 or pos + dict_length + fcs_length > len(frame):
+        raise Damaged("chunk is not a zstd frame with a declared size")
+    if int.from_bytes(frame[pos:pos + dict_length], "little"):
+        raise Damaged("zstd frame needs a dictionary")
+    pos += dict_length
+    content = int.from_bytes(frame[pos:pos + fcs_length], "little") + (256 if fcs_length == 2 else 0)
+    pos += fcs_length
+    last = 0
+    while not last and pos + 3 <= len(frame):
+        block = int.from_bytes(frame[pos:pos + 3], "little")
+        last, kind, block_size = block & 1, (block >> 1) & 3, block >> 3
+        if kind == 3:
+            raise Damaged("zstd frame has a reserved block type")
+        pos += 3 + (1 if kind == 1 else block_size)  # an RLE block stores its byte once
+    pos += 4 if descriptor & 0x04 else 0  # the XXH64 content checksum
+    return content, (pos if last and pos <= len(frame) else None)
+
+
+def zstd_decompress(frame):
+    """Decodes one zstd frame (its XXH64 content checksum is verified by the decoder)."""
+    if zstandard is not None:
+        try:
+            return zstandard.ZstdDecompressor().decompress(frame)
+        except zstandard.ZstdError as error:
+            raise Damaged(f"zstd could not decode a chunk: {error}") from None
+    if shutil.which("zstd") is None:
+        raise CheckpointError("needs the Python module `zstandard` or the `zstd` command-line tool")
+    run = subprocess.run(["zstd", "-d", "-c", "-q", "--memory=2048MB"], input=frame, capture_output=True)
+    if run.returncode != 0:
+        raise Damaged(f"zstd could not decode a chunk: {run.stderr.decode(errors='replace').strip()}")
+    return run.stdout
+
+
+def unshuffle(data, width):
+    """Undoes the byte shuffle: byte j of element i was stored at position j * n + i."""
+    if width == 1:
+        return bytes(data)
+    n, out = len(data) // width, bytearray(len(data))
+    for j in range(width):
+        out[j::width] = data[j * n:(j + 1) * n]
+    return bytes(out)
+
+
+def decode_entry(path, e):
+    """Reads, verifies and decodes every chunk of an entry; returns its raw bytes."""
+    parts = []
+    for offset, stored, raw, codec, digest in e["chunks"]:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read(stored)
+        where = f"{path}: entry {e['name']!r}, chunk at byte {offset}"
+        if len(data) != stored or hashlib.sha256(data).digest() != digest:
+            raise Damaged(f"{where} fails its SHA-256 checksum")
+        if codec == 1:
+            try:
+                declared, length = zstd_frame(data)
+                if declared != raw:
+                    raise Damaged(f"zstd frame declares {declared} bytes but the index says {raw}")
+                if length != stored:
+                    raise Damaged("zstd frame does not span its chunk exactly")
+                data = zstd_decompress(data)
+                if len(data) != raw:
+                    raise Damaged(f"zstd frame decoded to {len(data)} bytes, expected {raw}")
+            except Damaged as error:
+                raise Damaged(f"{where}: {error}") from None
+        parts.append(unshuffle(data, e["width"]) if e["filter"] == 1 else data)
+    return b"".join(parts)
+
+
+def plain(value):
+    """Makes a value JSON-safe, spelling non-finite floats as the format does."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("+Infinity" if value > 0 else "-Infinity")
+    return value
+
+
+def summarize(e, data):
+    """A JSON-ready description of an entry and its decoded contents."""
+    name, scalar_size, fmt, dtype = SCALARS[e["scalar"]]
+    out = {"name": e["name"], "encoding": ENCODINGS[e["encoding"]], "type": e["type"],
+           "scalar": "json" if e["encoding"] == 1 else name, "shape": e["shape"], "elementSize": e["size"],
+           "filter": FILTERS[e["filter"]], "rawBytes": e["raw"], "storedBytes": sum(c[1] for c in e["chunks"]),
+           "chunks": len(e["chunks"])}
+    if e["encoding"] == 1:
+        try:
+            out["value"] = json.loads(data.decode("utf-8"))
+        except ValueError as error:
+            raise CheckpointError(f"entry {e['name']!r} is not valid UTF-8 JSON: {error}") from None
+    elif fmt is None:
+        out["firstBytes"] = data[:16].hex()
+    else:
+        out["dtype"] = dtype
+        if e["size"] > scalar_size:
+            out["lanes"] = e["size"] // scalar_size
+        if numpy is not None:
+            values = numpy.frombuffer(data, dtype=numpy.dtype(dtype)).tolist()
+        else:
+            values = list(struct.unpack(f"<{len(data) // scalar_size}{fmt}", data))
+        if name.startswith("float"):
+            try:
+                total = math.fsum(values)
+            except (OverflowError, ValueError):
+                total = sum(values)
+        else:
+            total = sum(int(v) for v in values)
+        out["sum"], out["first"] = plain(total), [plain(v) for v in values[:5]]
+    return out
+
+
+def fits(value, shape):
+    """Whether a decoded JSON value has the given MANIFEST_SHAPE-style shape (extra keys are allowed)."""
+    if isinstance(shape, list):
+        return isinstance(value, list) and all(fits(v, shape[0]) for v in value)
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            return False
+        if str in shape:
+            return all(fits(v, shape[str]) for v in value.values())
+        return all(key in value and fits(value[key], sub) for key, sub in shape.items())
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, (int, float) if shape is float else shape)
+
+
+def load_manifest(root, step):
+    """Reads and checks the manifest of checkpoint `step` against its checksum file."""
+    directory = f"{root}/ckpt-{step:012d}"
+    try:
+        with open(f"{directory}/manifest.json", "rb") as f:
+            data = f.read(MAX_MANIFEST + 1)
+        with open(f"{directory}/manifest.json.sha256", "rb") as f:
+            line = f.read(MAX_CHECKSUM + 1)
+    except FileNotFoundError:
+        raise Damaged(f"{directory}: checkpoint has no manifest (or no checksum file); "
+                      "it is not committed") from None
+    if len(data) > MAX_MANIFEST or len(line) > MAX_CHECKSUM:
+        raise Damaged(f"{directory}: manifest or checksum file is too large")
+    if len(line) < 64 or line[:64] != hashlib.sha256(data).hexdigest().encode():
+        raise Damaged(f"{directory}/manifest.json fails its SHA-256 checksum; it was modified or damaged")
+    try:
+        m = json.loads(data.decode("utf-8"))
+    except ValueError:
+        m = None
+    if not fits(m, MANIFEST_SHAPE) or m["step"] < 0:
+        raise Damaged(f"{directory}/manifest.json is not valid JSON of the expected shape")
+    version, ranks, shards = m["manifestVersion"], m["rankCount"], m["shards"]
+    if version > MANIFEST_VERSION:
+        raise CheckpointError(f"{directory}: manifest version {version} is newer than this reader "
+                              f"reads ({MANIFEST_VERSION})")
+    if ranks < 1 or len(shards) != ranks or any(s["rank"] != r for r, s in enumerate(shards)):
+        raise Damaged(f"{directory}: manifest lists {len(shards)} shards for {ranks} ranks")
+    for shard in shards:
+        if shard["file"] != f"rank-{shard['rank']:05d}.snap":
+            raise Damaged(f"{directory}: manifest names an unexpected shard file {shard['file']!r}")
+    if m["step"] != step:
+        raise Damaged(f"{directory}: manifest says step {m['step']} but its directory is for step {step}")
+    return directory, m
+
+
+def open_rank(directory, manifest, rank):
+    """Opens one rank's shard and ties it to the manifest (size and index digest)."""
+    if not 0 <= rank < manifest["rankCount"]:
+        raise Damaged(f"{directory}: checkpoint has {manifest['rankCount']} ranks; there is no rank {rank}")
+    record = manifest["shards"][rank]
+    path = f"{directory}/{record['file']}"
+    recorded = tuple(int(part) for part in re.findall(r"[0-9]+", manifest["shardFormat"]))
+    if not re.fullmatch(r"[0-9]+\.[0-9]+", manifest["shardFormat"]) or max(recorded) > 0xFFFF:
+        raise Damaged(f"{directory}: manifest's shardFormat {manifest['shardFormat']!r} is not 'major.minor'")
+    try:
+        info = open_shard(path)
+    except Unsupported:
+        if recorded[0] <= MAJOR_VERSION:  # the checksummed manifest says we can read it: the header lies
+            raise Damaged(f"{path}: shard header's version disagrees with the manifest "
+                          f"({manifest['shardFormat']}); the header is damaged") from None
+        raise
+    if info["version"] != recorded:
+        raise Damaged(f"{path}: shard header says format {info['version'][0]}.{info['version'][1]} "
+                      f"but the manifest recorded {manifest['shardFormat']}; the header is damaged")
+    if info["size"] != record["fileBytes"]:
+        raise Damaged(f"{path}: shard is {info['size']} bytes but the manifest recorded {record['fileBytes']}")
+    if info["indexSHA256"] != record["indexSHA256"]:
+        raise Damaged(f"{path}: shard is not the one the manifest recorded (index checksum differs)")
+    return info
+
+
+def read_checkpoint(root, step, rank, entry_name, verify_all):
+    """Loads checkpoint `step`, decodes the requested entries of `rank`, and returns the summary."""
+    directory, manifest = load_manifest(root, step)
+    info = open_rank(directory, manifest, rank)
+    entries = [e for e in info["entries"] if entry_name in (None, e["name"])]
+    if not entries and entry_name is not None:
+        names = ", ".join(e["name"] for e in info["entries"])
+        raise CheckpointError(f"{info['path']}: entry {entry_name!r} is not in this checkpoint; "
+                              f"it holds: {names}")
+    summaries = [summarize(e, decode_entry(info["path"], e)) for e in entries]
+    for other in range(manifest["rankCount"]) if verify_all else ():
+        shard = open_rank(directory, manifest, other)
+        for e in shard["entries"]:
+            decode_entry(shard["path"], e)
+    return {"checkpoint": directory, "step": step, "rank": rank, "rankCount": manifest["rankCount"],
+            "shardFormat": manifest["shardFormat"], "library": manifest["library"],
+            "createdAt": manifest["createdAt"],
+            "verifiedAllRanks": verify_all, "entries": summaries}
+
+
+def committed_steps(root):
+    """The steps of the committed-checkpoint directories under `root` (canonical names only), ascending."""
+    if not os.path.isdir(root):
+        raise CheckpointError(f"{root}: checkpoint directory does not exist")
+    steps = set()
+    for name in os.listdir(root):
+        match = COMMITTED.fullmatch(name)
+        if match and int(match.group(1)) < 1 << 64 and name == f"ckpt-{int(match.group(1)):012d}":
+            steps.add(int(match.group(1)))
+    return sorted(steps)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("directory", help="the directory that holds ckpt-* folders")
+    parser.add_argument("--step", type=int, help="read this checkpoint instead of the newest that verifies")
+    parser.add_argument("--rank", type=int, default=0, help="the rank whose shard to decode (default 0)")
+    parser.add_argument("--entry", help="decode and print only this entry")
+    parser.add_argument("--verify", action="store_true", help="also decode and verify every entry of every rank")
+    args = parser.parse_args()
+    try:
+        steps = committed_steps(args.directory)
+        if args.step is not None and args.step not in steps:
+            raise CheckpointError(f"{args.directory}: there is no committed checkpoint for step {args.step}")
+        if not steps:
+            raise CheckpointError(f"{args.directory}: holds no committed checkpoint")
+        skipped = []
+        for step in [args.step] if args.step is not None else reversed(steps):
+            try:
+                summary = read_checkpoint(args.directory, step, args.rank, args.entry, args.verify)
+                break
+            except Damaged as error:
+                if args.step is not None:
+                    raise
+                print(f"warning: skipping damaged checkpoint {step}: {error}", file=sys.stderr)
+                skipped.append({"step": step, "reason": str(error)})
+        else:
+            reasons = "; ".join(f"step {s['step']}: {s['reason']}" for s in skipped)
+            raise CheckpointError(f"none of the {len(steps)} checkpoints verifies: {reasons}")
+        summary["skipped"] = skipped
+        json.dump(summary, sys.stdout, indent=2)
+        print()
+    except (CheckpointError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

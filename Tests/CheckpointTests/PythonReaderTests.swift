@@ -1,0 +1,101 @@
+import Foundation
+import Testing
+
+@testable import Checkpoint
+
+/// `Scripts/ckpt_read.py` is an independent reader written from `Documentation/FileFormat.md`;
+/// it must read what the library writes, value for value, and reject damage.
+@Suite("Independent Python reader")
+struct PythonReaderTests {
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Scripts/ckpt_read.py")
+
+    struct Mixed: Checkpointable {
+        var field: [Double]
+        var counts: [Int32]
+        var vectors: [SIMD3<Float>]
+        var time: Double
+        var label: [String: String]
+
+        func save(to writer: inout SnapshotWriter) throws {
+            try writer.write(field, as: "field", shape: [10, field.count / 10])
+            try writer.write(counts, as: "counts")
+            try writer.write(vectors, as: "vectors")
+            try writer.write(value: time, as: "time")
+            try writer.encode(label, as: "label")
+        }
+
+        init(from reader: SnapshotReader) throws { fatalError("not used") }
+
+        init() {
+            field = smoothField(20_000)
+            counts = (0..<5_000).map { Int32($0 % 17) - 8 }
+            vectors = (0..<100).map { SIMD3(Float($0), 0.5, -1) }
+            time = 12.5
+            label = ["run": "α"]
+        }
+    }
+
+    @Test("Reads every entry and agrees on the values; rejects a flipped byte")
+    func agreesWithLibrary() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else {
+            Issue.record("python3 is required for this test (Scripts/bootstrap installs the zstd CLI it uses)")
+            return
+        }
+        try withTemporaryDirectory { directory in
+            let state = Mixed()
+            try Checkpointer(directory: directory, configuration: testConfiguration()).save(state, step: 3)
+            let (status, output) = try run(["python3", Self.script.path, directory, "--verify"])
+            try #require(status == 0, "\(output)")
+            // JSONDecoder parses doubles exactly (JSONSerialization on Linux does not).
+            let summary = try JSONDecoder().decode(Summary.self, from: Data(output.utf8))
+            #expect(summary.step == 3)
+            #expect(summary.entries.map(\.name) == ["field", "counts", "vectors", "time", "label"])
+            let field = summary.entries[0]
+            #expect(field.shape == [10, 2_000])
+            #expect(field.dtype == "<f8")
+            #expect(field.first == Array(state.field.prefix(5)))
+            let sum = try #require(field.sum)
+            #expect(abs(sum - state.field.reduce(0, +)) <= 1e-9 * abs(sum))
+            #expect(summary.entries[1].sum == Double(state.counts.reduce(0) { $0 + Int($1) }))
+            // SIMD3<Float> has a stride of four lanes; the fourth is padding.
+            #expect(summary.entries[2].first.map { Array($0.prefix(3)) + [$0[4]] } == [0, 0.5, -1, 1])
+            #expect(summary.entries[3].first == [12.5])
+            #expect(summary.entries[4].value == ["run": "α"])
+
+            let shard = shardPath(directory, step: 3)
+            var bytes = try readFile(shard)
+            bytes[bytes.count / 3] ^= 0x01
+            try writeFile(shard, bytes)
+            let (damagedStatus, damagedOutput) = try run(["python3", Self.script.path, directory, "--verify"])
+            #expect(damagedStatus == 1, "\(damagedOutput)")
+        }
+    }
+
+    struct Summary: Decodable {
+        var step: Int
+        var entries: [Entry]
+    }
+
+    struct Entry: Decodable {
+        var name: String
+        var shape: [Int]
+        var dtype: String?
+        var sum: Double?
+        var first: [Double]?
+        var value: [String: String]?
+    }
+
+    private func run(_ arguments: [String]) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
