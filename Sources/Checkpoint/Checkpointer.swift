@@ -64,8 +64,10 @@ public final class Checkpointer: Sendable {
     /// - Throws: `invalidConfiguration` for bad options or when another process uses the directory;
     ///   `notFound` or `permissionDenied` for the directory; `peerFailed` or `timedOut` when a rank fails.
     public init(
-        directory: String, communicator: any Communicator = SingleProcessCommunicator(),
-        configuration: Configuration = Configuration(), logger: Logger = Logger(label: "swift-checkpoint")
+        directory: String,
+        communicator: any Communicator = SingleProcessCommunicator(),
+        configuration: Configuration = Configuration(),
+        logger: Logger = Logger(label: "swift-checkpoint")
     ) throws {
         let checkpointDirectory = CheckpointDirectory(path: directory)
         self.directory = checkpointDirectory
@@ -92,13 +94,20 @@ public final class Checkpointer: Sendable {
         do {
             _ = try communicator.broadcast(value: rank == 0 ? prepared : nil, root: 0).get()
             // Every rank must see the directory rank 0 prepared (shared storage).
-            try communicator.agree(Shared<Bool>(rank: rank) { try Syscalls.checkWritableDirectory(directory); return true })
+            try communicator.agree(
+                Shared<Bool>(rank: rank) {
+                    try Syscalls.checkWritableDirectory(directory); return true
+                }
+            )
         } catch {
             if let lock { Syscalls.closeDescriptor(lock) }
             throw error
         }
         for name in removed {
-            logger.notice("removed an unfinished checkpoint left by an earlier run", metadata: ["path": "\(directory)/\(name)"])
+            logger.notice(
+                "removed an unfinished checkpoint left by an earlier run",
+                metadata: ["path": "\(directory)/\(name)"]
+            )
         }
     }
 
@@ -123,7 +132,13 @@ public final class Checkpointer: Sendable {
         var writer = SnapshotWriter()
         var stagingError: (any Error)?
         do { try state.save(to: &writer) } catch { stagingError = error }
-        return try commit(writer, step: step, metadata: metadata, stageSeconds: clock.elapsed, stagingError: stagingError)
+        return try commit(
+            writer,
+            step: step,
+            metadata: metadata,
+            stageSeconds: clock.elapsed,
+            stagingError: stagingError
+        )
     }
 
     /// Saves a `Codable` value as the checkpoint of `step` (one JSON entry named `state`).
@@ -140,7 +155,13 @@ public final class Checkpointer: Sendable {
         var writer = SnapshotWriter()
         var stagingError: (any Error)?
         do { try registry.save(to: &writer) } catch { stagingError = error }
-        return try commit(writer, step: step, metadata: metadata, stageSeconds: clock.elapsed, stagingError: stagingError)
+        return try commit(
+            writer,
+            step: step,
+            metadata: metadata,
+            stageSeconds: clock.elapsed,
+            stagingError: stagingError
+        )
     }
 
     /// A safe point: saves `state` if ``Configuration/policy`` says this step is due.
@@ -149,7 +170,11 @@ public final class Checkpointer: Sendable {
     /// never make ranks disagree.
     /// - Returns: The manifest when a checkpoint was taken, `nil` otherwise.
     @discardableResult
-    public func checkpoint(_ state: some Checkpointable, step: Step, metadata: [String: String] = [:]) throws -> Manifest? {
+    public func checkpoint(
+        _ state: some Checkpointable,
+        step: Step,
+        metadata: [String: String] = [:]
+    ) throws -> Manifest? {
         guard try agreeIsDue(step) else { return nil }
         return try save(state, step: step, metadata: metadata)
     }
@@ -157,7 +182,11 @@ public final class Checkpointer: Sendable {
     /// A safe point for a `Codable` value. See ``checkpoint(_:step:metadata:)-(Checkpointable,_,_)``.
     @_disfavoredOverload
     @discardableResult
-    public func checkpoint<State: Codable>(_ state: State, step: Step, metadata: [String: String] = [:]) throws -> Manifest? {
+    public func checkpoint<State: Codable>(
+        _ state: State,
+        step: Step,
+        metadata: [String: String] = [:]
+    ) throws -> Manifest? {
         guard try agreeIsDue(step) else { return nil }
         return try save(state, step: step, metadata: metadata)
     }
@@ -203,13 +232,16 @@ public final class Checkpointer: Sendable {
     }
 
     /// Restores the newest checkpoint, or returns `initial` at step 0 when there is none.
-    public func restoreLatest<State: Checkpointable>(or initial: @autoclosure () -> State) throws -> (state: State, step: Step) {
+    public func restoreLatest<State: Checkpointable>(
+        or initial: @autoclosure () -> State
+    ) throws -> (state: State, step: Step) {
         try restoreLatest(State.self) ?? (initial(), 0)
     }
 
     /// Restores the newest `Codable` checkpoint, or returns `initial` at step 0 when there is none.
     @_disfavoredOverload
-    public func restoreLatest<State: Codable>(or initial: @autoclosure () -> State) throws -> (state: State, step: Step) {
+    public func restoreLatest<State: Codable>(or initial: @autoclosure () -> State) throws -> (state: State, step: Step)
+    {
         try restoreLatest(State.self) ?? (initial(), 0)
     }
 
@@ -247,7 +279,8 @@ public final class Checkpointer: Sendable {
                     throw CheckpointError(
                         .rankCountMismatch,
                         "checkpoint \(step) was written by \(manifest.rankCount) ranks but \(communicator.size) are restoring it; restart with \(manifest.rankCount) ranks",
-                        path: directory.path(for: step))
+                        path: directory.path(for: step)
+                    )
                 }
                 let reader = try directory.openSnapshot(manifest: manifest, rank: rank, threads: configuration.threads)
                 value = try build(reader)
@@ -258,9 +291,12 @@ public final class Checkpointer: Sendable {
                 localError = error
                 status = .failed(RankFailure(rank: rank, error: error))
             }
-            let all = try communicator.size == 1 ? [status] : communicator.allgather(JSONCoding.encoder.encode(status).bytes).map {
-                try JSONCoding.decoder.decode(RestoreStatus.self, from: Data($0))
-            }
+            let all =
+                try communicator.size == 1
+                ? [status]
+                : communicator.allgather(JSONCoding.encoder.encode(status).bytes).map {
+                    try JSONCoding.decoder.decode(RestoreStatus.self, from: Data($0))
+                }
             if let failure = all.lazy.compactMap(\.failure).first {
                 if failure.rank == rank, let localError { throw localError }
                 throw failure.error
@@ -268,31 +304,45 @@ public final class Checkpointer: Sendable {
             let damaged = all.enumerated().compactMap { rank, status in status.damage.map { "rank \(rank): \($0)" } }
             if damaged.isEmpty, let value {
                 if !reasons.isEmpty {
-                    logger.warning("restored an older checkpoint", metadata: ["step": "\(step)", "skipped": "\(reasons.count)"])
+                    logger.warning(
+                        "restored an older checkpoint",
+                        metadata: ["step": "\(step)", "skipped": "\(reasons.count)"]
+                    )
                 }
                 logger.info("restored checkpoint", metadata: ["step": "\(step)"])
                 return (value, step)
             }
-            logger.warning("skipping damaged checkpoint", metadata: ["step": "\(step)", "reason": "\(damaged.joined(separator: "; "))"])
+            logger.warning(
+                "skipping damaged checkpoint",
+                metadata: ["step": "\(step)", "reason": "\(damaged.joined(separator: "; "))"]
+            )
             reasons.append("step \(step): \(damaged.joined(separator: "; "))")
         }
         throw CheckpointError(
             .noCheckpoint,
             "none of the \(steps.count) checkpoints verifies, so none was restored; inspect them with `ckpt verify \(directory.path) --all` — "
                 + reasons.joined(separator: "; "),
-            path: directory.path)
+            path: directory.path
+        )
     }
 
     // MARK: Committing
 
     /// Drives ``CommitStateMachine``: every rank takes part in every collective, whatever failed locally.
     private func commit(
-        _ writer: SnapshotWriter, step: Step, metadata: [String: String], stageSeconds: Double, stagingError: (any Error)?
+        _ writer: SnapshotWriter,
+        step: Step,
+        metadata: [String: String],
+        stageSeconds: Double,
+        stagingError: (any Error)?
     ) throws -> Manifest {
         let permissions = (file: configuration.filePermissions, directory: configuration.directoryPermissions)
         var machine = CommitStateMachine(
-            rank: rank, size: communicator.size, step: step,
-            stagingFailure: stagingError.map { RankFailure(rank: rank, error: $0) })
+            rank: rank,
+            size: communicator.size,
+            step: step,
+            stagingFailure: stagingError.map { RankFailure(rank: rank, error: $0) }
+        )
         var temporary: String?
         var action = machine.start()
         do {
@@ -304,17 +354,20 @@ public final class Checkpointer: Sendable {
                             let path = try directory.makeTemporary(step: step, permissions: permissions.directory)
                             temporary = path
                             return path
-                        })
+                        }
+                    )
                 case .shareTemporary(let ticket):
                     action = machine.temporaryShared(try communicator.broadcast(value: ticket, root: 0))
                 case .writeShard(let path):
                     action = machine.shardWritten(
-                        Shared(rank: rank) { try writeShard(writer, into: path, stageSeconds: stageSeconds) })
+                        Shared(rank: rank) { try writeShard(writer, into: path, stageSeconds: stageSeconds) }
+                    )
                 case .gatherReport(let report):
                     let encoded = try JSONCoding.encoder.encode(report).bytes
                     if let gathered = try communicator.gather(encoded, root: 0) {
                         action = machine.reportsGathered(
-                            try gathered.map { try JSONCoding.decoder.decode(Shared<ShardReport>.self, from: Data($0)) })
+                            try gathered.map { try JSONCoding.decoder.decode(Shared<ShardReport>.self, from: Data($0)) }
+                        )
                     } else {
                         action = machine.reportSent()
                     }
@@ -330,7 +383,7 @@ public final class Checkpointer: Sendable {
                         temporary = nil
                         manifest.timings.commitSeconds = clock.elapsed
                         action = machine.commitFinished(.success(manifest))
-                    } catch where error.message == SimulatedCrash.error.message {
+                    } catch  where error.message == SimulatedCrash.error.message {
                         temporary = nil  // a crashed process cleans nothing up
                         throw error
                     } catch {
@@ -341,7 +394,8 @@ public final class Checkpointer: Sendable {
                     temporary = nil
                     logger.error(
                         "checkpoint failed; the previous checkpoints are intact",
-                        metadata: ["step": "\(step)", "error": "\(failure.error)"])
+                        metadata: ["step": "\(step)", "error": "\(failure.error)"]
+                    )
                     action = machine.aborted()
                 case .shareOutcome(let outcome):
                     action = machine.outcomeShared(try communicator.broadcast(value: outcome, root: 0))
@@ -353,7 +407,8 @@ public final class Checkpointer: Sendable {
                             metadata: [
                                 "step": "\(step)", "ranks": "\(manifest.rankCount)", "raw": "\(manifest.rawBytes)",
                                 "stored": "\(manifest.storedBytes)",
-                            ])
+                            ]
+                        )
                         applyRetention()
                     }
                     return manifest
@@ -371,29 +426,47 @@ public final class Checkpointer: Sendable {
 
     private func writeShard(_ writer: SnapshotWriter, into path: String, stageSeconds: Double) throws -> ShardReport {
         let options = EncodingOptions(
-            compressionLevel: configuration.compression.level, threads: configuration.threads,
-            chunkSize: configuration.chunkSize, filter: configuration.filter, permissions: configuration.filePermissions)
+            compressionLevel: configuration.compression.level,
+            threads: configuration.threads,
+            chunkSize: configuration.chunkSize,
+            filter: configuration.filter,
+            permissions: configuration.filePermissions
+        )
         let file = CheckpointDirectory.shardFileName(rank: rank)
         let summary = try ShardWriter.write(writer.entries, to: path + "/" + file, options: options)
         return ShardReport(
             shard: Manifest.Shard(
-                rank: rank, file: file, fileBytes: summary.fileSize, indexSHA256: hexString(summary.indexDigest),
+                rank: rank,
+                file: file,
+                fileBytes: summary.fileSize,
+                indexSHA256: hexString(summary.indexDigest),
                 rawBytes: summary.entries.reduce(0) { $0 + $1.rawSize },
                 storedBytes: summary.entries.reduce(0) { $0 + $1.storedSize },
-                entries: summary.entries.map(Manifest.Entry.init)),
+                entries: summary.entries.map(Manifest.Entry.init)
+            ),
             timings: Manifest.Timings(
-                stageSeconds: stageSeconds, encodeSeconds: summary.encodeSeconds, writeSeconds: summary.writeSeconds,
-                syncSeconds: summary.syncSeconds, commitSeconds: 0))
+                stageSeconds: stageSeconds,
+                encodeSeconds: summary.encodeSeconds,
+                writeSeconds: summary.writeSeconds,
+                syncSeconds: summary.syncSeconds,
+                commitSeconds: 0
+            )
+        )
     }
 
     private func removeAbandoned(_ path: String) {
         do { try Syscalls.removeTree(path) } catch {
-            logger.error("could not remove an abandoned checkpoint", metadata: ["path": "\(path)", "error": "\(error)"])
+            logger.error(
+                "could not remove an abandoned checkpoint",
+                metadata: ["path": "\(path)", "error": "\(error)"]
+            )
         }
     }
 
     func makeManifest(step: Step, metadata: [String: String], reports: [ShardReport]) -> Manifest {
-        func slowest(_ key: KeyPath<Manifest.Timings, Double>) -> Double { reports.map { $0.timings[keyPath: key] }.max() ?? 0 }
+        func slowest(_ key: KeyPath<Manifest.Timings, Double>) -> Double {
+            reports.map { $0.timings[keyPath: key] }.max() ?? 0
+        }
         return Manifest(
             manifestVersion: Manifest.currentVersion,
             shardFormat: "\(ShardFormat.majorVersion).\(ShardFormat.minorVersion)",
@@ -405,12 +478,20 @@ public final class Checkpointer: Sendable {
             hostName: Syscalls.hostName,
             metadata: configuration.metadata.merging(metadata) { _, new in new },
             settings: Manifest.Settings(
-                compression: configuration.compression.description, filter: configuration.filter.description,
-                chunkSize: configuration.chunkSize, threads: configuration.threads),
+                compression: configuration.compression.description,
+                filter: configuration.filter.description,
+                chunkSize: configuration.chunkSize,
+                threads: configuration.threads
+            ),
             shards: reports.map(\.shard),
             timings: Manifest.Timings(
-                stageSeconds: slowest(\.stageSeconds), encodeSeconds: slowest(\.encodeSeconds),
-                writeSeconds: slowest(\.writeSeconds), syncSeconds: slowest(\.syncSeconds), commitSeconds: 0))
+                stageSeconds: slowest(\.stageSeconds),
+                encodeSeconds: slowest(\.encodeSeconds),
+                writeSeconds: slowest(\.writeSeconds),
+                syncSeconds: slowest(\.syncSeconds),
+                commitSeconds: 0
+            )
+        )
     }
 
     /// Deletes checkpoints the retention rule no longer keeps; only ever after a newer commit.
@@ -423,7 +504,8 @@ public final class Checkpointer: Sendable {
         } catch {
             logger.warning(
                 "could not delete an old checkpoint; it will be retried after the next commit",
-                metadata: ["error": "\(error)"])
+                metadata: ["error": "\(error)"]
+            )
         }
     }
 }

@@ -1,7 +1,6 @@
+import Checkpoint
 import Foundation
 import Testing
-
-import Checkpoint
 
 // The code samples of README.md and Documentation/GettingStarted.md, verbatim, so they keep compiling and working.
 

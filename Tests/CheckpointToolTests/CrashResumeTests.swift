@@ -16,7 +16,9 @@ struct CrashResumeTests {
     func killAndResume() throws {
         let executable = try ckptExecutable().deletingLastPathComponent().appendingPathComponent("quickstart")
         try #require(
-            FileManager.default.isExecutableFile(atPath: executable.path), "build the quickstart example: swift build")
+            FileManager.default.isExecutableFile(atPath: executable.path),
+            "build the quickstart example: swift build"
+        )
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("crash-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: scratch) }
 

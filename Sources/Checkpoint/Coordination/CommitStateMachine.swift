@@ -93,8 +93,11 @@ struct CommitStateMachine {
         case .success(let ticket):
             if ticket.step != step {
                 let failure = RankFailure(
-                    rank: rank, code: CheckpointError.Code.invalidConfiguration.description,
-                    message: "rank \(rank) saved step \(step) while rank 0 saved step \(ticket.step); all ranks must save the same step")
+                    rank: rank,
+                    code: CheckpointError.Code.invalidConfiguration.description,
+                    message:
+                        "rank \(rank) saved step \(step) while rank 0 saved step \(ticket.step); all ranks must save the same step"
+                )
                 state = .reporting(directory: ticket.path)
                 return .gatherReport(.failure(failure))
             }

@@ -61,7 +61,12 @@ extension Communicator {
 
     /// Sends to `destination` and receives from `source` (each may be `nil`); safe against
     /// deadlock whatever the order neighbours call it in.
-    public func exchange(send bytes: [UInt8], to destination: Int?, receiveFrom source: Int?, tag: Int) throws -> [UInt8]? {
+    public func exchange(
+        send bytes: [UInt8],
+        to destination: Int?,
+        receiveFrom source: Int?,
+        tag: Int
+    ) throws -> [UInt8]? {
         if let destination { try send(bytes, to: destination, tag: tag) }
         return try source.map { try receive(from: $0, tag: tag) }
     }
@@ -127,13 +132,17 @@ public struct SingleProcessCommunicator: Communicator {
 
     /// Keeps messages a rank sends to itself.
     public func send(_ bytes: [UInt8], to destination: Int, tag: Int) throws {
-        guard destination == 0 else { throw CheckpointError(.invalidConfiguration, "rank \(destination) does not exist; size is 1") }
+        guard destination == 0 else {
+            throw CheckpointError(.invalidConfiguration, "rank \(destination) does not exist; size is 1")
+        }
         mailbox.withLock { $0[tag, default: []].append(bytes) }
     }
 
     /// Returns a message this rank sent to itself, or throws `timedOut` when there is none.
     public func receive(from source: Int, tag: Int) throws -> [UInt8] {
-        guard source == 0 else { throw CheckpointError(.invalidConfiguration, "rank \(source) does not exist; size is 1") }
+        guard source == 0 else {
+            throw CheckpointError(.invalidConfiguration, "rank \(source) does not exist; size is 1")
+        }
         guard let message = mailbox.withLock({ $0[tag]?.isEmpty == false ? $0[tag]!.removeFirst() : nil }) else {
             throw CheckpointError(.timedOut, "no message with tag \(tag) was sent; a single rank would wait forever")
         }

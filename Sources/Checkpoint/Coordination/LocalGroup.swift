@@ -63,7 +63,9 @@ public final class LocalGroup: @unchecked Sendable {
     /// - Throws: The first error a rank threw that was not merely a consequence of another
     ///   rank's failure (`peerFailed`), so the root cause surfaces.
     public static func run<Result: Sendable>(
-        ranks: Int, timeout: Double = 300, _ body: @escaping @Sendable (LocalCommunicator) throws -> Result
+        ranks: Int,
+        timeout: Double = 300,
+        _ body: @escaping @Sendable (LocalCommunicator) throws -> Result
     ) throws -> [Result] {
         let group = LocalGroup(size: ranks, timeout: timeout)
         let outcomes = Outcomes<Result>(count: ranks)
@@ -111,7 +113,8 @@ public final class LocalGroup: @unchecked Sendable {
         nextRound[rank] += 1
         var round = rounds[sequence] ?? Round(kind: kind, contributions: Array(repeating: nil, count: size))
         guard round.kind == kind else {
-            let message = "rank \(rank) called \(kind) while other ranks called \(round.kind): every rank must call the same collectives in the same order"
+            let message =
+                "rank \(rank) called \(kind) while other ranks called \(round.kind): every rank must call the same collectives in the same order"
             failures[rank] = message
             condition.broadcast()
             throw CheckpointError(.peerFailed, message)
@@ -127,7 +130,8 @@ public final class LocalGroup: @unchecked Sendable {
             if !condition.wait(until: deadline) && rounds[sequence]!.arrived < size {
                 throw CheckpointError(
                     .timedOut,
-                    "rank \(rank) waited \(timeout) s in \(kind) for ranks \(missing); they are stuck or far behind")
+                    "rank \(rank) waited \(timeout) s in \(kind) for ranks \(missing); they are stuck or far behind"
+                )
             }
         }
         let result = rounds[sequence]!.contributions.map { $0! }
@@ -138,7 +142,10 @@ public final class LocalGroup: @unchecked Sendable {
 
     func send(_ bytes: [UInt8], from source: Int, to destination: Int, tag: Int) throws {
         guard (0..<size).contains(destination) else {
-            throw CheckpointError(.invalidConfiguration, "rank \(destination) does not exist; the group has \(size) ranks")
+            throw CheckpointError(
+                .invalidConfiguration,
+                "rank \(destination) does not exist; the group has \(size) ranks"
+            )
         }
         condition.lock()
         mailboxes[MailboxKey(source: source, destination: destination, tag: tag), default: []].append(bytes)
@@ -158,7 +165,9 @@ public final class LocalGroup: @unchecked Sendable {
             try checkPeers([source], waiting: destination, for: "receive(tag \(tag))")
             if !condition.wait(until: deadline) && (mailboxes[key]?.isEmpty ?? true) {
                 throw CheckpointError(
-                    .timedOut, "rank \(destination) waited \(timeout) s for a message from rank \(source) with tag \(tag)")
+                    .timedOut,
+                    "rank \(destination) waited \(timeout) s for a message from rank \(source) with tag \(tag)"
+                )
             }
         }
         return mailboxes[key]!.removeFirst()
@@ -168,7 +177,10 @@ public final class LocalGroup: @unchecked Sendable {
     private func checkPeers(_ peers: [Int], waiting rank: Int, for operation: String) throws {
         for peer in peers where peer != rank {
             if let reason = failures[peer] {
-                throw CheckpointError(.peerFailed, "rank \(peer) failed, so rank \(rank)'s \(operation) cannot complete: \(reason)")
+                throw CheckpointError(
+                    .peerFailed,
+                    "rank \(peer) failed, so rank \(rank)'s \(operation) cannot complete: \(reason)"
+                )
             }
             if exited.contains(peer) {
                 throw CheckpointError(.peerFailed, "rank \(peer) finished without joining rank \(rank)'s \(operation)")
@@ -236,7 +248,10 @@ public struct LocalCommunicator: Communicator {
 
     private func checkRoot(_ root: Int) throws {
         guard (0..<size).contains(root) else {
-            throw CheckpointError(.invalidConfiguration, "root rank \(root) does not exist; the group has \(size) ranks")
+            throw CheckpointError(
+                .invalidConfiguration,
+                "root rank \(root) does not exist; the group has \(size) ranks"
+            )
         }
     }
 }
@@ -261,7 +276,9 @@ private final class Outcomes<Value: Sendable>: @unchecked Sendable {
             if case .failure(let error) = result { return error }
             return nil
         }
-        if let root = errors.first(where: { ($0 as? CheckpointError)?.code != .peerFailed }) ?? errors.first { throw root }
+        if let root = errors.first(where: { ($0 as? CheckpointError)?.code != .peerFailed }) ?? errors.first {
+            throw root
+        }
         return results.map { try! $0!.get() }
     }
 }

@@ -251,7 +251,8 @@ public struct CheckpointDirectory: Sendable {
                 throw CheckpointError(
                     .ioFailure,
                     "checkpoint \(manifest.step) already exists and this file system cannot replace a directory atomically (no RENAME_EXCHANGE); the existing one was kept",
-                    path: destination)
+                    path: destination
+                )
             }
             try Syscalls.syncDirectory(path)
             try Syscalls.removeTree(temporary)

@@ -136,7 +136,11 @@ public struct Manifest: Codable, Sendable, Hashable {
             )
         }
         guard manifest.manifestVersion >= 1 else {
-            throw CheckpointError(.manifestInvalid, "manifest version \(manifest.manifestVersion) is not valid", path: path)
+            throw CheckpointError(
+                .manifestInvalid,
+                "manifest version \(manifest.manifestVersion) is not valid",
+                path: path
+            )
         }
         guard manifest.manifestVersion <= currentVersion else {
             throw CheckpointError(
