@@ -1,0 +1,115 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The test of the whole library: the heat example prints the same checksum for any rank count,
+/// when continued in several runs, and when killed at any moment and started again.
+@Suite("Heat example")
+struct HeatTests {
+    static let grid = ["--grid", "48", "--checkpoint-every", "5"]
+
+    static func heat() throws -> URL {
+        let executable = try ckptExecutable().deletingLastPathComponent().appendingPathComponent("heat")
+        try #require(
+            FileManager.default.isExecutableFile(atPath: executable.path),
+            "build the heat example: swift build"
+        )
+        return executable
+    }
+
+    @Test("Same checksum with 1, 2, 3, 4 and 8 in-process ranks, and when continued in two runs")
+    func rankCounts() throws {
+        try withScratch { scratch in
+            var checksums: [String] = []
+            for ranks in [1, 2, 3, 4, 8] {
+                let lines = try run(
+                    ["--ranks", "\(ranks)", "--steps", "60", "--dir", scratch + "/r\(ranks)"] + Self.grid
+                )
+                #expect(lines.first == "fresh-start")
+                checksums.append(try #require(lines.last))
+            }
+            #expect(Set(checksums).count == 1, "\(checksums)")
+            #expect(checksums[0].hasPrefix("checksum: ") && checksums[0].count == 26)
+
+            let first = try run(["--ranks", "4", "--steps", "25", "--dir", scratch + "/split"] + Self.grid)
+            #expect(first.first == "fresh-start")
+            let second = try run(["--ranks", "4", "--steps", "60", "--dir", scratch + "/split"] + Self.grid)
+            #expect(second.first == "resumed-from: 25")
+            #expect(second.last == checksums[0])
+            let again = try run(["--ranks", "4", "--steps", "60", "--dir", scratch + "/split"] + Self.grid)
+            #expect(again == ["resumed-from: 60", checksums[0]])
+        }
+    }
+
+    @Test("kill -9 at random moments, restart with the same command, same checksum", arguments: [1, 4])
+    func killed(ranks: Int) throws {
+        try withScratch { scratch in
+            let arguments = ["--ranks", "\(ranks)", "--steps", "120", "--delay-ms", "3"] + Self.grid
+            let expected = try #require(try run(arguments + ["--dir", scratch + "/reference"]).last)
+            var generator = SystemRandomNumberGenerator()
+            var kills = 0
+            for _ in 0..<6 {
+                let process = Process()
+                process.executableURL = try Self.heat()
+                process.arguments = arguments + ["--dir", scratch + "/crashy"]
+                process.standardOutput = FileHandle.nullDevice
+                process.standardError = FileHandle.nullDevice
+                try process.run()
+                usleep(UInt32.random(in: 10_000...250_000, using: &generator))
+                if process.isRunning {
+                    kill(process.processIdentifier, SIGKILL)
+                    kills += 1
+                }
+                process.waitUntilExit()
+            }
+            let final = try run(arguments + ["--dir", scratch + "/crashy"])
+            #expect(kills > 0)
+            #expect(final.last == expected, "after \(kills) kills: \(final)")
+        }
+    }
+
+    @Test("Restarting on another rank count, or another grid, is one clear error")
+    func mismatches() throws {
+        try withScratch { scratch in
+            _ = try run(["--ranks", "4", "--steps", "10", "--dir", scratch] + Self.grid)
+            let ranks = try run(["--ranks", "2", "--steps", "20", "--dir", scratch] + Self.grid, expectSuccess: false)
+            #expect(ranks.joined().contains("4 ranks"))
+            let grid = try run(
+                ["--ranks", "4", "--steps", "20", "--grid", "40", "--dir", scratch],
+                expectSuccess: false
+            )
+            #expect(grid.joined().contains("48 x 48"))
+        }
+    }
+
+    private func withScratch(_ body: (String) throws -> Void) throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("heat-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        try body(scratch.path)
+    }
+
+    /// Runs heat to completion; returns its stdout lines (or stderr's when it is expected to fail).
+    private func run(_ arguments: [String], expectSuccess: Bool = true) throws -> [String] {
+        let process = Process()
+        process.executableURL = try Self.heat()
+        process.arguments = arguments
+        let output = Pipe()
+        let error = Pipe()
+        process.standardOutput = output
+        process.standardError = error
+        try process.run()
+        let stdout = output.fileHandleForReading.readDataToEndOfFile()
+        let stderr = error.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: expectSuccess ? stdout : stderr, as: UTF8.self)
+        #expect(
+            (process.terminationStatus == 0) == expectSuccess,
+            "heat \(arguments): \(String(decoding: stderr, as: UTF8.self))"
+        )
+        return text.split(separator: "\n").map(String.init)
+    }
+}
