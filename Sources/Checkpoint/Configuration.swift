@@ -32,6 +32,14 @@ extension Checkpointer {
         public var createDirectory: Bool
         /// Key-value pairs recorded in every manifest (say a run id); per-call metadata adds to them.
         public var metadata: [String: String]
+        /// Whether safe points write checkpoints themselves or hand them to a background thread.
+        /// Default: ``Mode/synchronous``.
+        public var mode: Mode
+        /// Scheduler signals that make the next safe point checkpoint and then set
+        /// ``Checkpointer/shouldStop``. Default: `nil` (signals keep their usual effect).
+        public var stopSignals: StopSignals?
+        /// A time by which the job must have checkpointed and stopped. Default: `nil`.
+        public var deadline: Deadline?
 
         /// Creates a configuration; every argument has a default.
         public init(
@@ -44,7 +52,10 @@ extension Checkpointer {
             filePermissions: UInt16 = 0o600,
             directoryPermissions: UInt16 = 0o700,
             createDirectory: Bool = true,
-            metadata: [String: String] = [:]
+            metadata: [String: String] = [:],
+            mode: Mode = .synchronous,
+            stopSignals: StopSignals? = nil,
+            deadline: Deadline? = nil
         ) {
             self.policy = policy
             self.retention = retention
@@ -56,6 +67,9 @@ extension Checkpointer {
             self.directoryPermissions = directoryPermissions
             self.createDirectory = createDirectory
             self.metadata = metadata
+            self.mode = mode
+            self.stopSignals = stopSignals
+            self.deadline = deadline
         }
 
         /// The number of active processors.
@@ -83,6 +97,15 @@ extension Checkpointer {
                 throw fail("file permissions must include owner read/write and directory permissions owner rwx")
             }
             for key in metadata.keys where key.isEmpty { throw fail("metadata keys must not be empty") }
+            if case .asynchronous(let options) = mode.value, options.stagingLimit < 0 {
+                throw fail("the staging limit must not be negative, not \(options.stagingLimit)")
+            }
+            if let stopSignals {
+                guard stopSignals.gracePeriod > 0 else { throw fail("the stop signals' grace period must be positive") }
+                for signal in stopSignals.signals where signal <= 0 || signal >= 65 || signal == SIGKILL || signal == SIGSTOP {
+                    throw fail("signal \(signal) cannot be handled; use SIGTERM, SIGUSR1, SIGUSR2, SIGINT…")
+                }
+            }
         }
     }
 }
@@ -124,5 +147,57 @@ extension Checkpointer.Configuration {
 
         /// `"zstd-1"` or `"none"`.
         public var description: String { level.map { "zstd-\($0)" } ?? "none" }
+    }
+}
+
+extension Checkpointer.Configuration {
+    /// Whether checkpoints at safe points are written in the foreground or the background.
+    public struct Mode: Sendable, Hashable, CustomStringConvertible {
+        enum Value: Sendable, Hashable {
+            case synchronous
+            case asynchronous(AsynchronousOptions)
+        }
+
+        let value: Value
+
+        /// The safe point writes, syncs and commits the checkpoint before it returns. Simple, and
+        /// the error, if any, is thrown right there.
+        public static let synchronous = Mode(value: .synchronous)
+
+        /// The safe point only stages the state and returns; a background thread filters,
+        /// compresses, writes, syncs and commits it.
+        ///
+        /// Staging retains copy-on-write arrays without copying them and copies memory the
+        /// application owns (registered buffers) into a staging buffer.
+        /// - Parameters:
+        ///   - stagingLimit: The most bytes of owned memory to copy for one checkpoint; a larger
+        ///     checkpoint is written synchronously instead. Default: 1 GiB.
+        ///   - whenBusy: What a due safe point does while the previous checkpoint is still being
+        ///     written. Default: ``BusyBehavior/wait``.
+        public static func asynchronous(stagingLimit: Int = 1 << 30, whenBusy: BusyBehavior = .wait) -> Mode {
+            Mode(value: .asynchronous(AsynchronousOptions(stagingLimit: stagingLimit, whenBusy: whenBusy)))
+        }
+
+        /// `"synchronous"` or `"asynchronous"`.
+        public var description: String {
+            if case .asynchronous = value { return "asynchronous" }
+            return "synchronous"
+        }
+    }
+
+    /// What a due safe point does while the previous asynchronous checkpoint is still in flight.
+    public enum BusyBehavior: Sendable, Hashable {
+        /// Wait for it, then take the new checkpoint.
+        case wait
+        /// Skip this checkpoint (and log it); the next due safe point tries again.
+        case skip
+    }
+
+    /// Options of ``Mode/asynchronous(stagingLimit:whenBusy:)``.
+    public struct AsynchronousOptions: Sendable, Hashable {
+        /// The most bytes of owned memory copied per checkpoint.
+        public var stagingLimit: Int
+        /// What a due safe point does while the previous checkpoint is in flight.
+        public var whenBusy: BusyBehavior
     }
 }

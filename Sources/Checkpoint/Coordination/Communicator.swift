@@ -35,6 +35,11 @@ public protocol Communicator: Sendable {
 
     /// A short description for logs and manifests, e.g. `"local group"` or `"MPI (Open MPI 4.1)"`.
     var transportName: String { get }
+
+    /// A communicator over the same ranks whose collectives and messages never mix with this
+    /// one's (like `MPI_Comm_dup`); the asynchronous checkpoint pipeline commits on it from a
+    /// background thread. Collective: every rank calls it, in the same order.
+    func duplicate() throws -> any Communicator
 }
 
 /// How ``Communicator/allreduce(_:_:)`` combines values.
@@ -137,6 +142,9 @@ public struct SingleProcessCommunicator: Communicator {
         }
         mailbox.withLock { $0[tag, default: []].append(bytes) }
     }
+
+    /// A fresh single-rank communicator with its own mailbox.
+    public func duplicate() -> any Communicator { SingleProcessCommunicator() }
 
     /// Returns a message this rank sent to itself, or throws `timedOut` when there is none.
     public func receive(from source: Int, tag: Int) throws -> [UInt8] {

@@ -26,6 +26,8 @@ public final class LocalGroup: @unchecked Sendable {
     private var mailboxes: [MailboxKey: [[UInt8]]] = [:]
     private var failures: [Int: String] = [:]
     private var exited: Set<Int> = []
+    private var children: [LocalGroup] = []
+    private var duplicatesTaken: [Int]
 
     private struct Round {
         var kind: String
@@ -50,6 +52,17 @@ public final class LocalGroup: @unchecked Sendable {
         self.size = size
         self.timeout = timeout
         nextRound = Array(repeating: 0, count: size)
+        duplicatesTaken = Array(repeating: 0, count: size)
+    }
+
+    /// The `index`-th child group of `rank`'s duplicates: every rank's k-th call gets the same group.
+    func duplicate(for rank: Int) -> LocalGroup {
+        condition.lock()
+        defer { condition.unlock() }
+        let index = duplicatesTaken[rank]
+        duplicatesTaken[rank] += 1
+        while children.count <= index { children.append(LocalGroup(size: size, timeout: timeout)) }
+        return children[index]
     }
 
     /// The communicator of one rank.
@@ -95,14 +108,18 @@ public final class LocalGroup: @unchecked Sendable {
         condition.lock()
         failures[rank] = reason
         condition.broadcast()
+        let children = self.children
         condition.unlock()
+        for child in children { child.markFailed(rank, reason: reason) }
     }
 
     func markExited(_ rank: Int) {
         condition.lock()
         exited.insert(rank)
         condition.broadcast()
+        let children = self.children
         condition.unlock()
+        for child in children { child.markExited(rank) }
     }
 
     /// Contributes to the next collective of `rank` and returns every rank's contribution.
@@ -235,6 +252,10 @@ public struct LocalCommunicator: Communicator {
         let all = try group.collective("gather", rank: rank, contribution: bytes)
         return rank == root ? all : nil
     }
+
+    /// A communicator of the same rank in a new group of the same size (every rank's k-th
+    /// duplicate joins the same group).
+    public func duplicate() -> any Communicator { group.duplicate(for: rank).communicator(rank: rank) }
 
     /// Queues bytes for `destination`.
     public func send(_ bytes: [UInt8], to destination: Int, tag: Int) throws {

@@ -58,3 +58,20 @@ func withTypedThrows<Result>(_ body: () throws -> Result) throws(CheckpointError
         throw CheckpointError(.ioFailure, "unexpected error: \(error)")
     }
 }
+
+/// A private copy of memory the application owns, made when an asynchronous checkpoint is staged.
+struct StagedCopySource: EntrySource, @unchecked Sendable {
+    let storage: StagedBytes
+    var byteCount: Int { storage.bytes.count }
+
+    init(copying bytes: UnsafeRawBufferPointer) {
+        storage = StagedBytes(count: bytes.count)
+        if bytes.count > 0 { storage.bytes.copyMemory(from: bytes) }
+    }
+
+    func withBytes<Result>(
+        _ body: (UnsafeRawBufferPointer) throws(CheckpointError) -> Result
+    ) throws(CheckpointError) -> Result {
+        try body(UnsafeRawBufferPointer(storage.bytes))
+    }
+}

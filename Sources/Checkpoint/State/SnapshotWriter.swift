@@ -108,6 +108,22 @@ public struct SnapshotWriter: Sendable {
         try child.save(to: &self)
     }
 
+    /// Bytes of application-owned memory (buffers) among the entries: what staging must copy.
+    var ownedMemoryBytes: Int {
+        entries.reduce(0) { $0 + ($1.source is PointerSource ? $1.source.byteCount : 0) }
+    }
+
+    /// Replaces references to application-owned memory by private copies, so the application may
+    /// change that memory while the checkpoint is written in the background. Arrays stay shared
+    /// (copy-on-write).
+    mutating func copyOwnedMemory() {
+        for index in entries.indices {
+            if let pointer = entries[index].source as? PointerSource {
+                entries[index].source = StagedCopySource(copying: pointer.bytes)
+            }
+        }
+    }
+
     private mutating func add(
         _ localName: String,
         _ encoding: EntryEncoding,

@@ -1,0 +1,107 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Synchronization
+
+/// Scheduler signals that ask a job to checkpoint and stop: Slurm's `--signal=B:USR1@120`, PBS,
+/// and Kubernetes preemption (`SIGTERM`).
+///
+/// When one arrives, the next safe point checkpoints (on every rank) and then
+/// ``Checkpointer/shouldStop`` turns `true`; the application finishes its loop and exits. If no
+/// safe point is reached within the grace period, the signal's default action is taken (the
+/// process ends, as it would have without the library).
+public struct StopSignals: Sendable, Hashable {
+    /// The signal numbers to handle, e.g. `[SIGTERM, SIGUSR1]`.
+    public var signals: [Int32]
+    /// Seconds after a signal within which a safe point must be reached; then the process ends.
+    public var gracePeriod: Double
+
+    /// Handles `signals`, ending the process `gracePeriod` seconds after one arrives if no safe point was reached.
+    public init(signals: [Int32] = [SIGTERM, SIGUSR1], gracePeriod: Double = 120) {
+        self.signals = signals
+        self.gracePeriod = gracePeriod
+    }
+}
+
+/// When a job must have checkpointed and stopped.
+public struct Deadline: Sendable, Hashable {
+    let date: Date?
+    let secondsFromStart: Double?
+
+    /// At a wall-clock time ("checkpoint and stop before 17:00").
+    public static func at(_ date: Date) -> Deadline { Deadline(date: date, secondsFromStart: nil) }
+
+    /// `seconds` after the checkpointer was created.
+    public static func after(seconds: Double) -> Deadline { Deadline(date: nil, secondsFromStart: seconds) }
+
+    /// Seconds left at `now`, for a checkpointer created at `start`.
+    func remaining(now: Date, start: Date) -> Double {
+        if let date { return date.timeIntervalSince(now) }
+        return (secondsFromStart ?? .infinity) - now.timeIntervalSince(start)
+    }
+}
+
+/// The process-wide signal state. The handler only stores to an atomic and posts a semaphore,
+/// both async-signal-safe.
+enum SignalMonitor {
+    /// The last stop signal received (0: none).
+    static let received = Atomic<Int32>(0)
+    private static let state = Mutex<InstallState>(InstallState())
+
+    private struct InstallState {
+        var installed: Set<Int32> = []
+        var gracePeriod = Double.infinity
+        var watchdogStarted = false
+    }
+
+    nonisolated(unsafe) private static let wakeWatchdog: UnsafeMutablePointer<sem_t> = {
+        let semaphore = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
+        sem_init(semaphore, 0, 0)
+        return semaphore
+    }()
+
+    /// Installs the handler for `signals` (once per signal per process).
+    static func install(_ configuration: StopSignals) {
+        let semaphore = wakeWatchdog
+        state.withLock { state in
+            state.gracePeriod = min(state.gracePeriod, configuration.gracePeriod)
+            for signal in configuration.signals where !state.installed.contains(signal) {
+                var action = sigaction()
+                action.__sigaction_handler.sa_handler = { number in
+                    SignalMonitor.received.store(number, ordering: .relaxed)
+                    sem_post(SignalMonitor.semaphoreForHandler)
+                }
+                sigemptyset(&action.sa_mask)
+                action.sa_flags = SA_RESTART
+                sigaction(signal, &action, nil)
+                state.installed.insert(signal)
+            }
+            if !state.watchdogStarted {
+                state.watchdogStarted = true
+                let box = UncheckedBox(semaphore)
+                let thread = Thread { watchdog(box.value) }
+                thread.name = "checkpoint-signal-watchdog"
+                thread.start()
+            }
+        }
+    }
+
+    nonisolated(unsafe) static var semaphoreForHandler: UnsafeMutablePointer<sem_t> { wakeWatchdog }
+
+    /// Waits for a signal, then gives the application the grace period to reach a safe point and
+    /// exit; after that, takes the signal's default action.
+    private static func watchdog(_ semaphore: UnsafeMutablePointer<sem_t>) {
+        while sem_wait(semaphore) != 0 {}
+        let signal = received.load(ordering: .relaxed)
+        let grace = state.withLock { $0.gracePeriod }
+        Thread.sleep(forTimeInterval: grace)
+        FileHandle.standardError.write(
+            Data("swift-checkpoint: no safe point within \(grace) s of signal \(signal); stopping now\n".utf8))
+        Glibc.signal(signal, SIG_DFL)
+        raise(signal)
+    }
+
+    /// Whether a stop signal has arrived.
+    static var isPending: Bool { received.load(ordering: .relaxed) != 0 }
+}
