@@ -109,7 +109,7 @@ do {
         try checkpointer.checkpoint(sim, step: step)
         if options.delayMilliseconds > 0 { usleep(UInt32(options.delayMilliseconds) * 1000) }
     }
-    try checkpointer.save(sim, step: step)
+    if checkpointer.lastCheckpointStep != step { try checkpointer.save(sim, step: step) }
     print("checksum: \(sim.checksum)")
 } catch {
     FileHandle.standardError.write(Data("error: \(error)\n".utf8))
