@@ -1,4 +1,5 @@
 import Checkpoint
+import Foundation
 
 /// One rank's rows of the global field, with a halo row above and below.
 struct Block: Checkpointable {
@@ -50,6 +51,13 @@ struct Block: Checkpointable {
         if let lower = try communicator.exchange(send: lastInterior, to: below, receiveFrom: above, tag: 2) {
             setRow(0, from: lower)
         }
+    }
+
+    /// One step: halo exchange, then relaxation.
+    mutating func advance(_ communicator: any Communicator, delayMs: Int) throws {
+        try exchangeHalos(communicator)
+        relax()
+        if delayMs > 0 { usleep(UInt32(delayMs) * 1000) }
     }
 
     /// One Jacobi step: every interior cell becomes the mean of its four neighbours.

@@ -48,6 +48,21 @@ struct Heat: ParsableCommand {
     @Option(help: "Milliseconds to sleep after each step (to make runs slow enough to interrupt).")
     var delayMs = 0
 
+    @Option(name: .customLong("every-seconds"), help: "Checkpoint every T seconds of run time instead of every K steps.")
+    var everySeconds: Double?
+
+    @Option(name: .customLong("young-daly-mtbf"), help: "Checkpoint at the Young/Daly interval for this MTBF (seconds).")
+    var youngDalyMTBF: Double?
+
+    @Flag(name: .customLong("async"), help: "Write checkpoints in the background (asynchronous mode).")
+    var asynchronous = false
+
+    @Flag(name: .customLong("no-checkpoints"), help: "Never checkpoint or restore (a reference run).")
+    var noCheckpoints = false
+
+    @Flag(help: "Checkpoint and stop on SIGTERM or SIGUSR1 (as Slurm's --signal=B:USR1@120 sends).")
+    var stopOnSignal = false
+
     func validate() throws {
         guard ranks >= 1 && ranks <= 1024 else { throw ValidationError("--ranks must be between 1 and 1024") }
         guard grid >= 3 && grid <= 65_536 else { throw ValidationError("--grid must be between 3 and 65536") }
@@ -55,6 +70,12 @@ struct Heat: ParsableCommand {
         guard checkpointEvery >= 1 else { throw ValidationError("--checkpoint-every must be at least 1") }
         guard delayMs >= 0 else { throw ValidationError("--delay-ms must not be negative") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
+        if let everySeconds, !(everySeconds >= 0 && everySeconds.isFinite) {
+            throw ValidationError("--every-seconds must be a non-negative number")
+        }
+        if let youngDalyMTBF, !(youngDalyMTBF > 0 && youngDalyMTBF.isFinite) {
+            throw ValidationError("--young-daly-mtbf must be a positive number of seconds")
+        }
         if !mpi && grid < ranks {
             throw ValidationError("--grid (\(grid)) must be at least --ranks (\(ranks)): every rank needs a row")
         }
@@ -63,14 +84,17 @@ struct Heat: ParsableCommand {
     func run() throws {
         var logger = Logger(label: "heat")
         logger.logLevel = .warning
+        var policy = CheckpointPolicy.everySteps(checkpointEvery)
+        if let everySeconds { policy = .every(seconds: everySeconds) }
+        if let youngDalyMTBF { policy = .youngDaly(mtbf: youngDalyMTBF) }
+        if noCheckpoints { policy = .never }
+        var configuration = Checkpointer.Configuration(policy: policy)
+        configuration.metadata = ["example": "heat", "grid": "\(grid)"]
+        if asynchronous { configuration.mode = .asynchronous() }
+        if stopOnSignal { configuration.stopSignals = StopSignals() }
         let settings = Settings(
-            grid: grid,
-            steps: steps,
-            checkpointEvery: checkpointEvery,
-            directory: dir,
-            delayMs: delayMs,
-            logger: logger
-        )
+            grid: grid, steps: steps, directory: dir, delayMs: delayMs, checkpoints: !noCheckpoints,
+            configuration: configuration, logger: logger)
         if mpi {
             #if MPI
             let communicator = try MPICommunicator.world()
@@ -94,41 +118,51 @@ struct Heat: ParsableCommand {
 struct Settings: Sendable {
     var grid: Int
     var steps: Int
-    var checkpointEvery: Int
     var directory: String
     var delayMs: Int
+    var checkpoints: Bool
+    var configuration: Checkpointer.Configuration
     var logger: Logger
 }
 
 /// The body every rank runs.
 func runRank(_ communicator: any Communicator, _ settings: Settings) throws {
-    var configuration = Checkpointer.Configuration(policy: .everySteps(settings.checkpointEvery))
+    var configuration = settings.configuration
     configuration.threads = max(1, Checkpointer.Configuration.defaultThreads / max(1, communicator.size))
-    configuration.metadata = ["example": "heat", "grid": "\(settings.grid)"]
+    let fresh = Block(grid: settings.grid, rank: communicator.rank, size: communicator.size)
+    guard settings.checkpoints else {
+        if communicator.isRoot { say("fresh-start") }
+        var block = fresh
+        for _ in 0..<settings.steps { try block.advance(communicator, delayMs: settings.delayMs) }
+        try report(block, communicator)
+        return
+    }
     let checkpointer = try Checkpointer(
-        directory: settings.directory,
-        communicator: communicator,
-        configuration: configuration,
-        logger: settings.logger
-    )
-    var (block, step) = try checkpointer.restoreLatest(
-        or: Block(grid: settings.grid, rank: communicator.rank, size: communicator.size)
-    )
+        directory: settings.directory, communicator: communicator, configuration: configuration,
+        logger: settings.logger)
+    var (block, step) = try checkpointer.restoreLatest(or: fresh)
     guard block.grid == settings.grid else {
         throw HeatError(
             "the checkpoint in \(settings.directory) is for a \(block.grid) x \(block.grid) grid, not \(settings.grid); use the same --grid or another --dir"
         )
     }
     if communicator.isRoot { say(step == 0 ? "fresh-start" : "resumed-from: \(step)") }
-    var lastSaved = step
-    while step.intValue < settings.steps {
-        try block.exchangeHalos(communicator)
-        block.relax()
+    while step.intValue < settings.steps && !checkpointer.shouldStop {
+        try block.advance(communicator, delayMs: settings.delayMs)
         step += 1
-        if try checkpointer.checkpoint(block, step: step) != nil { lastSaved = step }
-        if settings.delayMs > 0 { usleep(UInt32(settings.delayMs) * 1000) }
+        try checkpointer.checkpoint(block, step: step)
     }
-    if lastSaved != step { try checkpointer.save(block, step: step) }
+    if checkpointer.lastCheckpointStep != step { try checkpointer.save(block, step: step) }
+    try checkpointer.finish()
+    if checkpointer.shouldStop && step.intValue < settings.steps {
+        if communicator.isRoot { say("stopped-at: \(step)") }
+        return
+    }
+    try report(block, communicator)
+}
+
+/// Gathers the field on rank 0 and prints its checksum.
+func report(_ block: Block, _ communicator: any Communicator) throws {
     let field = Array(block.interior).withUnsafeBytes { Array($0) }
     if let parts = try communicator.gather(field, root: 0) {
         say("checksum: \(checksum(parts))")
