@@ -44,10 +44,15 @@ let package = Package(
             dependencies: ["Checkpoint", "CheckpointMPI"],
             path: "Tests/MPISelfTest"
         ),
+        .target(
+            name: "HeatKernel",
+            dependencies: ["Checkpoint", .product(name: "Logging", package: "swift-log")],
+            path: "Examples/HeatKernel"
+        ),
         .executableTarget(
             name: "Heat",
             dependencies: [
-                "Checkpoint", "CheckpointMPI",
+                "Checkpoint", "CheckpointMPI", "HeatKernel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -75,7 +80,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "CheckpointBench",
-            dependencies: ["Checkpoint", "CZstd", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Checkpoint", "CZstd", "HeatKernel", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/CheckpointBench"
         ),
         .testTarget(

@@ -12,6 +12,7 @@
 import ArgumentParser
 import Checkpoint
 import Foundation
+import HeatKernel
 import Logging
 
 #if MPI
@@ -92,9 +93,9 @@ struct Heat: ParsableCommand {
         configuration.metadata = ["example": "heat", "grid": "\(grid)"]
         if asynchronous { configuration.mode = .asynchronous() }
         if stopOnSignal { configuration.stopSignals = StopSignals() }
-        let settings = Settings(
+        let settings = HeatSettings(
             grid: grid, steps: steps, directory: dir, delayMs: delayMs, checkpoints: !noCheckpoints,
-            configuration: configuration, logger: logger)
+            configuration: configuration, logger: logger, output: say)
         if mpi {
             #if MPI
             let communicator = try MPICommunicator.world()
@@ -103,86 +104,16 @@ struct Heat: ParsableCommand {
                     "--grid (\(grid)) must be at least the number of MPI ranks (\(communicator.size))"
                 )
             }
-            try runRank(communicator, settings)
+            try runHeatRank(communicator, settings)
             #else
             throw ValidationError("this heat was built without MPI; build it with `swift build --traits MPI`")
             #endif
         } else {
             _ = try LocalGroup.run(ranks: ranks, timeout: timeout) { communicator in
-                try runRank(communicator, settings)
+                try runHeatRank(communicator, settings)
             }
         }
     }
-}
-
-struct Settings: Sendable {
-    var grid: Int
-    var steps: Int
-    var directory: String
-    var delayMs: Int
-    var checkpoints: Bool
-    var configuration: Checkpointer.Configuration
-    var logger: Logger
-}
-
-/// The body every rank runs.
-func runRank(_ communicator: any Communicator, _ settings: Settings) throws {
-    var configuration = settings.configuration
-    configuration.threads = max(1, Checkpointer.Configuration.defaultThreads / max(1, communicator.size))
-    let fresh = Block(grid: settings.grid, rank: communicator.rank, size: communicator.size)
-    guard settings.checkpoints else {
-        if communicator.isRoot { say("fresh-start") }
-        var block = fresh
-        for _ in 0..<settings.steps { try block.advance(communicator, delayMs: settings.delayMs) }
-        try report(block, communicator)
-        return
-    }
-    let checkpointer = try Checkpointer(
-        directory: settings.directory, communicator: communicator, configuration: configuration,
-        logger: settings.logger)
-    var (block, step) = try checkpointer.restoreLatest(or: fresh)
-    guard block.grid == settings.grid else {
-        throw HeatError(
-            "the checkpoint in \(settings.directory) is for a \(block.grid) x \(block.grid) grid, not \(settings.grid); use the same --grid or another --dir"
-        )
-    }
-    if communicator.isRoot { say(step == 0 ? "fresh-start" : "resumed-from: \(step)") }
-    while step.intValue < settings.steps && !checkpointer.shouldStop {
-        try block.advance(communicator, delayMs: settings.delayMs)
-        step += 1
-        try checkpointer.checkpoint(block, step: step)
-    }
-    if checkpointer.lastCheckpointStep != step { try checkpointer.save(block, step: step) }
-    try checkpointer.finish()
-    if checkpointer.shouldStop && step.intValue < settings.steps {
-        if communicator.isRoot { say("stopped-at: \(step)") }
-        return
-    }
-    try report(block, communicator)
-}
-
-/// Gathers the field on rank 0 and prints its checksum.
-func report(_ block: Block, _ communicator: any Communicator) throws {
-    let field = Array(block.interior).withUnsafeBytes { Array($0) }
-    if let parts = try communicator.gather(field, root: 0) {
-        say("checksum: \(checksum(parts))")
-    }
-}
-
-/// FNV-1a (64-bit) over the bytes of the global field, in row-major order.
-func checksum(_ parts: [[UInt8]]) -> String {
-    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-    for part in parts {
-        for byte in part { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-    }
-    let hex = String(hash, radix: 16)
-    return String(repeating: "0", count: 16 - hex.count) + hex
-}
-
-/// A failure to report as one line.
-struct HeatError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
 }
 
 /// Writes a line to standard output at once (unbuffered), so it survives a kill -9 right after.

@@ -146,7 +146,7 @@ extension Checkpointer {
                 metadata: ["step": "\(step)", "bytes": "\(writer.ownedMemoryBytes)"])
             return try commitInForeground(writer, step: step, metadata: metadata, clock: clock, stagingError: stagingError)
         }
-        writer.copyOwnedMemory()
+        writer.copyOwnedMemory(pool: background.pool)
         let blocked = clock.elapsed
         let staged = writer
         state.withLock { state in
@@ -158,6 +158,7 @@ extension Checkpointer {
             let manifest = try commit(
                 staged, step: step, metadata: metadata, stageSeconds: blocked, stagingError: stagingError,
                 over: background.communicator)
+            background.pool.recycle(staged.stagedStorage)
             recordCost(clock.elapsed)
             logCommit(manifest)
         }

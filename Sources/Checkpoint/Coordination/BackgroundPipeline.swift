@@ -7,6 +7,8 @@ final class BackgroundPipeline: @unchecked Sendable {
     /// the application's.
     let communicator: any Communicator
     let options: Checkpointer.Configuration.AsynchronousOptions
+    /// Staging buffers kept between checkpoints, so staging copies into warm memory.
+    let pool: StagingPool
 
     private let condition = NSCondition()
     private var job: (() throws -> Void)?
@@ -17,6 +19,7 @@ final class BackgroundPipeline: @unchecked Sendable {
     init(communicator: any Communicator, options: Checkpointer.Configuration.AsynchronousOptions, name: String) {
         self.communicator = communicator
         self.options = options
+        pool = StagingPool(limit: options.stagingLimit)
         let thread = Thread { [unowned(unsafe) self] in self.run() }
         thread.name = name
         thread.stackSize = 4 << 20
@@ -82,6 +85,34 @@ final class BackgroundPipeline: @unchecked Sendable {
             busy = false
             condition.broadcast()
             condition.unlock()
+        }
+    }
+}
+
+/// Reusable staging buffers, at most `limit` bytes kept.
+final class StagingPool: @unchecked Sendable {
+    private let lock = NSLock()
+    private var spare: [StagedBytes] = []
+    private let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    /// A buffer of exactly `count` bytes: a kept one when available, else a new one.
+    func take(count: Int) -> StagedBytes {
+        lock.lock()
+        defer { lock.unlock() }
+        if let index = spare.firstIndex(where: { $0.bytes.count == count }) { return spare.remove(at: index) }
+        return StagedBytes(count: count)
+    }
+
+    /// Keeps buffers for the next checkpoint, up to the limit.
+    func recycle(_ buffers: [StagedBytes]) {
+        lock.lock()
+        defer { lock.unlock() }
+        var kept = spare.reduce(0) { $0 + $1.bytes.count }
+        for buffer in buffers where kept + buffer.bytes.count <= limit {
+            spare.append(buffer)
+            kept += buffer.bytes.count
         }
     }
 }

@@ -64,8 +64,9 @@ struct StagedCopySource: EntrySource, @unchecked Sendable {
     let storage: StagedBytes
     var byteCount: Int { storage.bytes.count }
 
-    init(copying bytes: UnsafeRawBufferPointer) {
-        storage = StagedBytes(count: bytes.count)
+    init(copying bytes: UnsafeRawBufferPointer, into storage: StagedBytes) {
+        precondition(storage.bytes.count == bytes.count)
+        self.storage = storage
         if bytes.count > 0 { storage.bytes.copyMemory(from: bytes) }
     }
 

@@ -116,12 +116,18 @@ public struct SnapshotWriter: Sendable {
     /// Replaces references to application-owned memory by private copies, so the application may
     /// change that memory while the checkpoint is written in the background. Arrays stay shared
     /// (copy-on-write).
-    mutating func copyOwnedMemory() {
+    mutating func copyOwnedMemory(pool: StagingPool) {
         for index in entries.indices {
             if let pointer = entries[index].source as? PointerSource {
-                entries[index].source = StagedCopySource(copying: pointer.bytes)
+                let storage = pool.take(count: pointer.bytes.count)
+                entries[index].source = StagedCopySource(copying: pointer.bytes, into: storage)
             }
         }
+    }
+
+    /// The staging buffers of copied entries, to give back to the pool once written.
+    var stagedStorage: [StagedBytes] {
+        entries.compactMap { ($0.source as? StagedCopySource)?.storage }
     }
 
     private mutating func add(

@@ -2,7 +2,7 @@ import Checkpoint
 import Foundation
 
 /// One rank's rows of the global field, with a halo row above and below.
-struct Block: Checkpointable {
+public struct Block: Checkpointable {
     let grid: Int
     let firstRow: Int
     let rows: Int
@@ -24,13 +24,15 @@ struct Block: Checkpointable {
 
     var interior: ArraySlice<Double> { cells[grid..<((rows + 1) * grid)] }
 
-    func save(to writer: inout SnapshotWriter) throws {
+    /// Saves the interior rows, the first row's index and the grid size.
+    public func save(to writer: inout SnapshotWriter) throws {
         try writer.write(Array(interior), as: "field", shape: [rows, grid])
         try writer.write(value: Int64(firstRow), as: "first-row")
         try writer.write(value: Int64(grid), as: "grid")
     }
 
-    init(from reader: SnapshotReader) throws {
+    /// Rebuilds a block from a snapshot (halos are refilled by the next exchange).
+    public init(from reader: SnapshotReader) throws {
         let field = try reader.read([Double].self, "field")
         grid = Int(try reader.read(Int64.self, "grid"))
         firstRow = Int(try reader.read(Int64.self, "first-row"))
