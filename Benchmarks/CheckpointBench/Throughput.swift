@@ -54,6 +54,14 @@ struct ThroughputScenario {
             }
             let stored = Double(manifest!.storedBytes)
             ratios[kind] = bytes / stored
+            let timings = manifest!.timings
+            rows.append(
+                Row(
+                    name: "\(kind): save phases (last run)", value: (timings.encodeSeconds + timings.writeSeconds + timings.syncSeconds) * 1e3,
+                    unit: "ms",
+                    note: String(
+                        format: "encode %.0f ms, write %.0f ms, fsync %.0f ms", timings.encodeSeconds * 1e3,
+                        timings.writeSeconds * 1e3, timings.syncSeconds * 1e3)))
             rows.append(Row(name: "\(kind): memcpy", value: gbps(memcpySeconds), unit: "GB/s", note: "reference"))
             rows.append(
                 Row(
