@@ -111,18 +111,13 @@ final class ShardReader: @unchecked Sendable {
             position += chunk.rawSize
         }
         let largest = record.chunks.map { max($0.storedSize, $0.rawSize) }.max() ?? 0
-        try ParallelWork.run(
-            count: record.chunks.count,
-            threads: threads,
-            makeWorker: { () throws(CheckpointError) in try ChunkDecoder(scratchSize: largest) },
-            body: { (worker, index) throws(CheckpointError) in
-                let chunk = record.chunks[index]
-                let target = UnsafeMutableRawBufferPointer(
-                    rebasing: destination[starts[index]..<starts[index] + chunk.rawSize]
-                )
-                try worker.decode(chunk, of: record, from: file, into: target)
-            }
-        )
+        let lanes = max(1, min(threads, record.chunks.count))
+        let decoders = try (0..<lanes).map { _ throws(CheckpointError) in try ChunkDecoder(scratchSize: largest) }
+        try ParallelWork.run(count: record.chunks.count, workers: decoders) { (decoder, index) throws(CheckpointError) in
+            let chunk = record.chunks[index]
+            let target = UnsafeMutableRawBufferPointer(rebasing: destination[starts[index]..<starts[index] + chunk.rawSize])
+            try decoder.decode(chunk, of: record, from: file, into: target)
+        }
     }
 
     /// Reads and verifies every chunk of every entry, discarding the data.

@@ -36,77 +36,53 @@ enum ShardWriter {
         header.append(UInt32(0))
         try withTypedThrows { try header.bytes.withUnsafeBytes { bytes in try file.writeAll(bytes) } }
 
-        var offset = ShardFormat.headerSize
+        let output = OrderedOutput(file: file, offset: ShardFormat.headerSize)
         var records: [EntryRecord] = []
         var clock = Stopwatch()
         var encodeSeconds = 0.0
-        var writeSeconds = 0.0
+        let largestChunk = entries.map { chunkRawSize(for: $0, options: options) }.max() ?? 0
+        let encoders = try (0..<max(1, options.threads)).map { _ throws(CheckpointError) in
+            try ChunkEncoder(level: options.compressionLevel, scratchSize: largestChunk)
+        }
+        // Two sets of output slots: one is encoded into while the other is being written.
+        let window = max(1, options.threads * 2)
+        let slotSets = (0..<2).map { _ in Slots(count: window, capacity: ZstdCompressor.bound(largestChunk)) }
+        var windowNumber = 0
         for entry in entries {
             let (filter, width) = options.filter.choice(for: entry)
-            let elementSize = entry.elementType.size
-            let chunkRaw = max(elementSize, options.chunkSize / elementSize * elementSize)
-            var chunks: [ChunkRecord] = []
+            let chunkRaw = chunkRawSize(for: entry, options: options)
+            let firstChunk = output.chunkCount
             try entry.source.withBytes { (source) throws(CheckpointError) in
                 let chunkCount = (source.count + chunkRaw - 1) / chunkRaw
-                let window = max(1, options.threads * 2)
-                let slots = Slots(count: min(window, chunkCount), capacity: ZstdCompressor.bound(chunkRaw))
                 var first = 0
                 while first < chunkCount {
                     let count = min(window, chunkCount - first)
+                    let slots = slotSets[windowNumber % 2]
+                    windowNumber += 1
                     clock.restart()
-                    try ParallelWork.run(
-                        count: count,
-                        threads: options.threads,
-                        makeWorker: { () throws(CheckpointError) in
-                            try ChunkEncoder(level: options.compressionLevel, scratchSize: chunkRaw)
-                        },
-                        body: { (worker, slot) throws(CheckpointError) in
-                            let start = (first + slot) * chunkRaw
-                            let raw = UnsafeRawBufferPointer(
-                                rebasing: source[start..<min(start + chunkRaw, source.count)]
-                            )
-                            slots.results[slot] = try worker.encode(
-                                raw,
-                                filter: filter,
-                                width: width,
-                                into: slots.buffer(slot)
-                            )
-                        }
-                    )
-                    encodeSeconds += clock.elapsed
-                    clock.restart()
-                    for slot in 0..<count {
-                        let result = slots.results[slot]
-                        try file.writeAll(UnsafeRawBufferPointer(rebasing: slots.buffer(slot)[..<result.storedSize]))
-                        chunks.append(
-                            ChunkRecord(
-                                offset: offset,
-                                storedSize: result.storedSize,
-                                rawSize: result.rawSize,
-                                codec: result.codec,
-                                digest: result.digest
-                            )
-                        )
-                        offset += result.storedSize
+                    try ParallelWork.run(count: count, workers: encoders) { (encoder, slot) throws(CheckpointError) in
+                        let start = (first + slot) * chunkRaw
+                        let raw = UnsafeRawBufferPointer(rebasing: source[start..<min(start + chunkRaw, source.count)])
+                        slots.results[slot] = try encoder.encode(raw, filter: filter, width: width, into: slots.buffer(slot))
                     }
-                    writeSeconds += clock.elapsed
+                    encodeSeconds += clock.elapsed
+                    // The previous window must be on disk before its slots are reused, and before
+                    // this entry's memory may be released.
+                    try output.waitForWrites()
+                    output.write(slots, count: count)
                     first += count
                 }
+                try output.waitForWrites()
             }
             records.append(
                 EntryRecord(
-                    name: entry.name,
-                    encoding: entry.encoding,
-                    elementType: entry.elementType,
-                    filter: filter,
-                    filterWidth: width,
-                    shape: entry.shape,
-                    rawSize: entry.source.byteCount,
-                    chunks: chunks
-                )
-            )
+                    name: entry.name, encoding: entry.encoding, elementType: entry.elementType, filter: filter,
+                    filterWidth: width, shape: entry.shape, rawSize: entry.source.byteCount,
+                    chunks: Array(output.chunks[firstChunk...])))
         }
-
+        try output.waitForWrites()
+        let offset = output.offset
+        var writeSeconds = output.writeSeconds
         clock.restart()
         let index = ShardIndex(entries: records).encoded()
         let digest = sha256(index)
@@ -130,6 +106,62 @@ enum ShardWriter {
             writeSeconds: writeSeconds,
             syncSeconds: syncSeconds
         )
+    }
+}
+
+/// The chunk size of an entry: the configured size rounded down to whole elements.
+private func chunkRawSize(for entry: SnapshotWriter.Pending, options: EncodingOptions) -> Int {
+    let elementSize = entry.elementType.size
+    return max(elementSize, options.chunkSize / elementSize * elementSize)
+}
+
+/// Writes encoded windows to the file in order on a background queue, so the next window is
+/// encoded while this one is written, and records where each chunk landed.
+private final class OrderedOutput: @unchecked Sendable {
+    private let file: OpenFile
+    private let queue = DispatchQueue(label: "swift-checkpoint.shard-writer")
+    private let pending = DispatchGroup()
+    // Touched only on `queue`, or after `waitForWrites()`.
+    private(set) var offset: Int
+    private(set) var chunks: [ChunkRecord] = []
+    private(set) var writeSeconds = 0.0
+    private var failure: CheckpointError?
+
+    init(file: OpenFile, offset: Int) {
+        self.file = file
+        self.offset = offset
+    }
+
+    var chunkCount: Int { chunks.count }
+
+    /// Queues the first `count` slots for writing.
+    func write(_ slots: Slots, count: Int) {
+        pending.enter()
+        queue.async { [self] in
+            defer { pending.leave() }
+            guard failure == nil else { return }
+            let clock = Stopwatch()
+            do throws(CheckpointError) {
+                for slot in 0..<count {
+                    let result = slots.results[slot]
+                    try file.writeAll(UnsafeRawBufferPointer(rebasing: slots.buffer(slot)[..<result.storedSize]))
+                    chunks.append(
+                        ChunkRecord(
+                            offset: offset, storedSize: result.storedSize, rawSize: result.rawSize, codec: result.codec,
+                            digest: result.digest))
+                    offset += result.storedSize
+                }
+            } catch {
+                failure = error
+            }
+            writeSeconds += clock.elapsed
+        }
+    }
+
+    /// Waits until every queued write finished; throws the first write error.
+    func waitForWrites() throws(CheckpointError) {
+        pending.wait()
+        if let failure { throw failure }
     }
 }
 

@@ -225,15 +225,22 @@ enum Syscalls {
     static func lockExclusively(_ path: String, permissions: UInt16) throws(CheckpointError) -> Int32 {
         let fd = retryingEINTR { open(path, O_RDWR | O_CREAT | O_CLOEXEC, mode_t(permissions)) }
         guard fd >= 0 else { throw .system("open lock file", errno: errno, path: path) }
-        guard retryingEINTR({ flock(fd, LOCK_EX | LOCK_NB) }) == 0 else {
+        // Another process may hold the lock only for an instant: a child forked by this process
+        // keeps a copy of the descriptor until it executes its program. Retry briefly.
+        var attempts = 0
+        while retryingEINTR({ flock(fd, LOCK_EX | LOCK_NB) }) != 0 {
             let number = errno
+            if number == EWOULDBLOCK && attempts < 100 {
+                attempts += 1
+                usleep(10_000)
+                continue
+            }
             _ = Glibc.close(fd)
             if number == EWOULDBLOCK {
                 throw CheckpointError(
                     .invalidConfiguration,
                     "another checkpointer is using this directory; give each job its own checkpoint directory or stop the other one",
-                    path: path
-                )
+                    path: path)
             }
             throw .system("flock", errno: number, path: path)
         }
