@@ -22,7 +22,11 @@ struct OverheadScenario {
 
         var configuration = Checkpointer.Configuration(policy: .always, mode: .asynchronous())
         configuration.retention.keepLast = 1
-        let checkpointer = try Checkpointer(directory: work + "/blocking", configuration: configuration, logger: quietLogger)
+        let checkpointer = try Checkpointer(
+            directory: work + "/blocking",
+            configuration: configuration,
+            logger: quietLogger
+        )
         try checkpointer.registry.register("grid", buffer: source)
         var step = 0
         // The safe point alone; waiting for the previous background write happens outside the timing.
@@ -50,8 +54,17 @@ struct OverheadScenario {
         try checkpointer.finish()
         results["blocking_vs_memcpy"] = best / memcpySeconds
         results["blocking_vs_memcpy_cow_array"] = cowBest / memcpySeconds
-        rows.append(Row(name: "async safe point, owned buffer (copied)", value: best * 1e3, unit: "ms", note: "memcpy \(String(format: "%.1f", memcpySeconds * 1e3)) ms"))
-        rows.append(Row(name: "async safe point, CoW array (retained)", value: cowBest * 1e3, unit: "ms", note: "no copy"))
+        rows.append(
+            Row(
+                name: "async safe point, owned buffer (copied)",
+                value: best * 1e3,
+                unit: "ms",
+                note: "memcpy \(String(format: "%.1f", memcpySeconds * 1e3)) ms"
+            )
+        )
+        rows.append(
+            Row(name: "async safe point, CoW array (retained)", value: cowBest * 1e3, unit: "ms", note: "no copy")
+        )
     }
 
     /// The heat example, 4 in-process ranks, checkpointing asynchronously every second vs never.
@@ -63,8 +76,14 @@ struct OverheadScenario {
             var configuration = Checkpointer.Configuration(policy: .every(seconds: 1), mode: .asynchronous())
             configuration.retention.keepLast = 2
             let settings = HeatSettings(
-                grid: grid, steps: steps, directory: directory, checkpoints: checkpoints,
-                configuration: configuration, logger: quietLogger, output: { _ in })
+                grid: grid,
+                steps: steps,
+                directory: directory,
+                checkpoints: checkpoints,
+                configuration: configuration,
+                logger: quietLogger,
+                output: { _ in }
+            )
             let start = DispatchTime.now().uptimeNanoseconds
             _ = try LocalGroup.run(ranks: 4, timeout: 600) { try runHeatRank($0, settings) }
             return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
@@ -91,8 +110,22 @@ struct OverheadScenario {
         results["heat_checkpoint_cost_s"] = cost
         results["young_daly_interval_s_mtbf_1h"] = interval
         rows.append(Row(name: "heat, no checkpoints (\(steps) steps)", value: reference, unit: "s", note: "reference"))
-        rows.append(Row(name: "heat, async checkpoint every 1 s", value: checkpointed, unit: "s", note: String(format: "overhead %.1f %%", overhead)))
-        rows.append(Row(name: "Young/Daly interval for MTBF 1 h", value: interval, unit: "s", note: String(format: "C = %.3f s", cost)))
+        rows.append(
+            Row(
+                name: "heat, async checkpoint every 1 s",
+                value: checkpointed,
+                unit: "s",
+                note: String(format: "overhead %.1f %%", overhead)
+            )
+        )
+        rows.append(
+            Row(
+                name: "Young/Daly interval for MTBF 1 h",
+                value: interval,
+                unit: "s",
+                note: String(format: "C = %.3f s", cost)
+            )
+        )
     }
 
     /// An empty coordinated checkpoint with 8 in-process ranks: the commit protocol alone.
@@ -104,14 +137,25 @@ struct OverheadScenario {
             var configuration = Checkpointer.Configuration(policy: .never, threads: 1)
             configuration.retention.keepLast = 2
             let checkpointer = try Checkpointer(
-                directory: directory, communicator: communicator, configuration: configuration, logger: quietLogger)
+                directory: directory,
+                communicator: communicator,
+                configuration: configuration,
+                logger: quietLogger
+            )
             try checkpointer.save(Empty(), step: 0)
             let start = DispatchTime.now().uptimeNanoseconds
             for step in 1...rounds { try checkpointer.save(Empty(), step: Step(step)) }
             return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 / Double(rounds)
         }
         results["coordination_ms_8_ranks"] = times[0] * 1e3
-        rows.append(Row(name: "empty coordinated checkpoint, 8 ranks", value: times[0] * 1e3, unit: "ms", note: "incl. fsyncs and rename"))
+        rows.append(
+            Row(
+                name: "empty coordinated checkpoint, 8 ranks",
+                value: times[0] * 1e3,
+                unit: "ms",
+                note: "incl. fsyncs and rename"
+            )
+        )
     }
 
     /// How the cost of a synchronous save grows with size and with the number of ranks.
@@ -123,14 +167,25 @@ struct OverheadScenario {
             let state = Field(values: smoothField((size << 20) / 8))
             var configuration = Checkpointer.Configuration(policy: .never)
             configuration.retention.keepLast = 1
-            let checkpointer = try Checkpointer(directory: work + "/size-\(size)", configuration: configuration, logger: quietLogger)
+            let checkpointer = try Checkpointer(
+                directory: work + "/size-\(size)",
+                configuration: configuration,
+                logger: quietLogger
+            )
             var step = 0
             let seconds = try measure(options.quick ? 2 : 3) {
                 step += 1
                 try checkpointer.save(state, step: Step(step))
             }
             bySize["\(size)_mib_gbps"] = Double(size << 20) / seconds / 1e9
-            rows.append(Row(name: "save \(size) MiB", value: seconds * 1e3, unit: "ms", note: String(format: "%.2f GB/s", Double(size << 20) / seconds / 1e9)))
+            rows.append(
+                Row(
+                    name: "save \(size) MiB",
+                    value: seconds * 1e3,
+                    unit: "ms",
+                    note: String(format: "%.2f GB/s", Double(size << 20) / seconds / 1e9)
+                )
+            )
         }
         results["save_by_size"] = bySize
         let total = options.quick ? 32 : 128
@@ -144,7 +199,11 @@ struct OverheadScenario {
                 configuration.threads = max(1, Checkpointer.Configuration.defaultThreads / ranks)
                 configuration.retention.keepLast = 1
                 let checkpointer = try Checkpointer(
-                    directory: directory, communicator: communicator, configuration: configuration, logger: quietLogger)
+                    directory: directory,
+                    communicator: communicator,
+                    configuration: configuration,
+                    logger: quietLogger
+                )
                 let state = Field(values: smoothField(perRank))
                 var step = 0
                 return try measure(2) {
@@ -153,7 +212,14 @@ struct OverheadScenario {
                 }
             }[0]
             byRanks["\(ranks)_ranks_gbps"] = Double(total << 20) / seconds / 1e9
-            rows.append(Row(name: "save \(total) MiB over \(ranks) in-process ranks", value: seconds * 1e3, unit: "ms", note: String(format: "%.2f GB/s", Double(total << 20) / seconds / 1e9)))
+            rows.append(
+                Row(
+                    name: "save \(total) MiB over \(ranks) in-process ranks",
+                    value: seconds * 1e3,
+                    unit: "ms",
+                    note: String(format: "%.2f GB/s", Double(total << 20) / seconds / 1e9)
+                )
+            )
         }
         results["save_by_ranks"] = byRanks
     }

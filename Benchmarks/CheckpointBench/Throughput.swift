@@ -15,9 +15,24 @@ struct ThroughputScenario {
         let hasCLI = (try? shell("command -v zstd >/dev/null 2>&1")) == 0
         var ratios: [String: Double] = [:]
         let kinds: [(String, () -> (any Checkpointable, [UInt8]))] = [
-            ("smooth", { let v = smoothField(count); return (Field(values: v), v.withUnsafeBytes { Array($0) }) }),
-            ("random", { let v = randomDoubles(count); return (Field(values: v), v.withUnsafeBytes { Array($0) }) }),
-            ("integers", { let v = sparseIntegers(count); return (Field(values: v), v.withUnsafeBytes { Array($0) }) }),
+            (
+                "smooth",
+                {
+                    let v = smoothField(count); return (Field(values: v), v.withUnsafeBytes { Array($0) })
+                }
+            ),
+            (
+                "random",
+                {
+                    let v = randomDoubles(count); return (Field(values: v), v.withUnsafeBytes { Array($0) })
+                }
+            ),
+            (
+                "integers",
+                {
+                    let v = sparseIntegers(count); return (Field(values: v), v.withUnsafeBytes { Array($0) })
+                }
+            ),
         ]
         for (kind, make) in kinds {
             progress("throughput: \(kind), \(options.sizeMiB) MiB")
@@ -35,10 +50,16 @@ struct ThroughputScenario {
                 try writeSynced(compressed, to: work + "/ref.zst")
             }
             var configuration = Checkpointer.Configuration(
-                policy: .never, compression: .zstd(level: options.level), chunkSize: options.chunkMiB << 20)
+                policy: .never,
+                compression: .zstd(level: options.level),
+                chunkSize: options.chunkMiB << 20
+            )
             configuration.retention.keepLast = 1
             let checkpointer = try Checkpointer(
-                directory: work + "/throughput-\(kind)", configuration: configuration, logger: quietLogger)
+                directory: work + "/throughput-\(kind)",
+                configuration: configuration,
+                logger: quietLogger
+            )
             var step = 0
             var manifest: Manifest?
             let saveSeconds = try measure(repetitions) {
@@ -57,23 +78,45 @@ struct ThroughputScenario {
             let timings = manifest!.timings
             rows.append(
                 Row(
-                    name: "\(kind): save phases (last run)", value: (timings.encodeSeconds + timings.writeSeconds + timings.syncSeconds) * 1e3,
+                    name: "\(kind): save phases (last run)",
+                    value: (timings.encodeSeconds + timings.writeSeconds + timings.syncSeconds) * 1e3,
                     unit: "ms",
                     note: String(
-                        format: "encode %.0f ms, write %.0f ms, fsync %.0f ms", timings.encodeSeconds * 1e3,
-                        timings.writeSeconds * 1e3, timings.syncSeconds * 1e3)))
+                        format: "encode %.0f ms, write %.0f ms, fsync %.0f ms",
+                        timings.encodeSeconds * 1e3,
+                        timings.writeSeconds * 1e3,
+                        timings.syncSeconds * 1e3
+                    )
+                )
+            )
             rows.append(Row(name: "\(kind): memcpy", value: gbps(memcpySeconds), unit: "GB/s", note: "reference"))
             rows.append(
                 Row(
                     name: "\(kind): libzstd -\(options.level) (\(threads) threads), in memory",
-                    value: gbps(zstdSeconds), unit: "GB/s",
-                    note: "ratio \(String(format: "%.2f", bytes / Double(frame.count)))"))
-            rows.append(Row(name: "\(kind): libzstd + write + fsync", value: gbps(zstdWriteSeconds), unit: "GB/s", note: "reference"))
+                    value: gbps(zstdSeconds),
+                    unit: "GB/s",
+                    note: "ratio \(String(format: "%.2f", bytes / Double(frame.count)))"
+                )
+            )
             rows.append(
                 Row(
-                    name: "\(kind): checkpoint save (sync)", value: gbps(saveSeconds), unit: "GB/s",
-                    note: "ratio \(String(format: "%.2f", bytes / stored))"))
-            rows.append(Row(name: "\(kind): checkpoint restore", value: gbps(restoreSeconds), unit: "GB/s", note: "verified"))
+                    name: "\(kind): libzstd + write + fsync",
+                    value: gbps(zstdWriteSeconds),
+                    unit: "GB/s",
+                    note: "reference"
+                )
+            )
+            rows.append(
+                Row(
+                    name: "\(kind): checkpoint save (sync)",
+                    value: gbps(saveSeconds),
+                    unit: "GB/s",
+                    note: "ratio \(String(format: "%.2f", bytes / stored))"
+                )
+            )
+            rows.append(
+                Row(name: "\(kind): checkpoint restore", value: gbps(restoreSeconds), unit: "GB/s", note: "verified")
+            )
             results["\(kind)_save_cost_vs_zstd_compress"] = saveSeconds / zstdSeconds
             results["\(kind)_save_vs_zstd_write"] = zstdWriteSeconds / saveSeconds
             results["\(kind)_zstd_ratio_raw"] = bytes / Double(frame.count)
@@ -81,10 +124,21 @@ struct ThroughputScenario {
                 let input = work + "/raw.bin"
                 try writeSynced(raw, to: input)
                 let cliSave = try measure(repetitions) {
-                    try shell("zstd -q -f -\(options.level) -T\(threads) '\(input)' -o '\(work)/cli.zst' && sync -f '\(work)/cli.zst'")
+                    try shell(
+                        "zstd -q -f -\(options.level) -T\(threads) '\(input)' -o '\(work)/cli.zst' && sync -f '\(work)/cli.zst'"
+                    )
                 }
-                let cliRestore = try measure(repetitions) { try shell("zstd -q -d -f '\(work)/cli.zst' -o '\(work)/cli.out'") }
-                rows.append(Row(name: "\(kind): zstd CLI -\(options.level) -T\(threads) + sync", value: gbps(cliSave), unit: "GB/s", note: "reference"))
+                let cliRestore = try measure(repetitions) {
+                    try shell("zstd -q -d -f '\(work)/cli.zst' -o '\(work)/cli.out'")
+                }
+                rows.append(
+                    Row(
+                        name: "\(kind): zstd CLI -\(options.level) -T\(threads) + sync",
+                        value: gbps(cliSave),
+                        unit: "GB/s",
+                        note: "reference"
+                    )
+                )
                 rows.append(Row(name: "\(kind): zstd CLI -d", value: gbps(cliRestore), unit: "GB/s", note: "reference"))
                 results["\(kind)_save_vs_zstd_cli"] = cliSave / saveSeconds
                 results["\(kind)_restore_vs_zstd_cli"] = cliRestore / restoreSeconds
@@ -92,11 +146,18 @@ struct ThroughputScenario {
                     results["save_vs_zstd_cli"] = cliSave / saveSeconds
                     results["restore_vs_zstd_cli"] = cliRestore / restoreSeconds
                 }
-                for file in ["raw.bin", "cli.zst", "cli.out"] { try? FileManager.default.removeItem(atPath: work + "/" + file) }
+                for file in ["raw.bin", "cli.zst", "cli.out"] {
+                    try? FileManager.default.removeItem(atPath: work + "/" + file)
+                }
             }
             if kind == "smooth" {
                 results["memcpy_gbps"] = gbps(memcpySeconds)
-                try codableReferences(state as! Field<Double>, saveRate: bytes / saveSeconds, rows: &rows, results: &results)
+                try codableReferences(
+                    state as! Field<Double>,
+                    saveRate: bytes / saveSeconds,
+                    rows: &rows,
+                    results: &results
+                )
             }
             _ = copy.count
         }
@@ -105,7 +166,10 @@ struct ThroughputScenario {
 
     /// JSONEncoder and binary PropertyListEncoder on a slice (they are far too slow for the whole array).
     private func codableReferences(
-        _ field: Field<Double>, saveRate: Double, rows: inout [Row], results: inout [String: Any]
+        _ field: Field<Double>,
+        saveRate: Double,
+        rows: inout [Row],
+        results: inout [String: Any]
     ) throws {
         let sliceCount = min(field.values.count, (options.quick ? 2 : 8) << 20 / 8)
         let slice = Array(field.values.prefix(sliceCount))
@@ -119,6 +183,12 @@ struct ThroughputScenario {
         let note = "\((sliceCount * 8) >> 20) MiB slice"
         rows.append(Row(name: "smooth: JSONEncoder", value: sliceBytes / jsonSeconds / 1e9, unit: "GB/s", note: note))
         rows.append(
-            Row(name: "smooth: PropertyListEncoder (binary)", value: sliceBytes / plistSeconds / 1e9, unit: "GB/s", note: note))
+            Row(
+                name: "smooth: PropertyListEncoder (binary)",
+                value: sliceBytes / plistSeconds / 1e9,
+                unit: "GB/s",
+                note: note
+            )
+        )
     }
 }

@@ -46,7 +46,8 @@ struct Options {
                     """
                     usage: checkpoint-bench [--quick] [--json] [--size-mib N] [--level L] [--chunk-mib C] [--dir DIR]
                                             [--only throughput,blocking,heat,coordination,scaling]
-                    """)
+                    """
+                )
                 exit(0)
             default: throw Failure("unknown argument '\(argument)'; see --help")
             }
@@ -83,7 +84,9 @@ do {
         let data = try JSONSerialization.data(withJSONObject: results, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
     } else {
-        print("checkpoint-bench: \(options.sizeMiB) MiB per data kind, zstd level \(options.level), \(threads) threads\n")
+        print(
+            "checkpoint-bench: \(options.sizeMiB) MiB per data kind, zstd level \(options.level), \(threads) threads\n"
+        )
         print("| measurement | value | note |")
         print("|---|---:|---|")
         for row in rows { print("| \(row.name) | \(String(format: "%.3f", row.value)) \(row.unit) | \(row.note) |") }

@@ -49,10 +49,16 @@ struct Heat: ParsableCommand {
     @Option(help: "Milliseconds to sleep after each step (to make runs slow enough to interrupt).")
     var delayMs = 0
 
-    @Option(name: .customLong("every-seconds"), help: "Checkpoint every T seconds of run time instead of every K steps.")
+    @Option(
+        name: .customLong("every-seconds"),
+        help: "Checkpoint every T seconds of run time instead of every K steps."
+    )
     var everySeconds: Double?
 
-    @Option(name: .customLong("young-daly-mtbf"), help: "Checkpoint at the Young/Daly interval for this MTBF (seconds).")
+    @Option(
+        name: .customLong("young-daly-mtbf"),
+        help: "Checkpoint at the Young/Daly interval for this MTBF (seconds)."
+    )
     var youngDalyMTBF: Double?
 
     @Flag(name: .customLong("async"), help: "Write checkpoints in the background (asynchronous mode).")
@@ -61,7 +67,7 @@ struct Heat: ParsableCommand {
     @Flag(name: .customLong("no-checkpoints"), help: "Never checkpoint or restore (a reference run).")
     var noCheckpoints = false
 
-    @Flag(help: "Checkpoint and stop on SIGTERM or SIGUSR1 (as Slurm's --signal=B:USR1@120 sends).")
+    @Flag(help: "Checkpoint and stop on SIGTERM or SIGUSR1 (as Slurm's --signal=USR1@120 sends).")
     var stopOnSignal = false
 
     func validate() throws {
@@ -94,8 +100,15 @@ struct Heat: ParsableCommand {
         if asynchronous { configuration.mode = .asynchronous() }
         if stopOnSignal { configuration.stopSignals = StopSignals() }
         let settings = HeatSettings(
-            grid: grid, steps: steps, directory: dir, delayMs: delayMs, checkpoints: !noCheckpoints,
-            configuration: configuration, logger: logger, output: say)
+            grid: grid,
+            steps: steps,
+            directory: dir,
+            delayMs: delayMs,
+            checkpoints: !noCheckpoints,
+            configuration: configuration,
+            logger: logger,
+            output: say
+        )
         if mpi {
             #if MPI
             let communicator = try MPICommunicator.world()

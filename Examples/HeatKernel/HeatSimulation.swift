@@ -23,8 +23,14 @@ public struct HeatSettings: Sendable {
 
     /// Creates settings.
     public init(
-        grid: Int, steps: Int, directory: String, delayMs: Int = 0, checkpoints: Bool = true,
-        configuration: Checkpointer.Configuration, logger: Logger, output: @escaping @Sendable (String) -> Void
+        grid: Int,
+        steps: Int,
+        directory: String,
+        delayMs: Int = 0,
+        checkpoints: Bool = true,
+        configuration: Checkpointer.Configuration,
+        logger: Logger,
+        output: @escaping @Sendable (String) -> Void
     ) {
         self.grid = grid
         self.steps = steps
@@ -52,8 +58,11 @@ public func runHeatRank(_ communicator: any Communicator, _ settings: HeatSettin
         return
     }
     let checkpointer = try Checkpointer(
-        directory: settings.directory, communicator: communicator, configuration: configuration,
-        logger: settings.logger)
+        directory: settings.directory,
+        communicator: communicator,
+        configuration: configuration,
+        logger: settings.logger
+    )
     var (block, step) = try checkpointer.restoreLatest(or: fresh)
     guard block.grid == settings.grid else {
         throw HeatError(
@@ -99,4 +108,3 @@ public struct HeatError: Error, CustomStringConvertible {
     public var description: String
     init(_ description: String) { self.description = description }
 }
-

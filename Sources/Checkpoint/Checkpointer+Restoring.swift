@@ -130,4 +130,3 @@ enum RestoreStatus: Codable {
     var failure: RankFailure? { if case .failed(let failure) = self { failure } else { nil } }
     var damage: String? { if case .damaged(let reason) = self { reason } else { nil } }
 }
-

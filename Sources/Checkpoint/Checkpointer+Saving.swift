@@ -43,7 +43,11 @@ extension Checkpointer {
     /// - Returns: The manifest when a synchronous checkpoint was committed; `nil` when none was due,
     ///   or when it was handed to the background (see ``lastCheckpointStep``).
     @discardableResult
-    public func checkpoint(_ state: some Checkpointable, step: Step, metadata: [String: String] = [:]) throws -> Manifest? {
+    public func checkpoint(
+        _ state: some Checkpointable,
+        step: Step,
+        metadata: [String: String] = [:]
+    ) throws -> Manifest? {
         try safePoint(step: step, metadata: metadata) { try state.save(to: &$0) }
     }
 
@@ -73,8 +77,12 @@ extension Checkpointer {
     public func policyContext(_ step: Step) -> PolicyContext {
         state.withLock { state in
             PolicyContext(
-                step: step, secondsSinceLast: state.lastCheckpoint.elapsed, checkpointCost: state.cost,
-                runSeconds: state.started.elapsed, checkpointSeconds: state.blockedSeconds)
+                step: step,
+                secondsSinceLast: state.lastCheckpoint.elapsed,
+                checkpointCost: state.cost,
+                runSeconds: state.started.elapsed,
+                checkpointSeconds: state.blockedSeconds
+            )
         }
     }
 
@@ -101,7 +109,12 @@ extension Checkpointer {
             background?.hasFailure == true ? 1 : 0,
         ]
         let agreed = communicator.size == 1 ? local : try communicator.allreduce(local, .max)
-        return Decision(policyDue: agreed[0] == 1, stop: agreed[1] == 1, anyBusy: agreed[2] == 1, anyFailed: agreed[3] == 1)
+        return Decision(
+            policyDue: agreed[0] == 1,
+            stop: agreed[1] == 1,
+            anyBusy: agreed[2] == 1,
+            anyFailed: agreed[3] == 1
+        )
     }
 
     private func safePoint(
@@ -117,7 +130,10 @@ extension Checkpointer {
         }
         guard decision.take else { return nil }
         if decision.stop {
-            logger.notice("stop requested: checkpointing now, then the application should stop", metadata: ["step": "\(step)"])
+            logger.notice(
+                "stop requested: checkpointing now, then the application should stop",
+                metadata: ["step": "\(step)"]
+            )
         }
         defer {
             if decision.stop {
@@ -130,7 +146,10 @@ extension Checkpointer {
         }
         if decision.anyBusy {
             if background.options.whenBusy == .skip && !decision.stop {
-                logger.notice("skipping a checkpoint: the previous one is still being written", metadata: ["step": "\(step)"])
+                logger.notice(
+                    "skipping a checkpoint: the previous one is still being written",
+                    metadata: ["step": "\(step)"]
+                )
                 return nil
             }
             if let failure = background.waitUntilIdle() { throw failure }
@@ -143,8 +162,15 @@ extension Checkpointer {
         guard try communicator.size == 1 ? fits : communicator.allTrue(fits) else {
             logger.notice(
                 "checkpoint larger than the staging limit; writing it synchronously",
-                metadata: ["step": "\(step)", "bytes": "\(writer.ownedMemoryBytes)"])
-            return try commitInForeground(writer, step: step, metadata: metadata, clock: clock, stagingError: stagingError)
+                metadata: ["step": "\(step)", "bytes": "\(writer.ownedMemoryBytes)"]
+            )
+            return try commitInForeground(
+                writer,
+                step: step,
+                metadata: metadata,
+                clock: clock,
+                stagingError: stagingError
+            )
         }
         writer.copyOwnedMemory(pool: background.pool)
         let blocked = clock.elapsed
@@ -156,8 +182,13 @@ extension Checkpointer {
         }
         background.submit { [self] in
             let manifest = try commit(
-                staged, step: step, metadata: metadata, stageSeconds: blocked, stagingError: stagingError,
-                over: background.communicator)
+                staged,
+                step: step,
+                metadata: metadata,
+                stageSeconds: blocked,
+                stagingError: stagingError,
+                over: background.communicator
+            )
             background.pool.recycle(staged.stagedStorage)
             recordCost(clock.elapsed)
             logCommit(manifest)
@@ -187,8 +218,13 @@ extension Checkpointer {
         stagingError: (any Error)?
     ) throws -> Manifest {
         let manifest = try commit(
-            writer, step: step, metadata: metadata, stageSeconds: clock.elapsed, stagingError: stagingError,
-            over: communicator)
+            writer,
+            step: step,
+            metadata: metadata,
+            stageSeconds: clock.elapsed,
+            stagingError: stagingError,
+            over: communicator
+        )
         let elapsed = clock.elapsed
         state.withLock { state in
             state.lastCheckpoint.restart()
@@ -212,7 +248,8 @@ extension Checkpointer {
             metadata: [
                 "step": "\(manifest.step)", "ranks": "\(manifest.rankCount)", "raw": "\(manifest.rawBytes)",
                 "stored": "\(manifest.storedBytes)",
-            ])
+            ]
+        )
         applyRetention()
     }
 }

@@ -112,7 +112,10 @@ public final class Checkpointer: Sendable {
             )
             if case .asynchronous(let options) = configuration.mode.value {
                 background = BackgroundPipeline(
-                    communicator: try communicator.duplicate(), options: options, name: "checkpoint-rank-\(rank)")
+                    communicator: try communicator.duplicate(),
+                    options: options,
+                    name: "checkpoint-rank-\(rank)"
+                )
             } else {
                 background = nil
             }

@@ -102,7 +102,8 @@ extension Checkpointer {
             }
             if let stopSignals {
                 guard stopSignals.gracePeriod > 0 else { throw fail("the stop signals' grace period must be positive") }
-                for signal in stopSignals.signals where signal <= 0 || signal >= 65 || signal == SIGKILL || signal == SIGSTOP {
+                for signal in stopSignals.signals
+                where signal <= 0 || signal >= 65 || signal == SIGKILL || signal == SIGSTOP {
                     throw fail("signal \(signal) cannot be handled; use SIGTERM, SIGUSR1, SIGUSR2, SIGINT…")
                 }
             }

@@ -19,8 +19,8 @@ import Synchronization
 /// ## Getting a communicator
 ///
 /// - ``world()`` is for programs that leave MPI to this library: it initializes MPI if nobody
-///   has (asking for `MPI_THREAD_MULTIPLE`) and then finalizes it when the process exits normally,
-///   or earlier with ``finalize()``.
+///   has (asking for `MPI_THREAD_MULTIPLE`) and then finalizes it when the process exits with
+///   status 0, or earlier with ``finalize()``.
 /// - ``init(fortranHandle:)`` is for programs that initialize MPI themselves and have their own
 ///   communicator: pass `MPI_Comm_c2f(comm)` (a portable `Int32`, the same on Open MPI and MPICH).
 ///   The program keeps finalizing MPI itself, after calling ``finalize()`` to complete this
@@ -47,20 +47,26 @@ import Synchronization
 /// - The checkpointer's protocol always joins every collective, whatever failed locally: a rank
 ///   whose own save fails (disk full, a bad value) reports the failure through the protocol, and
 ///   every rank throws the same error. A local failure therefore never leaves a peer waiting.
+/// - A rank that exits with a non-zero status (`exit(1)`, an `ExitCode.failure` from
+///   swift-argument-parser) does not finalize MPI (on Linux), so the launcher ends the job as for
+///   a crash. A rank that exits with status 0 finalizes MPI, which waits for every other rank to
+///   finalize too: exit normally only when every rank is done.
 /// - For a failure outside the checkpointer after which the ranks can no longer agree (one rank
-///   gives up while others may be inside a collective), call ``abort(code:)``: it ends every
-///   process of the job at once. Returning from `main` or calling `exit` instead finalizes MPI,
-///   which waits for the other ranks.
+///   gives up while others may be inside a collective), ``abort(code:)`` ends every process of
+///   the job at once, from any thread.
 ///
 /// ## Threads
 ///
-/// Each rank calls collectives from one thread, in the same order on every rank, as the
-/// `Communicator` protocol requires. The type is `Sendable`: when MPI provides
-/// `MPI_THREAD_MULTIPLE` calls go straight to MPI; when it provides less (an application that
-/// initialized MPI with `MPI_THREAD_SERIALIZED` or `MPI_THREAD_FUNNELED`), this library serializes
-/// its own calls through one lock. With `MPI_THREAD_FUNNELED`, use the checkpointer from the thread
-/// that initialized MPI; with `MPI_THREAD_SERIALIZED`, not while another thread of the application
-/// is inside MPI.
+/// Each rank calls a communicator's collectives from one thread at a time, in the same order on
+/// every rank, as the `Communicator` protocol requires; different communicators (say the one a
+/// checkpointer in asynchronous mode gets from ``duplicate()``) may be used from different threads
+/// at once. The type is `Sendable`. When MPI provides `MPI_THREAD_MULTIPLE` (``world()`` asks for
+/// it), calls go straight to MPI. When it provides less (a program that initialized MPI itself
+/// with `MPI_THREAD_SERIALIZED`), this library serializes its calls through one lock, and waits
+/// for a collective or message by polling (`MPI_Test`) with the lock released, so that no thread
+/// blocks another while it waits for peers. The application must then not be inside MPI on another
+/// thread at the same time, and with `MPI_THREAD_FUNNELED` it must use the checkpointer only from
+/// the thread that initialized MPI, in synchronous mode.
 ///
 /// ## Limits
 ///
@@ -86,9 +92,11 @@ public final class MPICommunicator: Communicator {
     /// The communicator of all processes of the job (a duplicate of `MPI_COMM_WORLD`), initializing
     /// MPI first if the program has not.
     ///
-    /// When this call initializes MPI (`MPI_Init_thread` asking for `MPI_THREAD_MULTIPLE`), MPI is
-    /// finalized when the process exits normally (`exit` or returning from `main`), or earlier by
-    /// ``finalize()``. When the program already initialized MPI, the program finalizes it.
+    /// When this call initializes MPI (`MPI_Init_thread` asking for `MPI_THREAD_MULTIPLE`), it also
+    /// finalizes it: at ``finalize()``, or when the process exits with status 0 (`exit(0)` or
+    /// returning from `main`). At an exit with another status it does not (on Linux, where the
+    /// status is known), so that the launcher ends the other ranks instead of `MPI_Finalize`
+    /// waiting for them. When the program initialized MPI itself, the program finalizes it.
     ///
     /// Collective the first time (every rank must call it); later calls return the same communicator.
     /// - Returns: The communicator of every rank of the job.
@@ -207,7 +215,9 @@ public final class MPICommunicator: Communicator {
         try withUnsafeMutableBytes(of: &count) { try handle.broadcast($0.baseAddress, count: 8, root: root) }
         guard rank != root else {
             // MPI only reads the root's buffer, so the caller's array is sent without a copy.
-            try bytes.withUnsafeBytes { try broadcastPieces(UnsafeMutableRawPointer(mutating: $0.baseAddress), count: bytes.count, root: root) }
+            try bytes.withUnsafeBytes {
+                try broadcastPieces(UnsafeMutableRawPointer(mutating: $0.baseAddress), count: bytes.count, root: root)
+            }
             return bytes
         }
         guard count >= 0, count <= Int64(Int.max) else {
@@ -242,16 +252,22 @@ public final class MPICommunicator: Communicator {
         let counts: [Int64] = [Int64(values.count), -Int64(values.count)]
         var extremes: [Int64] = [0, 0]
         try counts.withUnsafeBytes { counts in
-            try extremes.withUnsafeMutableBytes { try handle.allreduce(counts.baseAddress, into: $0.baseAddress, count: 2, .min) }
+            try extremes.withUnsafeMutableBytes {
+                try handle.allreduce(counts.baseAddress, into: $0.baseAddress, count: 2, .min)
+            }
         }
         let (fewest, most) = (extremes[0], -extremes[1])
         guard fewest == most else {
             throw CheckpointError(
                 .invalidConfiguration,
-                "ranks passed between \(fewest) and \(most) values to allreduce; every rank must pass the same number")
+                "ranks passed between \(fewest) and \(most) values to allreduce; every rank must pass the same number"
+            )
         }
         guard values.count <= Int(Int32.max) else {
-            throw CheckpointError(.invalidConfiguration, "allreduce takes at most \(Int32.max) values, not \(values.count)")
+            throw CheckpointError(
+                .invalidConfiguration,
+                "allreduce takes at most \(Int32.max) values, not \(values.count)"
+            )
         }
         var result = [Int64](repeating: 0, count: values.count)
         try values.withUnsafeBytes { values in
@@ -280,11 +296,19 @@ public final class MPICommunicator: Communicator {
         guard total <= Int64(Int32.max) else {
             throw CheckpointError(
                 .invalidConfiguration,
-                "gather carries at most \(Int32.max) bytes in all but the ranks passed \(total); send large data in parts")
+                "gather carries at most \(Int32.max) bytes in all but the ranks passed \(total); send large data in parts"
+            )
         }
         guard rank == root else {
             try bytes.withUnsafeBytes {
-                try handle.gatherv($0.baseAddress, count: bytes.count, into: nil, counts: nil, displacements: nil, root: root)
+                try handle.gatherv(
+                    $0.baseAddress,
+                    count: bytes.count,
+                    into: nil,
+                    counts: nil,
+                    displacements: nil,
+                    root: root
+                )
             }
             return nil
         }
@@ -301,8 +325,13 @@ public final class MPICommunicator: Communicator {
                 try lengths.withUnsafeBufferPointer { lengths in
                     try displacements.withUnsafeBufferPointer {
                         try handle.gatherv(
-                            bytes.baseAddress, count: bytes.count, into: all.baseAddress, counts: lengths.baseAddress,
-                            displacements: $0.baseAddress, root: root)
+                            bytes.baseAddress,
+                            count: bytes.count,
+                            into: all.baseAddress,
+                            counts: lengths.baseAddress,
+                            displacements: $0.baseAddress,
+                            root: root
+                        )
                     }
                 }
             }
@@ -329,7 +358,9 @@ public final class MPICommunicator: Communicator {
         try checkTag(tag)
         guard bytes.count <= Int(Int32.max) else {
             throw CheckpointError(
-                .invalidConfiguration, "a message carries at most \(Int32.max) bytes, not \(bytes.count); send it in parts")
+                .invalidConfiguration,
+                "a message carries at most \(Int32.max) bytes, not \(bytes.count); send it in parts"
+            )
         }
         try bytes.withUnsafeBytes { try handle.send($0, to: destination, tag: tag) }
     }
@@ -356,7 +387,9 @@ public final class MPICommunicator: Communicator {
     private func checkRank(_ value: Int, role: String) throws(CheckpointError) {
         guard (0..<size).contains(value) else {
             throw CheckpointError(
-                .invalidConfiguration, "\(role) rank \(value) does not exist; the MPI communicator has \(size) ranks")
+                .invalidConfiguration,
+                "\(role) rank \(value) does not exist; the MPI communicator has \(size) ranks"
+            )
         }
     }
 

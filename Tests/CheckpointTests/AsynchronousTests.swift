@@ -10,7 +10,9 @@ import Glibc
 
 @Suite("Asynchronous checkpoints")
 struct AsynchronousTests {
-    static func asyncConfiguration(whenBusy: Checkpointer.Configuration.BusyBehavior = .wait) -> Checkpointer.Configuration {
+    static func asyncConfiguration(
+        whenBusy: Checkpointer.Configuration.BusyBehavior = .wait
+    ) -> Checkpointer.Configuration {
         var configuration = testConfiguration(threads: 1)
         configuration.mode = .asynchronous(whenBusy: whenBusy)
         configuration.retention.keepLast = 100
@@ -22,16 +24,26 @@ struct AsynchronousTests {
         try withTemporaryDirectory { directory in
             _ = try LocalGroup.run(ranks: ranks, timeout: 60) { communicator in
                 let checkpointer = try Checkpointer(
-                    directory: directory, communicator: communicator, configuration: Self.asyncConfiguration())
+                    directory: directory,
+                    communicator: communicator,
+                    configuration: Self.asyncConfiguration()
+                )
                 for step in 1...5 {
-                    #expect(try checkpointer.checkpoint(RankState(rank: communicator.rank, seed: UInt64(step)), step: Step(step)) == nil)
+                    #expect(
+                        try checkpointer.checkpoint(
+                            RankState(rank: communicator.rank, seed: UInt64(step)),
+                            step: Step(step)
+                        ) == nil
+                    )
                     #expect(checkpointer.lastCheckpointStep == Step(step))
                 }
                 try checkpointer.finish()
             }
             #expect(try CheckpointDirectory(path: directory).committedSteps() == [1, 2, 3, 4, 5])
             let restored = try LocalGroup.run(ranks: ranks, timeout: 60) { communicator in
-                try #require(try Checkpointer(directory: directory, communicator: communicator).restoreLatest(RankState.self))
+                try #require(
+                    try Checkpointer(directory: directory, communicator: communicator).restoreLatest(RankState.self)
+                )
             }
             for (rank, result) in restored.enumerated() {
                 #expect(result.step == 5)
@@ -76,7 +88,10 @@ struct AsynchronousTests {
     @Test("whenBusy: .skip skips a due checkpoint while the previous one is in flight")
     func skipWhenBusy() throws {
         try withTemporaryDirectory { directory in
-            let checkpointer = try Checkpointer(directory: directory, configuration: Self.asyncConfiguration(whenBusy: .skip))
+            let checkpointer = try Checkpointer(
+                directory: directory,
+                configuration: Self.asyncConfiguration(whenBusy: .skip)
+            )
             let gate = Gate()
             // Occupy the pipeline with a job that waits for the gate.
             checkpointer.background!.submit { gate.wait() }
@@ -96,8 +111,14 @@ struct AsynchronousTests {
             let codes = Survivors()
             _ = try LocalGroup.run(ranks: 3, timeout: 60) { communicator in
                 let checkpointer = try Checkpointer(
-                    directory: directory, communicator: communicator, configuration: Self.asyncConfiguration())
-                try checkpointer.checkpoint(FailingState(inner: RankState(rank: communicator.rank, seed: 1), failOn: 1), step: 1)
+                    directory: directory,
+                    communicator: communicator,
+                    configuration: Self.asyncConfiguration()
+                )
+                try checkpointer.checkpoint(
+                    FailingState(inner: RankState(rank: communicator.rank, seed: 1), failOn: 1),
+                    step: 1
+                )
                 // The failure surfaces at the next safe point, on every rank alike.
                 do {
                     try checkpointer.checkpoint(RankState(rank: communicator.rank, seed: 2), step: 2)
@@ -135,8 +156,16 @@ struct PolicyExtensionTests {
     @Test("An overhead cap skips checkpoints that would cost more than the given share of run time")
     func overheadCap() {
         let policy = CheckpointPolicy.always.limitingOverhead(toPercent: 5)
-        #expect(policy.isDue(PolicyContext(step: 1, secondsSinceLast: 0, checkpointCost: 1, runSeconds: 100, checkpointSeconds: 3)))
-        #expect(!policy.isDue(PolicyContext(step: 1, secondsSinceLast: 0, checkpointCost: 1, runSeconds: 100, checkpointSeconds: 4.5)))
+        #expect(
+            policy.isDue(
+                PolicyContext(step: 1, secondsSinceLast: 0, checkpointCost: 1, runSeconds: 100, checkpointSeconds: 3)
+            )
+        )
+        #expect(
+            !policy.isDue(
+                PolicyContext(step: 1, secondsSinceLast: 0, checkpointCost: 1, runSeconds: 100, checkpointSeconds: 4.5)
+            )
+        )
         #expect(policy.description == "always.limitingOverhead(toPercent: 5.0)")
     }
 
@@ -160,7 +189,11 @@ struct PolicyExtensionTests {
                 var configuration = testConfiguration(threads: 1)
                 configuration.policy = .never
                 configuration.stopSignals = StopSignals(signals: [SIGUSR2], gracePeriod: 86_400)
-                let checkpointer = try Checkpointer(directory: directory, communicator: communicator, configuration: configuration)
+                let checkpointer = try Checkpointer(
+                    directory: directory,
+                    communicator: communicator,
+                    configuration: configuration
+                )
                 var step: Step = 0
                 while !checkpointer.shouldStop && step < 1_000 {
                     step += 1
@@ -186,7 +219,10 @@ struct PolicyExtensionTests {
             let checkpointer = try Checkpointer(directory: directory, configuration: configuration)
             #expect(try checkpointer.checkpoint(ArrayState([1.0]), step: 1) != nil)
             #expect(checkpointer.shouldStop)
-            #expect(try checkpointer.checkpoint(ArrayState([1.0]), step: 2) == nil, "one stop checkpoint, not one per step")
+            #expect(
+                try checkpointer.checkpoint(ArrayState([1.0]), step: 2) == nil,
+                "one stop checkpoint, not one per step"
+            )
             let far = Deadline.at(Date(timeIntervalSinceNow: 3_600))
             #expect(far.remaining(now: Date(), start: Date()) > 3_500)
         }

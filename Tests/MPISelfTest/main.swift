@@ -86,7 +86,10 @@ struct SelfTest {
             require(result == expected, "allreduce \(operation) gave \(result), expected \(expected)")
         }
         require(try communicator.allreduce([], .sum).isEmpty, "an empty allreduce returned values")
-        require(try communicator.allreduce(Int64(rank + 1), .sum) == Int64(size * (size + 1) / 2), "allreduce of one value")
+        require(
+            try communicator.allreduce(Int64(rank + 1), .sum) == Int64(size * (size + 1) / 2),
+            "allreduce of one value"
+        )
         require(try communicator.allTrue(true) && !(try communicator.allTrue(rank != last)), "allTrue")
         require(try communicator.anyTrue(rank == last) && !(try communicator.anyTrue(false)), "anyTrue")
 
@@ -126,7 +129,8 @@ struct SelfTest {
         require(try communicator.receive(from: rank, tag: 30) == [1, 2, 3], "message to self")
         let exchanged = try communicator.exchange(send: [UInt8(rank)], to: next, receiveFrom: previous, tag: 31)
         require(exchanged == [UInt8(previous)], "exchange")
-        require(try communicator.send([], to: next, tag: 32) == () && communicator.receive(from: previous, tag: 32).isEmpty, "empty message")
+        try communicator.send([], to: next, tag: 32)
+        require(try communicator.receive(from: previous, tag: 32).isEmpty, "an empty message arrived with bytes")
 
         // 8 MiB: past every eager limit, so MPI uses its rendezvous protocol.
         let large = pattern(count: 8 << 20, seed: UInt64(rank) + 1000)
@@ -145,7 +149,9 @@ struct SelfTest {
         requireError(.invalidConfiguration, "receive from rank -1") { _ = try communicator.receive(from: -1, tag: 1) }
         requireError(.invalidConfiguration, "send with tag -1") { try communicator.send([1], to: 0, tag: -1) }
         requireError(.invalidConfiguration, "send with tag Int.max") { try communicator.send([1], to: 0, tag: .max) }
-        requireError(.invalidConfiguration, "broadcast from rank \(size)") { _ = try communicator.broadcast([], root: size) }
+        requireError(.invalidConfiguration, "broadcast from rank \(size)") {
+            _ = try communicator.broadcast([], root: size)
+        }
         requireError(.invalidConfiguration, "gather to rank -1") { _ = try communicator.gather([], root: -1) }
         if size > 1 {
             requireError(.invalidConfiguration, "allreduce with different counts") {
@@ -170,7 +176,9 @@ struct SelfTest {
         require(try wrapped.receive(from: previous, tag: 50) == [3], "the wrapped communicator got another's message")
         require(try duplicate.receive(from: previous, tag: 50) == [2], "the duplicate got another's message")
         require(try mpi.receive(from: previous, tag: 50) == [1], "the world communicator got another's message")
-        requireError(.invalidConfiguration, "a bogus Fortran handle") { _ = try MPICommunicator(fortranHandle: 987_654) }
+        requireError(.invalidConfiguration, "a bogus Fortran handle") {
+            _ = try MPICommunicator(fortranHandle: 987_654)
+        }
 
         // Collectives on the duplicate from a second thread while this one uses the wrapped communicator.
         let finished = DispatchSemaphore(value: 0)
@@ -179,7 +187,10 @@ struct SelfTest {
             do {
                 for round in 0..<20 {
                     let sum = try duplicate.allreduce([Int64(round), Int64(rank)], .sum)
-                    require(sum == [Int64(round * size), Int64(size * (size - 1) / 2)], "background allreduce \(round)")
+                    require(
+                        sum == [Int64(round * size), Int64(size * (size - 1) / 2)],
+                        "background allreduce \(round)"
+                    )
                 }
                 _ = try duplicate.broadcast(pattern(count: 1 << 20, seed: 5), root: 0)
             } catch {
@@ -208,7 +219,10 @@ struct SelfTest {
         let first = RankState(rank: rank, step: 1)
         let second = RankState(rank: rank, step: 2)
         let manifest = try checkpointer.checkpoint(first, step: 1)
-        require(manifest?.step == 1 && manifest?.rankCount == size, "checkpoint at step 1 was not committed by \(size) ranks")
+        require(
+            manifest?.step == 1 && manifest?.rankCount == size,
+            "checkpoint at step 1 was not committed by \(size) ranks"
+        )
         try checkpointer.save(second, step: 2)
 
         guard let restored = try checkpointer.restoreLatest(RankState.self) else { fail("no checkpoint to restore") }
@@ -219,12 +233,18 @@ struct SelfTest {
         let victim = min(1, last)
         try mpi.barrier()
         if rank == 0 {
-            let shard = CheckpointDirectory(path: path).path(for: 2) + "/" + CheckpointDirectory.shardFileName(rank: victim)
+            let shard =
+                CheckpointDirectory(path: path).path(for: 2) + "/" + CheckpointDirectory.shardFileName(rank: victim)
             flipByte(in: shard)
         }
         try mpi.barrier()
-        guard let fallback = try checkpointer.restoreLatest(RankState.self) else { fail("no checkpoint after corruption") }
-        require(fallback.step == 1, "after damaging rank \(victim)'s shard of step 2, restored step \(fallback.step), expected 1")
+        guard let fallback = try checkpointer.restoreLatest(RankState.self) else {
+            fail("no checkpoint after corruption")
+        }
+        require(
+            fallback.step == 1,
+            "after damaging rank \(victim)'s shard of step 2, restored step \(fallback.step), expected 1"
+        )
         require(fallback.state.bitEqual(first), "restored values of step 1 differ from the saved ones")
         let steps = try mpi.allreduce([Int64(fallback.step.rawValue), -Int64(fallback.step.rawValue)], .min)
         require(steps == [1, -1], "ranks restored different steps after the corruption")
@@ -354,6 +374,8 @@ if let exitEarly {
 }
 do {
     test.say("mpi-selftest: \(mpi.transportName), \(mpi.size) ranks")
+    test.require(mpi.transportName.hasPrefix("MPI ("), "transportName is \(mpi.transportName)")
+    test.require(try MPICommunicator.world() === mpi, "world() returned a second communicator")
     let modes = MPICommunicator.serializesCalls ? ["serialized"] : ["MPI_THREAD_MULTIPLE", "serialized"]
     for mode in modes {
         if mode == "serialized" {
@@ -369,6 +391,17 @@ do {
     try mpi.barrier()
     test.say("mpi-selftest: ok (\(mpi.size) ranks)")
     try MPICommunicator.finalize()
+    // After finalize, operations throw instead of calling into a finalized MPI.
+    do {
+        try mpi.barrier()
+        print("mpi-selftest: a barrier after MPICommunicator.finalize() did not throw")
+        exit(1)
+    } catch {
+        guard (error as? CheckpointError)?.code == .invalidConfiguration else {
+            print("mpi-selftest: a barrier after MPICommunicator.finalize() threw \(error), not invalidConfiguration")
+            exit(1)
+        }
+    }
 } catch {
     test.fail("\(error)")
 }

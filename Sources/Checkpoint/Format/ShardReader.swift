@@ -113,9 +113,12 @@ final class ShardReader: @unchecked Sendable {
         let largest = record.chunks.map { max($0.storedSize, $0.rawSize) }.max() ?? 0
         let lanes = max(1, min(threads, record.chunks.count))
         let decoders = try (0..<lanes).map { _ throws(CheckpointError) in try ChunkDecoder(scratchSize: largest) }
-        try ParallelWork.run(count: record.chunks.count, workers: decoders) { (decoder, index) throws(CheckpointError) in
+        try ParallelWork.run(count: record.chunks.count, workers: decoders) {
+            (decoder, index) throws(CheckpointError) in
             let chunk = record.chunks[index]
-            let target = UnsafeMutableRawBufferPointer(rebasing: destination[starts[index]..<starts[index] + chunk.rawSize])
+            let target = UnsafeMutableRawBufferPointer(
+                rebasing: destination[starts[index]..<starts[index] + chunk.rawSize]
+            )
             try decoder.decode(chunk, of: record, from: file, into: target)
         }
     }

@@ -63,7 +63,12 @@ enum ShardWriter {
                     try ParallelWork.run(count: count, workers: encoders) { (encoder, slot) throws(CheckpointError) in
                         let start = (first + slot) * chunkRaw
                         let raw = UnsafeRawBufferPointer(rebasing: source[start..<min(start + chunkRaw, source.count)])
-                        slots.results[slot] = try encoder.encode(raw, filter: filter, width: width, into: slots.buffer(slot))
+                        slots.results[slot] = try encoder.encode(
+                            raw,
+                            filter: filter,
+                            width: width,
+                            into: slots.buffer(slot)
+                        )
                     }
                     encodeSeconds += clock.elapsed
                     // The previous window must be on disk before its slots are reused, and before
@@ -76,9 +81,16 @@ enum ShardWriter {
             }
             records.append(
                 EntryRecord(
-                    name: entry.name, encoding: entry.encoding, elementType: entry.elementType, filter: filter,
-                    filterWidth: width, shape: entry.shape, rawSize: entry.source.byteCount,
-                    chunks: Array(output.chunks[firstChunk...])))
+                    name: entry.name,
+                    encoding: entry.encoding,
+                    elementType: entry.elementType,
+                    filter: filter,
+                    filterWidth: width,
+                    shape: entry.shape,
+                    rawSize: entry.source.byteCount,
+                    chunks: Array(output.chunks[firstChunk...])
+                )
+            )
         }
         try output.waitForWrites()
         let offset = output.offset
@@ -147,8 +159,13 @@ private final class OrderedOutput: @unchecked Sendable {
                     try file.writeAll(UnsafeRawBufferPointer(rebasing: slots.buffer(slot)[..<result.storedSize]))
                     chunks.append(
                         ChunkRecord(
-                            offset: offset, storedSize: result.storedSize, rawSize: result.rawSize, codec: result.codec,
-                            digest: result.digest))
+                            offset: offset,
+                            storedSize: result.storedSize,
+                            rawSize: result.rawSize,
+                            codec: result.codec,
+                            digest: result.digest
+                        )
+                    )
                     offset += result.storedSize
                 }
             } catch {

@@ -126,7 +126,10 @@ public struct PolicyContext: Sendable, Hashable {
 
     /// Creates a context.
     public init(
-        step: Step, secondsSinceLast: Double, checkpointCost: Double? = nil, runSeconds: Double = 0,
+        step: Step,
+        secondsSinceLast: Double,
+        checkpointCost: Double? = nil,
+        runSeconds: Double = 0,
         checkpointSeconds: Double = 0
     ) {
         self.step = step

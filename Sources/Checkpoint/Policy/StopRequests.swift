@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import Synchronization
 
-/// Scheduler signals that ask a job to checkpoint and stop: Slurm's `--signal=B:USR1@120`, PBS,
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Scheduler signals that ask a job to checkpoint and stop: Slurm's `--signal=USR1@120`, PBS,
 /// and Kubernetes preemption (`SIGTERM`).
 ///
 /// When one arrives, the next safe point checkpoints (on every rank) and then
@@ -97,7 +98,8 @@ enum SignalMonitor {
         let grace = state.withLock { $0.gracePeriod }
         Thread.sleep(forTimeInterval: grace)
         FileHandle.standardError.write(
-            Data("swift-checkpoint: no safe point within \(grace) s of signal \(signal); stopping now\n".utf8))
+            Data("swift-checkpoint: no safe point within \(grace) s of signal \(signal); stopping now\n".utf8)
+        )
         Glibc.signal(signal, SIG_DFL)
         raise(signal)
     }

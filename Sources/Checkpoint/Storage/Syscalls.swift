@@ -240,7 +240,8 @@ enum Syscalls {
                 throw CheckpointError(
                     .invalidConfiguration,
                     "another checkpointer is using this directory; give each job its own checkpoint directory or stop the other one",
-                    path: path)
+                    path: path
+                )
             }
             throw .system("flock", errno: number, path: path)
         }
