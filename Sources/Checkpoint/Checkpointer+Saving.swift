@@ -97,7 +97,24 @@ extension Checkpointer {
         var take: Bool { policyDue || stop }
     }
 
-    func decide(_ step: Step) throws -> Decision {
+    /// How often ranks decide together: often enough that a time-based rule, a signal or a
+    /// deadline is acted on within `decisionPeriod` seconds, rarely enough that a fast loop does not
+    /// pay a global synchronization at every step.
+    static let decisionPeriod = 0.05
+
+    /// The collective decision of one safe point, or `nil` when the ranks agreed earlier to skip it.
+    ///
+    /// With several ranks a decision is an `allreduce`, which synchronizes every rank. Ranks
+    /// therefore decide only at the safe points rank 0 scheduled at the previous decision (about
+    /// every ``decisionPeriod`` seconds, from the measured time per safe point), and at every step
+    /// where a step-based rule may fire; both are the same on every rank, so no rank ever waits
+    /// alone in a collective.
+    func decide(_ step: Step) throws -> Decision? {
+        let (index, scheduled) = state.withLock { state -> (Int, Bool) in
+            defer { state.safePoints += 1 }
+            return (state.safePoints, state.safePoints >= state.nextDecision)
+        }
+        if communicator.size > 1 && !scheduled && !configuration.policy.mayBeDue(atStep: step) { return nil }
         let (stopAlreadyRequested, cost, startDate) = state.withLock { ($0.stopRequested, $0.cost, $0.startDate) }
         let deadlineNear =
             configuration.deadline.map { $0.remaining(now: Date(), start: startDate) <= 2 * (cost ?? 1) } ?? false
@@ -107,8 +124,10 @@ extension Checkpointer {
             !stopAlreadyRequested && (signalled || (rank == 0 && deadlineNear)) ? 1 : 0,
             background?.isBusy == true ? 1 : 0,
             background?.hasFailure == true ? 1 : 0,
+            rank == 0 ? Int64(safePointsUntilNextDecision(index)) : 0,
         ]
         let agreed = communicator.size == 1 ? local : try communicator.allreduce(local, .max)
+        state.withLock { $0.nextDecision = index + Int(agreed[4]) }
         return Decision(
             policyDue: agreed[0] == 1,
             stop: agreed[1] == 1,
@@ -117,12 +136,25 @@ extension Checkpointer {
         )
     }
 
+    /// Rank 0's pacing: how many safe points fit in the decision period at the recent pace.
+    private func safePointsUntilNextDecision(_ index: Int) -> Int {
+        let period = min(Self.decisionPeriod, configuration.policy.decisionPeriod)
+        return state.withLock { state in
+            let elapsed = state.lastDecision.elapsed
+            let calls = index - state.safePointsAtLastDecision
+            state.lastDecision.restart()
+            state.safePointsAtLastDecision = index
+            guard calls > 0, elapsed > 0, period > 0 else { return 1 }
+            return max(1, min(1_000_000, Int(period / (elapsed / Double(calls)))))
+        }
+    }
+
     private func safePoint(
         step: Step,
         metadata: [String: String],
         collect: (inout SnapshotWriter) throws -> Void
     ) throws -> Manifest? {
-        let decision = try decide(step)
+        guard let decision = try decide(step) else { return nil }
         if decision.anyFailed, let background {
             // Every rank's background commit failed together; every rank reports it here.
             if let failure = background.waitUntilIdle() { throw failure }

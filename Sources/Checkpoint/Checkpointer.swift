@@ -59,6 +59,12 @@ public final class Checkpointer: Sendable {
         var blockedSeconds = 0.0
         var lastStep: Step?
         var stopRequested = false
+        /// Safe points seen so far, and the one at which the ranks decide next (see `decide`).
+        var safePoints = 0
+        var nextDecision = 0
+        /// Rank 0's clock and safe-point count at the last decision, to pace the next one.
+        var lastDecision = Stopwatch()
+        var safePointsAtLastDecision = 0
     }
 
     var rank: Int { communicator.rank }

@@ -77,6 +77,33 @@ public struct CheckpointPolicy: Sendable, CustomStringConvertible {
         isDue(PolicyContext(step: step, secondsSinceLast: secondsSinceLast))
     }
 
+    /// Whether a step-based rule may fire at `step` (the same answer on every rank).
+    func mayBeDue(atStep step: Step) -> Bool { Self.mayBeDue(rule, step) }
+
+    /// How often, in seconds, a clock-based rule needs to be asked to fire on time (a tenth of its
+    /// interval); `.infinity` when no rule depends on the clock.
+    var decisionPeriod: Double { Self.decisionPeriod(rule) }
+
+    private static func mayBeDue(_ rule: Rule, _ step: Step) -> Bool {
+        switch rule {
+        case .always: true
+        case .everySteps(let count): step.rawValue % count == 0
+        case .never, .interval, .youngDaly: false
+        case .any(let rules): rules.contains { mayBeDue($0, step) }
+        case .overheadCap(let inner, _): mayBeDue(inner, step)
+        }
+    }
+
+    private static func decisionPeriod(_ rule: Rule) -> Double {
+        switch rule {
+        case .always, .never, .everySteps: .infinity
+        case .interval(let seconds): seconds / 10
+        case .youngDaly: 1
+        case .any(let rules): rules.map(decisionPeriod).min() ?? .infinity
+        case .overheadCap(let inner, _): decisionPeriod(inner)
+        }
+    }
+
     /// A readable form, e.g. `any(everySteps(100), every(60.0s))`.
     public var description: String { Self.describe(rule) }
 
