@@ -189,6 +189,32 @@ struct CoordinatedCheckpointTests {
         }
     }
 
+    @Test("Paced decisions: ranks at different speeds with a time-based policy agree on every checkpoint")
+    func pacedDecisions() throws {
+        try withTemporaryDirectory { directory in
+            let taken = try LocalGroup.run(ranks: 3, timeout: 60) { communicator in
+                var configuration = testConfiguration(threads: 1)
+                configuration.policy = .every(seconds: 0.05)
+                configuration.retention.keepLast = 1_000
+                let checkpointer = try Checkpointer(
+                    directory: directory,
+                    communicator: communicator,
+                    configuration: configuration
+                )
+                var steps: [Step] = []
+                for step in 1...150 {
+                    if communicator.rank == 1 { usleep(1_000) }  // one slow rank
+                    let state = RankState(rank: communicator.rank, seed: UInt64(step))
+                    if try checkpointer.checkpoint(state, step: Step(step)) != nil { steps.append(Step(step)) }
+                }
+                return steps
+            }
+            #expect(taken.allSatisfy { $0 == taken[0] })
+            #expect(!taken[0].isEmpty && taken[0].count < 150, "\(taken[0].count) checkpoints")
+            #expect(try CheckpointDirectory(path: directory).committedSteps() == taken[0])
+        }
+    }
+
     @Test("The registry restores on every rank")
     func registryAcrossRanks() throws {
         try withTemporaryDirectory { directory in
