@@ -67,6 +67,12 @@ struct Heat: ParsableCommand {
     @Flag(name: .customLong("no-checkpoints"), help: "Never checkpoint or restore (a reference run).")
     var noCheckpoints = false
 
+    @Option(help: "Also dump the process: criu, dmtcp, or 'command:PROGRAM ARGS' ({pid} {dir} {step} {rank} are filled in).")
+    var dumper: String?
+
+    @Option(name: .customLong("dump-every"), help: "Dump the process after every K-th checkpoint.")
+    var dumpEvery = 1
+
     @Flag(help: "Checkpoint and stop on SIGTERM or SIGUSR1 (as Slurm's --signal=USR1@120 sends).")
     var stopOnSignal = false
 
@@ -77,6 +83,10 @@ struct Heat: ParsableCommand {
         guard checkpointEvery >= 1 else { throw ValidationError("--checkpoint-every must be at least 1") }
         guard delayMs >= 0 else { throw ValidationError("--delay-ms must not be negative") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
+        guard dumpEvery >= 1 else { throw ValidationError("--dump-every must be at least 1") }
+        if let dumper, dumper != "criu", dumper != "dmtcp", !dumper.hasPrefix("command:") || dumper.count <= 8 {
+            throw ValidationError("--dumper must be criu, dmtcp or 'command:PROGRAM ARGS', not '\(dumper)'")
+        }
         if let everySeconds, !(everySeconds >= 0 && everySeconds.isFinite) {
             throw ValidationError("--every-seconds must be a non-negative number")
         }
@@ -99,6 +109,15 @@ struct Heat: ParsableCommand {
         configuration.metadata = ["example": "heat", "grid": "\(grid)"]
         if asynchronous { configuration.mode = .asynchronous() }
         if stopOnSignal { configuration.stopSignals = StopSignals() }
+        if let dumper {
+            let processDumper: any ProcessDumper =
+                switch dumper {
+                case "criu": CRIUDumper()
+                case "dmtcp": DMTCPDumper()
+                default: CommandDumper(commandLine: String(dumper.dropFirst("command:".count)))
+                }
+            configuration.processDumps = ProcessDumps(dumper: processDumper, everyNthCheckpoint: dumpEvery)
+        }
         let settings = HeatSettings(
             grid: grid,
             steps: steps,

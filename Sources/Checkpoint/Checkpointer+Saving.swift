@@ -154,6 +154,7 @@ extension Checkpointer {
         metadata: [String: String],
         collect: (inout SnapshotWriter) throws -> Void
     ) throws -> Manifest? {
+        try runPendingDump()
         guard let decision = try decide(step) else { return nil }
         if decision.anyFailed, let background {
             // Every rank's background commit failed together; every rank reports it here.
@@ -224,6 +225,7 @@ extension Checkpointer {
             background.pool.recycle(staged.stagedStorage)
             recordCost(clock.elapsed)
             logCommit(manifest)
+            try checkpointCommitted(step, inBackground: true)
         }
         return nil
     }
@@ -265,6 +267,7 @@ extension Checkpointer {
         }
         recordCost(elapsed)
         logCommit(manifest)
+        try checkpointCommitted(step, inBackground: false)
         return manifest
     }
 

@@ -39,6 +39,8 @@ public final class Checkpointer: Sendable {
     public let communicator: any Communicator
     /// State registered for ``save(step:metadata:)`` and ``restoreLatest()``.
     public let registry = StateRegistry()
+    /// Hooks run around process dumps (see ``Configuration/processDumps``).
+    public let dumpParticipants = DumpParticipants()
 
     let logger: Logger
     private let lockDescriptor: Int32?
@@ -65,6 +67,11 @@ public final class Checkpointer: Sendable {
         /// Rank 0's clock and safe-point count at the last decision, to pace the next one.
         var lastDecision = Stopwatch()
         var safePointsAtLastDecision = 0
+        /// Committed checkpoints, for ``ProcessDumps/everyNthCheckpoint``.
+        var committedCount = 0
+        /// A dump a background commit left for the application's thread, and the last dump's images.
+        var pendingDump: Step?
+        var lastDumpImages: String?
     }
 
     var rank: Int { communicator.rank }
@@ -143,8 +150,8 @@ public final class Checkpointer: Sendable {
     /// Call it before the program exits (deinit also waits, but can only log a failure).
     /// - Throws: The background checkpoint's error, if it failed.
     public func finish() throws {
-        guard let background else { return }
-        if let failure = background.waitUntilIdle() { throw failure }
+        if let background, let failure = background.waitUntilIdle() { throw failure }
+        try runPendingDump()
     }
 
     /// Whether the application should stop: a stop signal arrived or the deadline is near, and the

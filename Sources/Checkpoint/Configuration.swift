@@ -40,6 +40,8 @@ extension Checkpointer {
         public var stopSignals: StopSignals?
         /// A time by which the job must have checkpointed and stopped. Default: `nil`.
         public var deadline: Deadline?
+        /// Process dumps (CRIU, DMTCP, a command) taken after some committed checkpoints. Default: `nil`.
+        public var processDumps: ProcessDumps?
 
         /// Creates a configuration; every argument has a default.
         public init(
@@ -55,7 +57,8 @@ extension Checkpointer {
             metadata: [String: String] = [:],
             mode: Mode = .synchronous,
             stopSignals: StopSignals? = nil,
-            deadline: Deadline? = nil
+            deadline: Deadline? = nil,
+            processDumps: ProcessDumps? = nil
         ) {
             self.policy = policy
             self.retention = retention
@@ -70,6 +73,7 @@ extension Checkpointer {
             self.mode = mode
             self.stopSignals = stopSignals
             self.deadline = deadline
+            self.processDumps = processDumps
         }
 
         /// The number of active processors.
@@ -99,6 +103,10 @@ extension Checkpointer {
             for key in metadata.keys where key.isEmpty { throw fail("metadata keys must not be empty") }
             if case .asynchronous(let options) = mode.value, options.stagingLimit < 0 {
                 throw fail("the staging limit must not be negative, not \(options.stagingLimit)")
+            }
+            if let processDumps {
+                guard processDumps.everyNthCheckpoint >= 1 else { throw fail("processDumps.everyNthCheckpoint must be at least 1") }
+                guard processDumps.timeout > 0 else { throw fail("processDumps.timeout must be positive") }
             }
             if let stopSignals {
                 guard stopSignals.gracePeriod > 0 else { throw fail("the stop signals' grace period must be positive") }
@@ -200,5 +208,43 @@ extension Checkpointer.Configuration {
         public var stagingLimit: Int
         /// What a due safe point does while the previous checkpoint is in flight.
         public var whenBusy: BusyBehavior
+    }
+}
+
+/// Process dumps taken after committed application-level checkpoints.
+///
+/// ```swift
+/// configuration.processDumps = ProcessDumps(dumper: CRIUDumper(), everyNthCheckpoint: 10)
+/// ```
+public struct ProcessDumps: Sendable {
+    /// What a dump failure does.
+    public enum FailureBehavior: Sendable, Hashable {
+        /// Log it and record it beside the manifest; the application goes on (default).
+        case report
+        /// Also throw it from the safe point (or save) that took the dump.
+        case `throw`
+    }
+
+    /// The dumper.
+    public var dumper: any ProcessDumper
+    /// Dump after every N-th committed checkpoint (1: after each). Every rank dumps at the same steps.
+    public var everyNthCheckpoint: Int
+    /// What a failure does.
+    public var onFailure: FailureBehavior
+    /// Seconds a dump may take before it is abandoned.
+    public var timeout: Double
+    /// The process to dump; `nil`: this process.
+    public var pid: Int32?
+
+    /// Creates dump settings.
+    public init(
+        dumper: any ProcessDumper, everyNthCheckpoint: Int = 1, onFailure: FailureBehavior = .report,
+        timeout: Double = 600, pid: Int32? = nil
+    ) {
+        self.dumper = dumper
+        self.everyNthCheckpoint = everyNthCheckpoint
+        self.onFailure = onFailure
+        self.timeout = timeout
+        self.pid = pid
     }
 }

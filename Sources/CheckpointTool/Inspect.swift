@@ -52,6 +52,8 @@ struct Inspect: ParsableCommand {
 /// What `ckpt inspect` shows, shaped for JSON.
 struct InspectReport: Encodable {
     var step: UInt64
+    /// Process dumps taken after the checkpoint (one record per rank), or empty.
+    var dumps: [DumpRecord]
     var createdAt: String
     var rankCount: Int
     var hostName: String
@@ -114,6 +116,7 @@ struct InspectReport: Encodable {
 
     init(manifest: Manifest, rank: Int, entries: [EntryInfo]) {
         step = manifest.step.rawValue
+        dumps = manifest.dumps ?? []
         createdAt = manifest.createdAt
         rankCount = manifest.rankCount
         hostName = manifest.hostName
@@ -154,6 +157,14 @@ struct InspectReport: Encodable {
         ]
         for (key, value) in metadata.sorted(by: { $0.key < $1.key }) {
             lines.append("  metadata   \(key) = \(value)")
+        }
+        for dump in dumps {
+            let version = dump.version.map { " \($0)" } ?? ""
+            var line = "  dump       rank \(dump.rank): \(dump.dumper)\(version) \(dump.status) in "
+                + "\(Formatting.seconds(dump.seconds)), images \(dump.imagesDirectory)"
+            if let status = dump.exitStatus { line += ", exit \(status)" }
+            if let message = dump.message { line += " — \(message)" }
+            lines.append(line)
         }
         lines.append("")
         lines.append(

@@ -83,7 +83,8 @@ public struct CheckpointDirectory: Sendable {
                 path: directory
             )
         }
-        let manifest = try Manifest.decode(bytes, checksumLine: checksum, path: manifestPath)
+        var manifest = try Manifest.decode(bytes, checksumLine: checksum, path: manifestPath)
+        manifest.dumps = dumpRecords(step: step)
         guard manifest.step == step else {
             throw CheckpointError(
                 .manifestInvalid,
@@ -92,6 +93,42 @@ public struct CheckpointDirectory: Sendable {
             )
         }
         return manifest
+    }
+
+    /// The dump records stored beside a checkpoint's manifest, by rank; unreadable ones are left out
+    /// (a dump record never decides whether the checkpoint itself is good).
+    func dumpRecords(step: Step) -> [DumpRecord]? {
+        let folder = path(for: step) + "/" + Self.dumpsFolder
+        guard let names = try? Syscalls.listDirectory(folder) else { return nil }
+        let records = names.filter { $0.hasSuffix(".json") }.sorted().compactMap { name -> DumpRecord? in
+            guard let bytes = try? Self.readWholeFile(folder + "/" + name, limit: 1 << 20) else { return nil }
+            return try? JSONDecoder().decode(DumpRecord.self, from: Data(bytes))
+        }
+        return records.isEmpty ? nil : records.sorted { $0.rank < $1.rank }
+    }
+
+    static let dumpsFolder = "dumps"
+
+    /// The images directory of a rank's process dump at `step`, relative to the checkpoint directory.
+    public static func imagesFolder(rank: Int) -> String { "images/rank-" + zeroPadded(UInt64(rank), width: 5) }
+
+    /// Writes a rank's dump record beside the manifest of a committed checkpoint, atomically
+    /// (a temporary file renamed into place).
+    func writeDumpRecord(_ record: DumpRecord, step: Step, permissions: (file: UInt16, directory: UInt16)) throws(CheckpointError) {
+        let folder = path(for: step) + "/" + Self.dumpsFolder
+        try Syscalls.makeDirectory(folder, permissions: permissions.directory, allowExisting: true)
+        let name = "rank-" + zeroPadded(UInt64(record.rank), width: 5) + ".json"
+        let temporary = folder + "/." + name + ".tmp"
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let bytes: [UInt8]
+        do { bytes = Array(try encoder.encode(record)) } catch {
+            throw CheckpointError(.encodingFailed, "could not encode a dump record", underlying: SendableDescription(error))
+        }
+        try? Syscalls.removeTree(temporary)
+        try Self.writeFileSynced(temporary, bytes, permissions: permissions.file)
+        try Syscalls.rename(temporary, to: folder + "/" + name)
+        try Syscalls.syncDirectory(folder)
     }
 
     /// Opens one rank's shard of the checkpoint at `step` for reading, after checking it against the manifest.

@@ -37,6 +37,10 @@ public struct Manifest: Codable, Sendable, Hashable {
     public var shards: [Shard]
     /// Where the time went.
     public var timings: Timings
+    /// Process dumps taken after this checkpoint committed, one per rank that dumped. They are
+    /// stored beside the manifest (`dumps/rank-NNNNN.json`), since the committed manifest is
+    /// never rewritten; ``CheckpointDirectory/loadManifest(step:)`` fills this in.
+    public var dumps: [DumpRecord]?
 
     /// Uncompressed bytes over all shards.
     public var rawBytes: Int { shards.reduce(0) { $0 + $1.rawBytes } }

@@ -1,0 +1,67 @@
+import Foundation
+
+/// Dumps a process by running any program, with placeholders in its arguments:
+/// `{pid}`, `{dir}` (the images directory), `{step}`, `{rank}` and `{prev}` (the previous images
+/// directory, or empty).
+///
+/// ```swift
+/// let dumper = CommandDumper(arguments: ["/opt/site/bin/snapshot", "--pid", "{pid}", "--to", "{dir}"])
+/// ```
+///
+/// The program runs without a shell. Exit status 0 is success; a line `outcome: restored` on its
+/// output reports that this process is a restored copy.
+public struct CommandDumper: ProcessDumper {
+    /// The program and its arguments, with placeholders.
+    public var arguments: [String]
+    /// Arguments that print the program's version (first line), or `nil`.
+    public var versionArguments: [String]?
+
+    /// `"command"`.
+    public var name: String { "command" }
+
+    /// Creates a dumper from a program and its arguments.
+    public init(arguments: [String], versionArguments: [String]? = nil) {
+        self.arguments = arguments
+        self.versionArguments = versionArguments
+    }
+
+    /// Creates a dumper from a command line split at spaces (no quoting), as the `heat` example's
+    /// `--dumper 'command:…'` does.
+    public init(commandLine: String) {
+        self.init(arguments: commandLine.split(separator: " ", omittingEmptySubsequences: true).map(String.init))
+    }
+
+    /// Checks that the program exists (and asks its version when configured).
+    public func probe() -> DumperProbe {
+        guard let program = arguments.first, ExternalProcess.locate(program) != nil else {
+            return DumperProbe(isUsable: false, reason: "program '\(arguments.first ?? "")' was not found")
+        }
+        guard let versionArguments, let result = try? ExternalProcess.run(versionArguments, timeout: 30) else {
+            return DumperProbe(isUsable: true)
+        }
+        return DumperProbe(isUsable: true, version: result.output.split(separator: "\n").first.map(String.init))
+    }
+
+    /// Runs the program with the placeholders filled in.
+    public func dump(_ request: DumpRequest) throws -> DumpOutcome {
+        let result = try ExternalProcess.run(substituted(request), timeout: request.timeout)
+        guard result.status == 0 else {
+            throw CheckpointError(
+                .ioFailure, "dump command failed (exit \(result.status)): \(result.output.lastLines(3))",
+                underlying: DumperExit(status: result.status))
+        }
+        let restored = result.output.split(separator: "\n").contains { $0.trimmingCharacters(in: .whitespaces) == "outcome: restored" }
+        return restored ? .restored : .continued
+    }
+
+    /// The arguments with the placeholders replaced.
+    public func substituted(_ request: DumpRequest) -> [String] {
+        arguments.map { argument in
+            argument.replacingOccurrences(of: "{pid}", with: String(request.pid))
+                .replacingOccurrences(of: "{dir}", with: request.imagesDirectory)
+                .replacingOccurrences(of: "{step}", with: String(request.step.rawValue))
+                .replacingOccurrences(of: "{rank}", with: String(request.rank))
+                .replacingOccurrences(of: "{prev}", with: request.previousImagesDirectory ?? "")
+        }
+    }
+}

@@ -1,0 +1,109 @@
+/// Something that saves the whole process — CRIU, DMTCP, or any external command — at the
+/// consistent point an application-level checkpoint was just committed.
+///
+/// The application-level checkpoint stays the authoritative, portable fallback; a process image
+/// is an optional extra whose outcome is recorded next to the checkpoint's manifest.
+public protocol ProcessDumper: Sendable {
+    /// A short name recorded with every dump, e.g. `"criu"`.
+    var name: String { get }
+
+    /// Whether the dumper is installed and usable here, its version, and if not, why.
+    func probe() -> DumperProbe
+
+    /// Dumps the process described by `request` into `request.imagesDirectory` (which exists).
+    /// - Returns: Whether this process simply continued after the dump, or is a restored copy.
+    /// - Throws: ``CheckpointError`` (`ioFailure`, `timedOut`, `notFound`) when the dump failed.
+    func dump(_ request: DumpRequest) throws -> DumpOutcome
+}
+
+/// What ``ProcessDumper/probe()`` found.
+public struct DumperProbe: Sendable, Hashable, Codable {
+    /// Whether a dump can be attempted.
+    public var isUsable: Bool
+    /// The dumper's version, when it could be determined.
+    public var version: String?
+    /// Why it is not usable (or a warning), in the dumper's own words.
+    public var reason: String?
+
+    /// Creates a probe result.
+    public init(isUsable: Bool, version: String? = nil, reason: String? = nil) {
+        self.isUsable = isUsable
+        self.version = version
+        self.reason = reason
+    }
+}
+
+/// One dump to perform.
+public struct DumpRequest: Sendable, Hashable {
+    /// The process to dump (default: this one).
+    public var pid: Int32
+    /// Where the images go; it exists and is empty.
+    public var imagesDirectory: String
+    /// The images of the previous dump of the same rank, for incremental (pre-)dumps, if any.
+    public var previousImagesDirectory: String?
+    /// The step of the application-level checkpoint this dump accompanies.
+    public var step: Step
+    /// The rank that dumps.
+    public var rank: Int
+    /// Whether the process keeps running after the dump (default `true`).
+    public var leaveRunning: Bool
+    /// Seconds after which the dump is abandoned (the dumper process is killed).
+    public var timeout: Double
+
+    /// Creates a request.
+    public init(
+        pid: Int32, imagesDirectory: String, previousImagesDirectory: String? = nil, step: Step, rank: Int,
+        leaveRunning: Bool = true, timeout: Double = 600
+    ) {
+        self.pid = pid
+        self.imagesDirectory = imagesDirectory
+        self.previousImagesDirectory = previousImagesDirectory
+        self.step = step
+        self.rank = rank
+        self.leaveRunning = leaveRunning
+        self.timeout = timeout
+    }
+}
+
+/// How a process came out of a dump, as `fork()` tells parent from child.
+public enum DumpOutcome: String, Sendable, Hashable, Codable {
+    /// The dump was taken and this process went on running.
+    case continued
+    /// This process is a copy restored from the images.
+    case restored
+}
+
+/// What one rank's dump did, recorded beside the checkpoint's manifest and shown by `ckpt inspect`.
+public struct DumpRecord: Codable, Sendable, Hashable {
+    /// The rank that dumped.
+    public var rank: Int
+    /// The dumper's name.
+    public var dumper: String
+    /// The dumper's version, if known.
+    public var version: String?
+    /// The images directory, relative to the checkpoint directory (e.g. `images/rank-00000`).
+    public var imagesDirectory: String
+    /// `"ok"`, `"failed"`, `"cancelled"` (a participant refused) or `"unavailable"` (the probe failed).
+    public var status: String
+    /// The dumper process's exit status, when it ran.
+    public var exitStatus: Int32?
+    /// Seconds the dump took (participant hooks included).
+    public var seconds: Double
+    /// The failure, when there is one.
+    public var message: String?
+
+    /// Creates a record.
+    public init(
+        rank: Int, dumper: String, version: String?, imagesDirectory: String, status: String, exitStatus: Int32?,
+        seconds: Double, message: String?
+    ) {
+        self.rank = rank
+        self.dumper = dumper
+        self.version = version
+        self.imagesDirectory = imagesDirectory
+        self.status = status
+        self.exitStatus = exitStatus
+        self.seconds = seconds
+        self.message = message
+    }
+}
