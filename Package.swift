@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "quickstart", targets: ["Quickstart"]),
         .executable(name: "checkpoint-bench", targets: ["CheckpointBench"]),
         .executable(name: "heat", targets: ["Heat"]),
+        .executable(name: "nbody", targets: ["NBody"]),
         .library(name: "CheckpointMPI", targets: ["CheckpointMPI"]),
         .executable(name: "mpi-selftest", targets: ["MPISelfTest"]),
     ],
@@ -23,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         .systemLibrary(
@@ -72,6 +74,14 @@ let package = Package(
                 "Checkpoint",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        .executableTarget(
+            name: "NBody",
+            dependencies: [
+                "Checkpoint",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/NBody"
         ),
         .executableTarget(
             name: "Quickstart",

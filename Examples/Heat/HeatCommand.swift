@@ -67,7 +67,9 @@ struct Heat: ParsableCommand {
     @Flag(name: .customLong("no-checkpoints"), help: "Never checkpoint or restore (a reference run).")
     var noCheckpoints = false
 
-    @Option(help: "Also dump the process: criu, dmtcp, or 'command:PROGRAM ARGS' ({pid} {dir} {step} {rank} are filled in).")
+    @Option(
+        help: "Also dump the process: criu, dmtcp, or 'command:PROGRAM ARGS' ({pid} {dir} {step} {rank} are filled in)."
+    )
     var dumper: String?
 
     @Option(name: .customLong("dump-every"), help: "Dump the process after every K-th checkpoint.")

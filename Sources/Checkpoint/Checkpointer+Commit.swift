@@ -149,7 +149,11 @@ extension Checkpointer {
                 chunkSize: configuration.chunkSize,
                 threads: configuration.threads
             ),
-            shards: reports.map(\.shard),
+            shards: reports.map { report in
+                var shard = report.shard
+                shard.timings = report.timings
+                return shard
+            },
             timings: Manifest.Timings(
                 stageSeconds: slowest(\.stageSeconds),
                 encodeSeconds: slowest(\.encodeSeconds),

@@ -25,10 +25,12 @@ extension Checkpointer {
     /// Runs a dump that a background commit left for the application's thread.
     func runPendingDump() throws {
         guard let dumps = configuration.processDumps else { return }
-        guard let step = state.withLock({ state -> Step? in
-            defer { state.pendingDump = nil }
-            return state.pendingDump
-        }) else { return }
+        guard
+            let step = state.withLock({ state -> Step? in
+                defer { state.pendingDump = nil }
+                return state.pendingDump
+            })
+        else { return }
         try dumpProcess(after: step, dumps)
     }
 
@@ -40,21 +42,35 @@ extension Checkpointer {
         let clock = Stopwatch()
         let probe = dumps.dumper.probe()
         var record = DumpRecord(
-            rank: rank, dumper: dumps.dumper.name, version: probe.version, imagesDirectory: folder, status: "ok",
-            exitStatus: nil, seconds: 0, message: nil)
+            rank: rank,
+            dumper: dumps.dumper.name,
+            version: probe.version,
+            imagesDirectory: folder,
+            status: "ok",
+            exitStatus: nil,
+            seconds: 0,
+            message: nil
+        )
         var failure: (any Error)?
         if !probe.isUsable {
             record.status = "unavailable"
             record.message = probe.reason
             failure = CheckpointError(
-                .invalidConfiguration, "\(dumps.dumper.name) cannot dump here: \(probe.reason ?? "unknown reason")")
+                .invalidConfiguration,
+                "\(dumps.dumper.name) cannot dump here: \(probe.reason ?? "unknown reason")"
+            )
         } else {
             do {
                 try Syscalls.makeDirectories(images, permissions: configuration.directoryPermissions)
                 let previous = state.withLock { $0.lastDumpImages }.flatMap { Syscalls.isDirectory($0) ? $0 : nil }
                 let request = DumpRequest(
-                    pid: dumps.pid ?? Syscalls.processID, imagesDirectory: images, previousImagesDirectory: previous,
-                    step: step, rank: rank, timeout: dumps.timeout)
+                    pid: dumps.pid ?? Syscalls.processID,
+                    imagesDirectory: images,
+                    previousImagesDirectory: previous,
+                    step: step,
+                    rank: rank,
+                    timeout: dumps.timeout
+                )
                 let (outcome, cancelled) = try dumpParticipants.around { try dumps.dumper.dump(request) }
                 if let cancelled {
                     record.status = "cancelled"
@@ -63,7 +79,9 @@ extension Checkpointer {
                 } else {
                     record.exitStatus = 0
                     state.withLock { $0.lastDumpImages = images }
-                    if outcome == .restored { logger.notice("this process was restored from a dump", metadata: ["step": "\(step)"]) }
+                    if outcome == .restored {
+                        logger.notice("this process was restored from a dump", metadata: ["step": "\(step)"])
+                    }
                 }
             } catch {
                 record.status = "failed"
@@ -75,17 +93,24 @@ extension Checkpointer {
         record.seconds = clock.elapsed
         do {
             try directory.writeDumpRecord(
-                record, step: step, permissions: (configuration.filePermissions, configuration.directoryPermissions))
+                record,
+                step: step,
+                permissions: (configuration.filePermissions, configuration.directoryPermissions)
+            )
         } catch {
             logger.error("could not record a process dump", metadata: ["step": "\(step)", "error": "\(error)"])
         }
         if let failure {
             logger.warning(
                 "process dump failed; the application-level checkpoint is unaffected",
-                metadata: ["step": "\(step)", "dumper": "\(dumps.dumper.name)", "error": "\(failure)"])
+                metadata: ["step": "\(step)", "dumper": "\(dumps.dumper.name)", "error": "\(failure)"]
+            )
             if dumps.onFailure == .throw { throw failure }
         } else {
-            logger.info("process dumped", metadata: ["step": "\(step)", "dumper": "\(dumps.dumper.name)", "seconds": "\(record.seconds)"])
+            logger.info(
+                "process dumped",
+                metadata: ["step": "\(step)", "dumper": "\(dumps.dumper.name)", "seconds": "\(record.seconds)"]
+            )
         }
     }
 }

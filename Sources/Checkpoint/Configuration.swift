@@ -105,7 +105,9 @@ extension Checkpointer {
                 throw fail("the staging limit must not be negative, not \(options.stagingLimit)")
             }
             if let processDumps {
-                guard processDumps.everyNthCheckpoint >= 1 else { throw fail("processDumps.everyNthCheckpoint must be at least 1") }
+                guard processDumps.everyNthCheckpoint >= 1 else {
+                    throw fail("processDumps.everyNthCheckpoint must be at least 1")
+                }
                 guard processDumps.timeout > 0 else { throw fail("processDumps.timeout must be positive") }
             }
             if let stopSignals {
@@ -238,8 +240,11 @@ public struct ProcessDumps: Sendable {
 
     /// Creates dump settings.
     public init(
-        dumper: any ProcessDumper, everyNthCheckpoint: Int = 1, onFailure: FailureBehavior = .report,
-        timeout: Double = 600, pid: Int32? = nil
+        dumper: any ProcessDumper,
+        everyNthCheckpoint: Int = 1,
+        onFailure: FailureBehavior = .report,
+        timeout: Double = 600,
+        pid: Int32? = nil
     ) {
         self.dumper = dumper
         self.everyNthCheckpoint = everyNthCheckpoint

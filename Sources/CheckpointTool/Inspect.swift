@@ -160,7 +160,8 @@ struct InspectReport: Encodable {
         }
         for dump in dumps {
             let version = dump.version.map { " \($0)" } ?? ""
-            var line = "  dump       rank \(dump.rank): \(dump.dumper)\(version) \(dump.status) in "
+            var line =
+                "  dump       rank \(dump.rank): \(dump.dumper)\(version) \(dump.status) in "
                 + "\(Formatting.seconds(dump.seconds)), images \(dump.imagesDirectory)"
             if let status = dump.exitStatus { line += ", exit \(status)" }
             if let message = dump.message { line += " — \(message)" }

@@ -26,8 +26,13 @@ public struct CRIUDumper: ProcessDumper {
 
     /// Creates a CRIU dumper; every option has a default.
     public init(
-        executable: String = "criu", shellJob: Bool = true, tcpEstablished: Bool = false, fileLocks: Bool = false,
-        unprivileged: Bool = false, incremental: Bool = false, extraArguments: [String] = []
+        executable: String = "criu",
+        shellJob: Bool = true,
+        tcpEstablished: Bool = false,
+        fileLocks: Bool = false,
+        unprivileged: Bool = false,
+        incremental: Bool = false,
+        extraArguments: [String] = []
     ) {
         self.executable = executable
         self.shellJob = shellJob
@@ -56,8 +61,10 @@ public struct CRIUDumper: ProcessDumper {
             let result = try ExternalProcess.run(check, timeout: 60)
             guard result.status == 0 else {
                 return DumperProbe(
-                    isUsable: false, version: version,
-                    reason: "criu check failed (exit \(result.status)): \(result.output.lastLines(3))")
+                    isUsable: false,
+                    version: version,
+                    reason: "criu check failed (exit \(result.status)): \(result.output.lastLines(3))"
+                )
             }
         } catch {
             return DumperProbe(isUsable: false, version: version, reason: error.message)
@@ -67,21 +74,30 @@ public struct CRIUDumper: ProcessDumper {
 
     /// Runs `criu dump` on the request's process.
     public func dump(_ request: DumpRequest) throws -> DumpOutcome {
-        let version = unprivileged ? (try? ExternalProcess.run([executable, "--version"], timeout: 30)).flatMap { Self.version(in: $0.output) } : nil
+        let version =
+            unprivileged
+            ? (try? ExternalProcess.run([executable, "--version"], timeout: 30)).flatMap { Self.version(in: $0.output) }
+            : nil
         let arguments = dumpArguments(request, version: version)
         let result = try ExternalProcess.run(arguments, timeout: request.timeout)
         guard result.status == 0 else {
-            let log = (try? String(contentsOfFile: request.imagesDirectory + "/dump.log", encoding: .utf8)) ?? result.output
+            let log =
+                (try? String(contentsOfFile: request.imagesDirectory + "/dump.log", encoding: .utf8)) ?? result.output
             throw CheckpointError(
-                .ioFailure, "criu dump failed (exit \(result.status)): \(log.lastLines(3))",
-                path: request.imagesDirectory, underlying: DumperExit(status: result.status))
+                .ioFailure,
+                "criu dump failed (exit \(result.status)): \(log.lastLines(3))",
+                path: request.imagesDirectory,
+                underlying: DumperExit(status: result.status)
+            )
         }
         return .continued
     }
 
     /// The `criu dump` command line for a request (`version` decides whether `--unprivileged` is passed).
     public func dumpArguments(_ request: DumpRequest, version: String?) -> [String] {
-        var arguments = [executable, "dump", "-t", String(request.pid), "-D", request.imagesDirectory, "-o", "dump.log"]
+        var arguments = [
+            executable, "dump", "-t", String(request.pid), "-D", request.imagesDirectory, "-o", "dump.log",
+        ]
         if request.leaveRunning { arguments.append("--leave-running") }
         if shellJob { arguments.append("--shell-job") }
         if tcpEstablished { arguments.append("--tcp-established") }

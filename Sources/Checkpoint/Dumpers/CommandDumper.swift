@@ -47,10 +47,14 @@ public struct CommandDumper: ProcessDumper {
         let result = try ExternalProcess.run(substituted(request), timeout: request.timeout)
         guard result.status == 0 else {
             throw CheckpointError(
-                .ioFailure, "dump command failed (exit \(result.status)): \(result.output.lastLines(3))",
-                underlying: DumperExit(status: result.status))
+                .ioFailure,
+                "dump command failed (exit \(result.status)): \(result.output.lastLines(3))",
+                underlying: DumperExit(status: result.status)
+            )
         }
-        let restored = result.output.split(separator: "\n").contains { $0.trimmingCharacters(in: .whitespaces) == "outcome: restored" }
+        let restored = result.output.split(separator: "\n").contains {
+            $0.trimmingCharacters(in: .whitespaces) == "outcome: restored"
+        }
         return restored ? .restored : .continued
     }
 

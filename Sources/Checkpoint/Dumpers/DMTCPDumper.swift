@@ -31,8 +31,11 @@ public struct DMTCPDumper: ProcessDumper {
             let status = try ExternalProcess.run([command] + extraArguments + ["--status"], timeout: 30)
             guard status.status == 0 else {
                 return DumperProbe(
-                    isUsable: false, version: version,
-                    reason: "no DMTCP coordinator answers; start the program with dmtcp_launch (\(status.output.lastLines(2)))")
+                    isUsable: false,
+                    version: version,
+                    reason:
+                        "no DMTCP coordinator answers; start the program with dmtcp_launch (\(status.output.lastLines(2)))"
+                )
             }
         } catch {
             return DumperProbe(isUsable: false, version: version, reason: error.message)
@@ -45,8 +48,10 @@ public struct DMTCPDumper: ProcessDumper {
         let result = try ExternalProcess.run([command] + extraArguments + ["--bcheckpoint"], timeout: request.timeout)
         guard result.status == 0 else {
             throw CheckpointError(
-                .ioFailure, "dmtcp_command --bcheckpoint failed (exit \(result.status)): \(result.output.lastLines(3))",
-                underlying: DumperExit(status: result.status))
+                .ioFailure,
+                "dmtcp_command --bcheckpoint failed (exit \(result.status)): \(result.output.lastLines(3))",
+                underlying: DumperExit(status: result.status)
+            )
         }
         let location = ProcessInfo.processInfo.environment["DMTCP_CHECKPOINT_DIR"] ?? "the coordinator's --ckptdir"
         let note = "DMTCP images for step \(request.step), rank \(request.rank): \(location)\n"

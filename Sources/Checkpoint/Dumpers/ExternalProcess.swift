@@ -10,15 +10,24 @@ struct ExternalProcess {
     /// Runs `arguments[0]` (looked up in `PATH` when it has no `/`) with the rest as arguments.
     /// - Throws: `notFound` when the program does not exist; `timedOut` after `timeout` seconds
     ///   (the program is killed).
-    static func run(_ arguments: [String], timeout: Double, environment: [String: String]? = nil) throws(CheckpointError) -> Result {
+    static func run(
+        _ arguments: [String],
+        timeout: Double,
+        environment: [String: String]? = nil
+    ) throws(CheckpointError) -> Result {
         guard let program = arguments.first, let executable = locate(program) else {
-            throw CheckpointError(.notFound, "program '\(arguments.first ?? "")' was not found in PATH; install it or give its full path")
+            throw CheckpointError(
+                .notFound,
+                "program '\(arguments.first ?? "")' was not found in PATH; install it or give its full path"
+            )
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = Array(arguments.dropFirst())
         if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("ckpt-dumper-\(UUID().uuidString).log")
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "ckpt-dumper-\(UUID().uuidString).log"
+        )
         guard FileManager.default.createFile(atPath: output.path, contents: nil) else {
             throw CheckpointError(.ioFailure, "could not create a log file for '\(program)'", path: output.path)
         }

@@ -52,8 +52,13 @@ public struct DumpRequest: Sendable, Hashable {
 
     /// Creates a request.
     public init(
-        pid: Int32, imagesDirectory: String, previousImagesDirectory: String? = nil, step: Step, rank: Int,
-        leaveRunning: Bool = true, timeout: Double = 600
+        pid: Int32,
+        imagesDirectory: String,
+        previousImagesDirectory: String? = nil,
+        step: Step,
+        rank: Int,
+        leaveRunning: Bool = true,
+        timeout: Double = 600
     ) {
         self.pid = pid
         self.imagesDirectory = imagesDirectory
@@ -94,8 +99,14 @@ public struct DumpRecord: Codable, Sendable, Hashable {
 
     /// Creates a record.
     public init(
-        rank: Int, dumper: String, version: String?, imagesDirectory: String, status: String, exitStatus: Int32?,
-        seconds: Double, message: String?
+        rank: Int,
+        dumper: String,
+        version: String?,
+        imagesDirectory: String,
+        status: String,
+        exitStatus: Int32?,
+        seconds: Double,
+        message: String?
     ) {
         self.rank = rank
         self.dumper = dumper

@@ -91,6 +91,18 @@ public struct SnapshotReader: Sendable {
         staged.apply(to: UnsafeMutableRawBufferPointer(buffer))
     }
 
+    /// The decoded, verified bytes of any entry, whatever its type: the elements' little-endian
+    /// bytes for raw entries, UTF-8 JSON for encoded ones. For tools (`ckpt extract`, `ckpt diff`).
+    /// - Throws: `entryMissing` or `corruptData`.
+    public func readBytes(_ name: String) throws(CheckpointError) -> [UInt8] {
+        let record = try shard.record(prefix + name)
+        var bytes = [UInt8](repeating: 0, count: record.rawSize)
+        try withTypedThrows {
+            try bytes.withUnsafeMutableBytes { buffer in try shard.decode(record, into: buffer, threads: threads) }
+        }
+        return bytes
+    }
+
     /// Decodes a `Codable` entry written with ``SnapshotWriter/encode(_:as:)``.
     /// - Throws: `entryMissing`, `typeMismatch` (the entry holds raw data), `decodingFailed`, `corruptData`.
     public func decode<Value: Decodable>(_ type: Value.Type, _ name: String) throws(CheckpointError) -> Value {

@@ -114,7 +114,11 @@ public struct CheckpointDirectory: Sendable {
 
     /// Writes a rank's dump record beside the manifest of a committed checkpoint, atomically
     /// (a temporary file renamed into place).
-    func writeDumpRecord(_ record: DumpRecord, step: Step, permissions: (file: UInt16, directory: UInt16)) throws(CheckpointError) {
+    func writeDumpRecord(
+        _ record: DumpRecord,
+        step: Step,
+        permissions: (file: UInt16, directory: UInt16)
+    ) throws(CheckpointError) {
         let folder = path(for: step) + "/" + Self.dumpsFolder
         try Syscalls.makeDirectory(folder, permissions: permissions.directory, allowExisting: true)
         let name = "rank-" + zeroPadded(UInt64(record.rank), width: 5) + ".json"
@@ -123,7 +127,11 @@ public struct CheckpointDirectory: Sendable {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let bytes: [UInt8]
         do { bytes = Array(try encoder.encode(record)) } catch {
-            throw CheckpointError(.encodingFailed, "could not encode a dump record", underlying: SendableDescription(error))
+            throw CheckpointError(
+                .encodingFailed,
+                "could not encode a dump record",
+                underlying: SendableDescription(error)
+            )
         }
         try? Syscalls.removeTree(temporary)
         try Self.writeFileSynced(temporary, bytes, permissions: permissions.file)
@@ -223,6 +231,35 @@ public struct CheckpointDirectory: Sendable {
             try reader.shard.verifyAll(threads: threads)
         }
         return manifest
+    }
+
+    /// Deletes all but the newest `keepLast` committed checkpoints (and, with `keepEvery`, keeps
+    /// every checkpoint whose step is a multiple of it), as the retention rule would.
+    ///
+    /// Takes the directory's lock, so it refuses to run while a checkpointer uses the directory.
+    /// - Parameters:
+    ///   - retention: What to keep.
+    ///   - dryRun: Only report what would be deleted.
+    /// - Returns: The steps deleted (or that would be).
+    /// - Throws: `invalidConfiguration` when `keepLast` < 1 or a checkpointer holds the lock;
+    ///   `notFound`, `permissionDenied`, `ioFailure`.
+    @discardableResult
+    public func prune(
+        _ retention: Checkpointer.Configuration.Retention,
+        dryRun: Bool = false
+    ) throws(CheckpointError) -> [Step] {
+        guard retention.keepLast >= 1 else {
+            throw CheckpointError(
+                .invalidConfiguration,
+                "keep at least one checkpoint (keepLast ≥ 1), not \(retention.keepLast)"
+            )
+        }
+        let doomed = retention.stepsToDelete(from: try committedSteps())
+        if dryRun { return doomed }
+        let lock = try Syscalls.lockExclusively(path + "/.lock", permissions: 0o600)
+        defer { Syscalls.closeDescriptor(lock) }
+        for step in doomed { try delete(step: step, permissions: 0o700) }
+        return doomed
     }
 
     // MARK: Writing (used by Checkpointer)

@@ -75,6 +75,8 @@ public struct Manifest: Codable, Sendable, Hashable {
         public var storedBytes: Int
         /// Its entries.
         public var entries: [Entry]
+        /// This rank's own timings (the manifest's ``Manifest/timings`` are the maxima over ranks).
+        public var timings: Timings?
     }
 
     /// Per-entry statistics.
