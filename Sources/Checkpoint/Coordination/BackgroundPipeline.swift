@@ -20,7 +20,8 @@ final class BackgroundPipeline: @unchecked Sendable {
         self.communicator = communicator
         self.options = options
         pool = StagingPool(limit: options.stagingLimit)
-        let thread = Thread { [unowned(unsafe) self] in self.run() }
+        // The thread keeps the pipeline alive until `stop()` lets it return.
+        let thread = Thread { [self] in self.run() }
         thread.name = name
         thread.stackSize = 4 << 20
         thread.start()

@@ -64,7 +64,11 @@ enum SignalMonitor {
 
     /// Installs the handler for `signals` (once per signal per process).
     static func install(_ configuration: StopSignals) {
+        // Statics are initialized lazily (through `swift_once`, which is not async-signal-safe):
+        // touch everything the handler uses before the handler can run.
         let semaphore = wakeWatchdog
+        _ = received.load(ordering: .relaxed)
+        _ = semaphoreForHandler
         state.withLock { state in
             state.gracePeriod = min(state.gracePeriod, configuration.gracePeriod)
             for signal in configuration.signals where !state.installed.contains(signal) {
