@@ -102,7 +102,9 @@ public final class Checkpointer: Sendable {
         var lock: Int32?
         var removed: [String] = []
         let rank = communicator.rank
-        let prepared = Shared<Bool>(rank: rank) {
+        var localFailure: (any Error)?
+        let prepared: Shared<Bool>
+        do {
             try configuration.validate()
             if rank == 0 {
                 if configuration.createDirectory {
@@ -112,15 +114,24 @@ public final class Checkpointer: Sendable {
                 lock = try Syscalls.lockExclusively(directory + "/.lock", permissions: configuration.filePermissions)
                 removed = try checkpointDirectory.removeStaleTemporaries()
             }
-            return true
+            prepared = .success(true)
+        } catch {
+            localFailure = error
+            prepared = .failure(RankFailure(rank: rank, error: error))
         }
         lockDescriptor = lock
         do {
-            _ = try communicator.broadcast(value: rank == 0 ? prepared : nil, root: 0).get()
-            // Every rank must see the directory rank 0 prepared (shared storage).
+            let shared = try communicator.broadcast(value: rank == 0 ? prepared : nil, root: 0)
+            // Rank 0 reports its own failure as it happened; the others learn it by rank.
+            if rank == 0, case .failure = prepared, let localFailure { throw localFailure }
+            _ = try shared.get()
+            // Every rank must accept the configuration and see the directory rank 0 prepared
+            // (shared storage).
             try communicator.agree(
                 Shared<Bool>(rank: rank) {
-                    try Syscalls.checkWritableDirectory(directory); return true
+                    if let localFailure { throw localFailure }
+                    try Syscalls.checkWritableDirectory(directory)
+                    return true
                 }
             )
             if case .asynchronous(let options) = configuration.mode.value {

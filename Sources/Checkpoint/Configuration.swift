@@ -12,7 +12,7 @@ extension Checkpointer {
     /// let checkpointer = try Checkpointer(directory: "run/checkpoints", configuration: configuration)
     /// ```
     public struct Configuration: Sendable {
-        /// When ``Checkpointer/checkpoint(_:step:metadata:)`` saves. Default: every 5 minutes.
+        /// When ``Checkpointer/checkpoint(_:step:metadata:)-(Checkpointable,_,_)`` saves. Default: every 5 minutes.
         public var policy: CheckpointPolicy
         /// Which committed checkpoints to keep. Default: the newest 3.
         public var retention: Retention

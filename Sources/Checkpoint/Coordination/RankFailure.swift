@@ -15,7 +15,7 @@ struct RankFailure: Codable, Sendable, Hashable {
         self.rank = rank
         if let error = error as? CheckpointError {
             code = error.code.description
-            message = error.description
+            message = error.message + (error.path.map { " (\($0))" } ?? "")
         } else {
             code = CheckpointError.Code.peerFailed.description
             message = "\(error)"

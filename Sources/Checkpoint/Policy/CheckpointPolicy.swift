@@ -2,7 +2,7 @@ import Foundation
 
 /// When a safe point takes a checkpoint.
 ///
-/// ``Checkpointer/checkpoint(_:step:metadata:)`` asks the policy at every safe point (on rank 0,
+/// ``Checkpointer/checkpoint(_:step:metadata:)-(Checkpointable,_,_)`` asks the policy at every safe point (on rank 0,
 /// whose answer every rank follows). Step-based rules are aligned to step numbers (`everySteps(100)`
 /// checkpoints at steps 100, 200, …), so a restarted run checkpoints at the same steps as an
 /// uninterrupted one.
@@ -27,7 +27,7 @@ public struct CheckpointPolicy: Sendable, CustomStringConvertible {
 
     /// Every safe point checkpoints.
     public static let always = CheckpointPolicy(rule: .always)
-    /// Safe points never checkpoint; only explicit ``Checkpointer/save(_:step:metadata:)`` calls do.
+    /// Safe points never checkpoint; only explicit ``Checkpointer/save(_:step:metadata:)-(Checkpointable,_,_)`` calls do.
     public static let never = CheckpointPolicy(rule: .never)
 
     /// Checkpoint at steps that are multiples of `count` (which must be positive).

@@ -1,7 +1,7 @@
 /// State that can be saved into a snapshot and rebuilt from one.
 ///
 /// Conform when you want control over how state is laid out: large numeric arrays go through
-/// the raw path (``SnapshotWriter/write(_:as:shape:)-(Array<Element>,_,_)``), small parameters through `Codable`.
+/// the raw path (``SnapshotWriter/write(_:as:shape:)-([Element],_,_)``), small parameters through `Codable`.
 ///
 /// ```swift
 /// struct Simulation: Checkpointable {

@@ -57,7 +57,7 @@ public struct SnapshotReader: Sendable {
         return array
     }
 
-    /// Reads a `ContiguousArray` of `BitwiseCopyable` elements. See ``read(_:_:)-(Array<Element>.Type,_)``.
+    /// Reads a `ContiguousArray` of `BitwiseCopyable` elements. See ``read(_:_:)->[Element]``.
     public func read<Element: BitwiseCopyable>(
         _ type: ContiguousArray<Element>.Type,
         _ name: String

@@ -48,7 +48,7 @@ public struct SnapshotWriter: Sendable {
         try add(name, .raw, .of(Element.self), shape: shape, count: array.count, ArraySource(array: array))
     }
 
-    /// Writes a `ContiguousArray` of `BitwiseCopyable` elements as raw bytes. See ``write(_:as:shape:)-(Array<Element>,_,_)``.
+    /// Writes a `ContiguousArray` of `BitwiseCopyable` elements as raw bytes. See ``write(_:as:shape:)-([Element],_,_)``.
     public mutating func write<Element: BitwiseCopyable>(
         _ array: ContiguousArray<Element>,
         as name: String,
@@ -86,7 +86,7 @@ public struct SnapshotWriter: Sendable {
 
     /// Encodes a `Codable` value as JSON (non-finite floating-point values included).
     ///
-    /// Fine for parameters and metadata; for large numeric arrays use ``write(_:as:shape:)-(Array<Element>,_,_)``,
+    /// Fine for parameters and metadata; for large numeric arrays use ``write(_:as:shape:)-([Element],_,_)``,
     /// which is orders of magnitude faster.
     /// - Throws: ``CheckpointError`` with code `encodingFailed` when the value's `encode(to:)` fails.
     public mutating func encode<Value: Encodable>(_ value: Value, as name: String) throws(CheckpointError) {

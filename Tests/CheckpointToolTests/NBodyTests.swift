@@ -1,0 +1,109 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The nbody example: an existing class registered by key path resumes bit-identically, whether
+/// it is continued in a second run or killed with SIGKILL at random moments.
+@Suite("NBody example")
+struct NBodyTests {
+    static let options = ["--particles", "48", "--checkpoint-every", "4"]
+
+    static func nbody() throws -> URL {
+        let executable = try ckptExecutable().deletingLastPathComponent().appendingPathComponent("nbody")
+        try #require(
+            FileManager.default.isExecutableFile(atPath: executable.path),
+            "build the nbody example: swift build"
+        )
+        return executable
+    }
+
+    @Test("An uninterrupted run and one continued in two parts print the same checksum")
+    func twoParts() throws {
+        try withTemporaryDirectory { scratch in
+            let whole = try run(["--steps", "60", "--dir", scratch + "/whole"] + Self.options)
+            #expect(whole.first == "fresh-start")
+            let expected = try #require(whole.last)
+            #expect(expected.hasPrefix("checksum: ") && expected.count == "checksum: ".count + 16, "\(whole)")
+
+            let first = try run(["--steps", "30", "--dir", scratch + "/split"] + Self.options)
+            #expect(first.first == "fresh-start")
+            #expect(first.last != expected, "30 steps must not look like 60")
+            let second = try run(["--steps", "60", "--dir", scratch + "/split"] + Self.options)
+            #expect(second == ["resumed-from: 30", expected])
+        }
+    }
+
+    @Test("kill -9 at random moments, restart with the same command, same checksum")
+    func killed() throws {
+        try withTemporaryDirectory { scratch in
+            let arguments = ["--steps", "80", "--delay-ms", "3"] + Self.options
+            let expected = try #require(try run(arguments + ["--dir", scratch + "/reference"]).last)
+            var generator = SystemRandomNumberGenerator()
+            var kills = 0
+            for _ in 0..<6 {
+                let process = Process()
+                process.executableURL = try Self.nbody()
+                process.arguments = arguments + ["--dir", scratch + "/crashy"]
+                process.standardOutput = FileHandle.nullDevice
+                process.standardError = FileHandle.nullDevice
+                try process.run()
+                usleep(UInt32.random(in: 10_000...250_000, using: &generator))
+                if process.isRunning {
+                    kill(process.processIdentifier, SIGKILL)
+                    kills += 1
+                }
+                process.waitUntilExit()
+            }
+            let final = try run(arguments + ["--dir", scratch + "/crashy"])
+            #expect(kills > 0)
+            #expect(final.last == expected, "after \(kills) kills: \(final)")
+        }
+    }
+
+    @Test("Resuming with another particle count or seed is one clear error")
+    func mismatchedSetup() throws {
+        try withTemporaryDirectory { scratch in
+            _ = try run(["--steps", "8", "--dir", scratch] + Self.options)
+            let particles = try run(
+                ["--steps", "16", "--particles", "40", "--checkpoint-every", "4", "--dir", scratch],
+                expectSuccess: false
+            )
+            #expect(particles.joined().contains("48 particles"), "\(particles)")
+            let seed = try run(["--steps", "16", "--seed", "7", "--dir", scratch] + Self.options, expectSuccess: false)
+            #expect(seed.joined().contains("seed 42"), "\(seed)")
+        }
+    }
+
+    /// Runs nbody to completion; returns its stdout lines (or stderr's when it is expected to fail).
+    private func run(_ arguments: [String], expectSuccess: Bool = true) throws -> [String] {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("nbody-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        // Files rather than pipes: the child can never block on a full pipe that nobody is reading.
+        let outputURL = scratch.appendingPathComponent("stdout")
+        let errorURL = scratch.appendingPathComponent("stderr")
+        _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errorURL.path, contents: nil)
+        let output = try FileHandle(forWritingTo: outputURL)
+        let error = try FileHandle(forWritingTo: errorURL)
+        defer {
+            try? output.close()
+            try? error.close()
+        }
+        let process = Process()
+        process.executableURL = try Self.nbody()
+        process.arguments = arguments
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = output
+        process.standardError = error
+        try process.run()
+        process.waitUntilExit()
+        let stdout = String(decoding: try Data(contentsOf: outputURL), as: UTF8.self)
+        let stderr = String(decoding: try Data(contentsOf: errorURL), as: UTF8.self)
+        #expect((process.terminationStatus == 0) == expectSuccess, "nbody \(arguments): \(stderr)")
+        return (expectSuccess ? stdout : stderr).split(separator: "\n").map(String.init)
+    }
+}
