@@ -30,3 +30,19 @@ extension CheckpointDirectory {
         return [step]
     }
 }
+
+extension Manifest {
+    /// Throws `notFound` unless the checkpoint has a shard for `rank`.
+    /// - Parameters:
+    ///   - rank: The rank the user named.
+    ///   - path: The checkpoint's folder, for the message.
+    func requireRank(_ rank: Int, path: String) throws(CheckpointError) {
+        guard rank < rankCount else {
+            throw CheckpointError(
+                .notFound,
+                "checkpoint \(step) has \(rankCount) rank(s); there is no rank \(rank)",
+                path: path
+            )
+        }
+    }
+}

@@ -1,28 +1,34 @@
 import ArgumentParser
 import Checkpoint
 
-/// `ckpt`: lists, verifies and inspects swift-checkpoint checkpoint directories.
+/// `ckpt`: lists, verifies, inspects, extracts from, compares, prunes and reports on swift-checkpoint
+/// checkpoint directories.
 ///
-/// The tool only reads; it never modifies a checkpoint directory and takes no lock, so it is safe
-/// to run beside a job that is writing checkpoints.
+/// Only `ckpt prune` modifies a checkpoint directory (under its lock); every other command only
+/// reads and takes no lock, so it is safe to run beside a job that is writing checkpoints.
 @main
 struct CkptCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ckpt",
-        abstract: "List, verify and inspect swift-checkpoint checkpoint directories.",
+        abstract: "List, verify, inspect, extract, compare, prune and report on checkpoint directories.",
         discussion: """
             DIR is the directory a Checkpointer writes to: the one holding ckpt-<step> folders. \
-            The tool only reads and takes no lock, so it can run beside a job that is writing checkpoints.
+            Only 'ckpt prune' changes it, and only while no checkpointer holds its lock; the other commands \
+            only read and take no lock, so they can run beside a job that is writing checkpoints. \
+            Long operations show a progress bar on standard error when it is a terminal.
 
             EXIT STATUS
               0  success
               1  corruption found (a checksum, shard or manifest failed to verify)
               2  bad input or not found (bad arguments, missing directory, no checkpoints,
-                 unknown step or rank)
+                 unknown step, rank or entry, an output file that exists, a directory
+                 locked by a running checkpointer)
               3  any other failure (permissions, I/O errors, unsupported format version)
             """,
         version: LibraryVersion.string,
-        subcommands: [List.self, Verify.self, Inspect.self]
+        subcommands: [
+            List.self, Verify.self, Inspect.self, Extract.self, Diff.self, Prune.self, Report.self,
+        ]
     )
 
     /// Parses and runs a subcommand, printing any failure as one `error:` line with the documented exit status.
@@ -39,6 +45,9 @@ struct CkptCommand: ParsableCommand {
         } catch let error as CheckpointError {
             Console.error("error: " + error.oneLine)
             exit(withError: ExitStatus.of(error))
+        } catch let error as ToolError {
+            Console.error("error: " + error.oneLine)
+            exit(withError: error.status)
         } catch {
             switch exitCode(for: error) {
             case .success:
@@ -89,6 +98,29 @@ enum ExitStatus {
         default: return failure
         }
     }
+}
+
+/// A failure of the tool itself rather than of the library: an output file that exists, a format
+/// an entry cannot be written in. Reported as one `error:` line with its exit status.
+struct ToolError: Error, CustomStringConvertible {
+    var message: String
+    var path: String?
+    var status: ExitCode
+
+    /// Bad input: exit status 2.
+    static func badInput(_ message: String, path: String? = nil) -> ToolError {
+        ToolError(message: message, path: path, status: ExitStatus.badInput)
+    }
+
+    /// Any other failure: exit status 3.
+    static func failure(_ message: String, path: String? = nil) -> ToolError {
+        ToolError(message: message, path: path, status: ExitStatus.failure)
+    }
+
+    /// The message and the file on one line.
+    var oneLine: String { path.map { "\(message) (\($0))" } ?? message }
+
+    var description: String { oneLine }
 }
 
 extension CheckpointError {

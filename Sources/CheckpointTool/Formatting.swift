@@ -15,6 +15,18 @@ enum Formatting {
         return String(format: value < 10 ? "%.2f" : value < 100 ? "%.1f" : "%.0f", value) + " " + units[unit]
     }
 
+    /// `+104 B`, `-1.50 KiB`, `0 B`: a change in size.
+    static func signedBytes(_ delta: Int) -> String {
+        delta == 0 ? "0 B" : (delta > 0 ? "+" : "-") + bytes(delta.magnitude > Int.max ? Int.max : abs(delta))
+    }
+
+    /// `0.25`, `1.5e-07`, `12345`, `nan`, `inf`: six significant digits.
+    static func number(_ value: Double) -> String {
+        if value.isNaN { return "nan" }
+        if value.isInfinite { return value < 0 ? "-inf" : "inf" }
+        return String(format: "%.6g", value)
+    }
+
     /// `raw / stored`, 1 when nothing is stored.
     static func ratio(raw: Int, stored: Int) -> Double {
         stored == 0 ? 1 : Double(raw) / Double(stored)
@@ -33,6 +45,13 @@ enum Formatting {
 
     /// `0.012 s`.
     static func seconds(_ value: Double) -> String { String(format: "%.3f s", value) }
+
+    /// `0.42 ms`, `12.3 ms`, `1.25 s`: three significant digits or so, for short times.
+    static func duration(_ value: Double) -> String {
+        if value >= 1 { return String(format: value < 10 ? "%.2f s" : "%.1f s", value) }
+        let milliseconds = value * 1000
+        return String(format: milliseconds < 10 ? "%.2f ms" : milliseconds < 100 ? "%.1f ms" : "%.0f ms", milliseconds)
+    }
 }
 
 /// A plain-text table whose columns are padded to their widest cell.

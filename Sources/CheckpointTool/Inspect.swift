@@ -32,13 +32,7 @@ struct Inspect: ParsableCommand {
         let checkpoints = CheckpointDirectory(path: directory)
         let step = try checkpoints.selectSteps(requested: step)[0]
         let manifest = try checkpoints.loadManifest(step: step)
-        guard rank < manifest.rankCount else {
-            throw CheckpointError(
-                .notFound,
-                "checkpoint \(step) has \(manifest.rankCount) rank(s); there is no rank \(rank)",
-                path: checkpoints.path(for: step)
-            )
-        }
+        try manifest.requireRank(rank, path: checkpoints.path(for: step))
         let entries = try checkpoints.openSnapshot(step: step, rank: rank, threads: 1).entries
         let report = InspectReport(manifest: manifest, rank: rank, entries: entries)
         if output.json {

@@ -35,9 +35,17 @@ struct Verify: ParsableCommand {
     func run() throws {
         let checkpoints = CheckpointDirectory(path: directory)
         var results: [VerifyResult] = []
-        for step in try checkpoints.selectSteps(requested: step, all: all) {
-            Console.progress("verifying step \(step)…")
-            let result = VerifyResult(step: step, in: checkpoints, threads: threads)
+        let steps = try checkpoints.selectSteps(requested: step, all: all)
+        // The total is known once the manifests are read; only the bar needs it.
+        let total =
+            ProgressBar.isShown
+            ? steps.reduce(0) { $0 + ((try? checkpoints.loadManifest(step: $1))?.storedBytes ?? 0) } : 0
+        let progress = ProgressBar("verifying", total: total)
+        defer { progress.finish() }
+        for step in steps {
+            progress.relabel("verifying step \(step)")
+            let result = VerifyResult(step: step, in: checkpoints, threads: threads, progress: progress)
+            progress.finish()
             if !output.json { Console.line(result.line) }
             results.append(result)
         }
@@ -65,10 +73,22 @@ struct VerifyResult: Encodable {
     /// Bytes on disk that were checked (shard files), `nil` unless ok.
     var storedBytes: Int?
 
-    init(step: Step, in directory: CheckpointDirectory, threads: Int) {
+    /// Reads the manifest and every entry of every shard, as `CheckpointDirectory.verify(step:threads:)`
+    /// does, but entry by entry so that `progress` moves.
+    init(step: Step, in directory: CheckpointDirectory, threads: Int, progress: ProgressBar) {
         self.step = step.rawValue
-        do {
-            let manifest = try directory.verify(step: step, threads: threads)
+        do throws(CheckpointError) {
+            let manifest = try directory.loadManifest(step: step)
+            for rank in 0..<manifest.rankCount {
+                let reader = try directory.openSnapshot(step: step, rank: rank, threads: threads)
+                var left = manifest.shards[rank].fileBytes
+                for entry in reader.entries {
+                    _ = try reader.readBytes(entry.name)
+                    progress.advance(by: entry.storedBytes)
+                    left -= entry.storedBytes
+                }
+                progress.advance(by: left)  // the shard's header and index
+            }
             status = "ok"
             storedBytes = manifest.storedBytes
         } catch {
