@@ -39,7 +39,9 @@ extension Checkpointer {
     private func dumpProcess(after step: Step, _ dumps: ProcessDumps) throws {
         let folder = CheckpointDirectory.imagesFolder(rank: rank)
         let images = directory.path(for: step) + "/" + folder
-        let clock = Stopwatch()
+        // Wall-clock time: a copy restored from the dump (elsewhere, or after a reboot) resumes in this
+        // function, where a monotonic stopwatch could run backwards.
+        let started = Date()
         let probe = dumps.dumper.probe()
         var record = DumpRecord(
             rank: rank,
@@ -90,7 +92,7 @@ extension Checkpointer {
                 failure = error
             }
         }
-        record.seconds = clock.elapsed
+        record.seconds = max(0, Date().timeIntervalSince(started))
         do {
             try directory.writeDumpRecord(
                 record,

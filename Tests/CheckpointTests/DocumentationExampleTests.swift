@@ -233,8 +233,46 @@ private func carryOn(_ checkpointer: Checkpointer, _ sim: Simulation, step: Step
     }
 }
 
+// Documentation/ProcessDumpers.md
+private final class TelemetryLink: Sendable {
+    private let socket = Mutex<Int32?>(nil)
+
+    func connect() { /* open the socket, store it */  }
+    func flushAndClose() throws { /* flush, close; throw if a send is still in flight */  }
+}
+
 @Suite("Documentation examples")
 struct DocumentationExampleTests {
+    @Test("ProcessDumpers.md: configuration, participant hooks, command dumpers")
+    func processDumpersGuide() throws {
+        try withTemporaryDirectory { directory in
+            var configuration = Checkpointer.Configuration()
+            configuration.policy = .everySteps(100)
+            configuration.processDumps = ProcessDumps(dumper: CRIUDumper(), everyNthCheckpoint: 10)
+            let checkpointer = try Checkpointer(directory: directory + "/run/checkpoints", configuration: configuration)
+
+            let telemetry = TelemetryLink()
+            telemetry.connect()
+            checkpointer.dumpParticipants.register(
+                "telemetry",
+                DumpParticipants.Hooks(
+                    willDump: { try telemetry.flushAndClose() },  // throw to cancel this dump
+                    didContinue: { telemetry.connect() },  // the dump is done; this process goes on
+                    didRestore: { telemetry.connect() }  // this process is a copy restored from a dump
+                )
+            )
+            #expect(checkpointer.dumpParticipants.names == ["telemetry"])
+
+            // A site's snapshot tool:
+            let site = CommandDumper(arguments: ["/opt/site/bin/snapshot", "--pid", "{pid}", "--to", "{dir}"])
+            // A core file of the running process, for post-mortem debugging (gdb's gcore; not restartable):
+            let core = CommandDumper(arguments: ["gcore", "-o", "{dir}/core", "{pid}"])
+            // DMTCP, asked once for the whole computation:
+            let once = CommandDumper(arguments: ["/opt/site/bin/dmtcp-once", "{rank}"])  // exits 0 at once unless $1 is 0
+            #expect([site, core, once].allSatisfy { $0.name == "command" })
+        }
+    }
+
     @Test("The three-line quick start runs and resumes")
     func quickStart() throws {
         try withTemporaryDirectory { directory in

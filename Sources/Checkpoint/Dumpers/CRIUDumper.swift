@@ -17,6 +17,9 @@ public struct CRIUDumper: ProcessDumper {
     /// Use `--unprivileged` (CRIU 3.18 and later, with `CAP_CHECKPOINT_RESTORE`); ignored before 3.18.
     public var unprivileged: Bool
     /// Dump incrementally against the previous dump's images (`--track-mem --prev-images-dir`).
+    ///
+    /// The images of an incremental dump are incomplete without their predecessors'; keep those
+    /// checkpoints (``Checkpointer/Configuration/Retention``) as long as you may restore the newer images.
     public var incremental: Bool
     /// More arguments for `criu dump`, appended last.
     public var extraArguments: [String]
@@ -73,13 +76,23 @@ public struct CRIUDumper: ProcessDumper {
     }
 
     /// Runs `criu dump` on the request's process.
+    ///
+    /// `criu` runs outside this process's tree of children (see `ExternalProcess.runDetached`), so it
+    /// can dump this process itself; its output and exit status are kept in the images directory
+    /// (`dump-output.log`, `dump-status`) beside CRIU's own `dump.log`.
     public func dump(_ request: DumpRequest) throws -> DumpOutcome {
         let version =
             unprivileged
             ? (try? ExternalProcess.run([executable, "--version"], timeout: 30)).flatMap { Self.version(in: $0.output) }
             : nil
         let arguments = dumpArguments(request, version: version)
-        let result = try ExternalProcess.run(arguments, timeout: request.timeout)
+        // criu refuses to dump a tree it is part of, and it would be part of this process's tree (the
+        // usual target) as its child: it runs detached instead.
+        let result = try ExternalProcess.runDetached(
+            arguments,
+            timeout: request.timeout,
+            directory: request.imagesDirectory
+        )
         guard result.status == 0 else {
             let log =
                 (try? String(contentsOfFile: request.imagesDirectory + "/dump.log", encoding: .utf8)) ?? result.output
@@ -102,11 +115,31 @@ public struct CRIUDumper: ProcessDumper {
         if shellJob { arguments.append("--shell-job") }
         if tcpEstablished { arguments.append("--tcp-established") }
         if fileLocks { arguments.append("--file-locks") }
-        if incremental, let previous = request.previousImagesDirectory {
-            arguments += ["--track-mem", "--prev-images-dir", previous]
+        if incremental {
+            // Every dump tracks memory, so that the next one can write only the pages changed since.
+            arguments.append("--track-mem")
+            if let previous = request.previousImagesDirectory {
+                arguments += ["--prev-images-dir", Self.relativePath(previous, from: request.imagesDirectory)]
+            }
         }
         if unprivileged, let version, Self.supportsUnprivileged(version) { arguments.append("--unprivileged") }
         return arguments + extraArguments
+    }
+
+    /// `path` relative to `directory`, as `--prev-images-dir` wants it (relative paths are taken
+    /// relative to the working directory first). CRIU keeps it as the images' `parent` link, which
+    /// then survives moving the whole checkpoint directory.
+    static func relativePath(_ path: String, from directory: String) -> String {
+        func components(_ path: String) -> [Substring] {
+            let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+            return absolute.split(separator: "/").filter { $0 != "." }
+        }
+        let target = components(path)
+        let base = components(directory)
+        var common = 0
+        while common < min(target.count, base.count) && target[common] == base[common] { common += 1 }
+        let parts = Array(repeating: "..", count: base.count - common) + target[common...].map(String.init)
+        return parts.isEmpty ? "." : parts.joined(separator: "/")
     }
 
     /// The version in `criu --version` output (`Version: 3.17.1`).

@@ -45,12 +45,131 @@ struct ExternalProcess {
             throw CheckpointError(.ioFailure, "could not start '\(program)'", underlying: SendableDescription(error))
         }
         if finished.wait(timeout: .now() + timeout) == .timedOut {
-            kill(process.processIdentifier, SIGKILL)
+            killGroup(process.processIdentifier)
             finished.wait()
             throw CheckpointError(.timedOut, "'\(program)' did not finish within \(timeout) s and was killed")
         }
         let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
         return Result(status: process.terminationStatus, output: text)
+    }
+
+    /// Kills a program and whatever it started. Foundation starts each program as the leader of its
+    /// own process group, so a shell script's children go too (killing the shell alone would leave
+    /// them running, holding the dumper's resources).
+    private static func killGroup(_ leader: Int32) {
+        if kill(-leader, SIGKILL) != 0 { kill(leader, SIGKILL) }
+    }
+
+    /// Runs a program outside this process's tree of children, for a dumper that dumps this very
+    /// process: `criu dump` refuses to run inside the tree it dumps ("The criu itself is within
+    /// dumped tree").
+    ///
+    /// A launcher shell starts the program in the background and exits at once, so the program is
+    /// reparented (to init or the nearest subreaper); the program waits until the launcher is gone
+    /// before it starts. Its output goes to `dump-output.log` and its exit status to `dump-status`
+    /// in `directory`, which is polled rather than waited on so that this process holds no
+    /// descriptor of the program while it is being dumped — and so that a copy restored from the
+    /// images, which resumes inside this loop, finds the status too.
+    /// - Throws: `notFound` when the program does not exist; `timedOut` after `timeout` seconds
+    ///   (the program is killed); `ioFailure` when it cannot be started.
+    static func runDetached(_ arguments: [String], timeout: Double, directory: String) throws(CheckpointError) -> Result
+    {
+        guard let program = arguments.first, let executable = locate(program) else {
+            throw CheckpointError(
+                .notFound,
+                "program '\(arguments.first ?? "")' was not found in PATH; install it or give its full path"
+            )
+        }
+        let gate = directory + "/.dump-gate"
+        let status = directory + "/dump-status"
+        let output = directory + "/dump-output.log"
+        let script = """
+            gate=$1; status=$2; output=$3; shift 3
+            (
+                waited=0
+                while [ ! -e "$gate" ]; do
+                    waited=$((waited + 1))
+                    if [ "$waited" -gt 3000 ]; then exit 1; fi
+                    sleep 0.01
+                done
+                "$@" > "$output" 2>&1
+                echo $? > "$status.tmp" && mv "$status.tmp" "$status"
+            ) &
+            """
+        // (The program gives up after 30 s without the gate: this process died before it opened it.)
+        // The launcher leads a new process group, which the program stays in and which (so its
+        // number) outlives the launcher: the group is what a timeout kills.
+        let group = try spawnLauncher(script, [gate, status, output, executable] + arguments.dropFirst())
+        guard FileManager.default.createFile(atPath: gate, contents: nil) else {
+            killGroup(group)
+            throw CheckpointError(.ioFailure, "could not start '\(program)' (no gate file)", path: gate)
+        }
+        // A deadline, not a stopwatch: a restored copy may run on a machine whose uptime is shorter.
+        let deadline = DispatchTime.now() + timeout
+        while !FileManager.default.fileExists(atPath: status) {
+            if DispatchTime.now() >= deadline {
+                killGroup(group)
+                try? FileManager.default.removeItem(atPath: gate)
+                throw CheckpointError(.timedOut, "'\(program)' did not finish within \(timeout) s and was killed")
+            }
+            usleep(20_000)
+        }
+        try? FileManager.default.removeItem(atPath: gate)
+        let code = (try? String(contentsOfFile: status, encoding: .utf8))
+            .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        return Result(status: code ?? -1, output: text)
+    }
+
+    /// Starts `/bin/sh -c script sh ARGUMENTS…` as the leader of a new process group and waits for
+    /// that shell (not for what it leaves in the background) to exit.
+    ///
+    /// Not through Foundation's `Process`: it learns that a program ended when a socket it passes
+    /// to the program is closed, and a background child inherits that socket, so `Process` would
+    /// wait for the detached program too. Here the shell gets `/dev/null` on 0, 1 and 2 and no
+    /// other descriptor.
+    /// - Returns: The shell's process id, which is also the group's.
+    private static func spawnLauncher(_ script: String, _ arguments: [String]) throws(CheckpointError) -> Int32 {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        var allSignals = sigset_t()
+        sigfillset(&allSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setsigdefault(&attributes, &allSignals)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(
+            &attributes,
+            Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
+        )
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        // Every other inherited descriptor is closed (glibc ignores ones that closed meanwhile).
+        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        for descriptor in open.compactMap({ Int32($0) }) where descriptor > 2 {
+            posix_spawn_file_actions_addclose(&actions, descriptor)
+        }
+        var argv: [UnsafeMutablePointer<CChar>?] = (["/bin/sh", "-c", script, "sh"] + arguments).map { strdup($0) }
+        argv.append(nil)
+        defer { for argument in argv { free(argument) } }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, "/bin/sh", &actions, &attributes, argv, environ)
+        guard result == 0 else {
+            throw CheckpointError(
+                .ioFailure,
+                "could not start /bin/sh to launch a dumper (error \(result))",
+                underlying: SendableDescription(POSIXError(POSIXErrorCode(rawValue: result) ?? .EIO))
+            )
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        return pid
     }
 
     /// The full path of a program: as given when it contains `/`, else the first match in `PATH`.
