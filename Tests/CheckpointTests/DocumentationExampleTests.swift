@@ -267,8 +267,8 @@ struct DocumentationExampleTests {
             let site = CommandDumper(arguments: ["/opt/site/bin/snapshot", "--pid", "{pid}", "--to", "{dir}"])
             // A core file of the running process, for post-mortem debugging (gdb's gcore; not restartable):
             let core = CommandDumper(arguments: ["gcore", "-o", "{dir}/core", "{pid}"])
-            // DMTCP, asked once for the whole computation:
-            let once = CommandDumper(arguments: ["/opt/site/bin/dmtcp-once", "{rank}"])  // exits 0 at once unless $1 is 0
+            // DMTCP, asked once for the whole computation (the script exits 0 at once unless $1 is 0):
+            let once = CommandDumper(arguments: ["/opt/site/bin/dmtcp-once", "{rank}"])
             #expect([site, core, once].allSatisfy { $0.name == "command" })
         }
     }
