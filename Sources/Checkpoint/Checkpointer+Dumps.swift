@@ -13,6 +13,8 @@ extension Checkpointer {
             return state.committedCount % dumps.everyNthCheckpoint == 0
         }
         guard due else { return }
+        // Ranks that are threads of one process dump it once, from rank 0, when one dump captures it all.
+        if dumps.dumper.oncePerProcess && communicator.ranksShareProcess && rank != 0 { return }
         if inBackground {
             // Participants quiesce the application; that must happen on its own thread, at its
             // next safe point.

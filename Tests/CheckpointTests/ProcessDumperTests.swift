@@ -947,6 +947,29 @@ struct ProcessDumperCheckpointerTests {
         }
     }
 
+    @Test("Ranks that share a process dump it once when one dump captures the whole process")
+    func ranksSharingAProcess() throws {
+        try Self.withFolders { bin, checkpoints in
+            var recording = try Self.recording(bin)
+            recording.oncePerProcess = true
+            let dumper = recording
+            _ = try LocalGroup.run(ranks: 3, timeout: 60) { communicator in
+                let checkpointer = try Checkpointer(
+                    directory: checkpoints,
+                    communicator: communicator,
+                    configuration: Self.configuration(dumper, every: 1)
+                )
+                try checkpointer.save(RankState(rank: communicator.rank, seed: 1), step: 1)
+            }
+            let dumps = try #require(try CheckpointDirectory(path: checkpoints).loadManifest(step: 1).dumps)
+            #expect(dumps.map(\.rank) == [0])
+            #expect(
+                CRIUDumper().oncePerProcess && DMTCPDumper().oncePerProcess
+                    && !CommandDumper(arguments: ["x"]).oncePerProcess
+            )
+        }
+    }
+
     @Test("Asynchronous mode: the dump runs on the application's thread at the next safe point or at finish()")
     func asynchronous() throws {
         try Self.withFolders { bin, checkpoints in

@@ -40,6 +40,9 @@ public protocol Communicator: Sendable {
     /// one's (like `MPI_Comm_dup`); the asynchronous checkpoint pipeline commits on it from a
     /// background thread. Collective: every rank calls it, in the same order.
     func duplicate() throws -> any Communicator
+
+    /// Whether several ranks live in this process (threads of a ``LocalGroup``); default `false`.
+    var ranksShareProcess: Bool { get }
 }
 
 /// How ``Communicator/allreduce(_:_:)`` combines values.
@@ -61,6 +64,9 @@ public enum ReductionOperation: Sendable, Hashable {
 }
 
 extension Communicator {
+    /// Whether several ranks live in this process (threads of a ``LocalGroup``). Default `false`.
+    public var ranksShareProcess: Bool { false }
+
     /// Whether this is rank 0, the one that commits.
     public var isRoot: Bool { rank == 0 }
 

@@ -215,6 +215,8 @@ public struct LocalCommunicator: Communicator {
     public var size: Int { group.size }
     /// `"local group"`.
     public var transportName: String { "local group of \(group.size) threads" }
+    /// `true`: every rank of the group is a thread of this process.
+    public var ranksShareProcess: Bool { true }
 
     /// Waits for every rank.
     public func barrier() throws { _ = try group.collective("barrier", rank: rank, contribution: []) }

@@ -15,14 +15,18 @@ public struct CommandDumper: ProcessDumper {
     public var arguments: [String]
     /// Arguments that print the program's version (first line), or `nil`.
     public var versionArguments: [String]?
+    /// Whether ranks that share a process run the command once (from the lowest rank) rather than
+    /// once per rank with their own `{rank}`. Default `false`.
+    public var oncePerProcess: Bool
 
     /// `"command"`.
     public var name: String { "command" }
 
     /// Creates a dumper from a program and its arguments.
-    public init(arguments: [String], versionArguments: [String]? = nil) {
+    public init(arguments: [String], versionArguments: [String]? = nil, oncePerProcess: Bool = false) {
         self.arguments = arguments
         self.versionArguments = versionArguments
+        self.oncePerProcess = oncePerProcess
     }
 
     /// Creates a dumper from a command line split at spaces (no quoting), as the `heat` example's

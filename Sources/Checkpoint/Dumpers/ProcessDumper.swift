@@ -7,6 +7,11 @@ public protocol ProcessDumper: Sendable {
     /// A short name recorded with every dump, e.g. `"criu"`.
     var name: String { get }
 
+    /// Whether one dump captures the whole process, so that ranks sharing a process (a
+    /// ``LocalGroup``) dump it once, from their lowest rank, instead of once per rank.
+    /// Default `true`; ``CommandDumper`` says `false` unless told otherwise.
+    var oncePerProcess: Bool { get }
+
     /// Whether the dumper is installed and usable here, its version, and if not, why.
     func probe() -> DumperProbe
 
@@ -14,6 +19,11 @@ public protocol ProcessDumper: Sendable {
     /// - Returns: Whether this process simply continued after the dump, or is a restored copy.
     /// - Throws: ``CheckpointError`` (`ioFailure`, `timedOut`, `notFound`) when the dump failed.
     func dump(_ request: DumpRequest) throws -> DumpOutcome
+}
+
+extension ProcessDumper {
+    /// `true`: a dumper captures the whole process.
+    public var oncePerProcess: Bool { true }
 }
 
 /// What ``ProcessDumper/probe()`` found.
