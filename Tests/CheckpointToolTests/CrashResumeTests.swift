@@ -27,31 +27,11 @@ struct CrashResumeTests {
         let expected = try #require(reference.last)
         #expect(expected.hasPrefix("checksum: "))
 
-        var generator = SystemRandomNumberGenerator()
         let crashy = scratch.appendingPathComponent("crashy").path
-        var kills = 0
-        for _ in 0..<8 {
-            let process = try start(executable, directory: crashy)
-            usleep(UInt32.random(in: 20_000...300_000, using: &generator))
-            if process.isRunning {
-                kill(process.processIdentifier, SIGKILL)
-                kills += 1
-            }
-            process.waitUntilExit()
-        }
+        let kills = try killRepeatedly(executable, ["--dir", crashy] + Self.arguments, attempts: 8)
         let resumed = try runToEnd(executable, directory: crashy)
         #expect(kills > 0)
         #expect(resumed.last == expected, "after \(kills) kills: \(resumed)")
-    }
-
-    private func start(_ executable: URL, directory: String) throws -> Process {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = ["--dir", directory] + Self.arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        return process
     }
 
     private func runToEnd(_ executable: URL, directory: String) throws -> [String] {

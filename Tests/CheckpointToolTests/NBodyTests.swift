@@ -41,22 +41,7 @@ struct NBodyTests {
         try withTemporaryDirectory { scratch in
             let arguments = ["--steps", "80", "--delay-ms", "3"] + Self.options
             let expected = try #require(try run(arguments + ["--dir", scratch + "/reference"]).last)
-            var generator = SystemRandomNumberGenerator()
-            var kills = 0
-            for _ in 0..<6 {
-                let process = Process()
-                process.executableURL = try Self.nbody()
-                process.arguments = arguments + ["--dir", scratch + "/crashy"]
-                process.standardOutput = FileHandle.nullDevice
-                process.standardError = FileHandle.nullDevice
-                try process.run()
-                usleep(UInt32.random(in: 10_000...250_000, using: &generator))
-                if process.isRunning {
-                    kill(process.processIdentifier, SIGKILL)
-                    kills += 1
-                }
-                process.waitUntilExit()
-            }
+            let kills = try killRepeatedly(try Self.nbody(), arguments + ["--dir", scratch + "/crashy"])
             let final = try run(arguments + ["--dir", scratch + "/crashy"])
             #expect(kills > 0)
             #expect(final.last == expected, "after \(kills) kills: \(final)")

@@ -2,6 +2,10 @@ import Checkpoint
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What one run of `ckpt` did.
 struct ToolResult: CustomStringConvertible {
     var status: Int32
@@ -164,4 +168,26 @@ func flipMiddleByte(of path: String) throws {
     var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
     bytes[bytes.count / 2] ^= 0xFF
     try Data(bytes).write(to: URL(fileURLWithPath: path))
+}
+
+/// Starts `executable` with `arguments` `attempts` times, killing each run with SIGKILL at a random
+/// moment (10–250 ms in), and returns how many runs were really killed (a run may finish first).
+func killRepeatedly(_ executable: URL, _ arguments: [String], attempts: Int = 6) throws -> Int {
+    var generator = SystemRandomNumberGenerator()
+    var kills = 0
+    for _ in 0..<attempts {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        usleep(UInt32.random(in: 10_000...250_000, using: &generator))
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            kills += 1
+        }
+        process.waitUntilExit()
+    }
+    return kills
 }
