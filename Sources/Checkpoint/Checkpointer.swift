@@ -44,9 +44,9 @@ public final class Checkpointer: Sendable {
 
     let logger: Logger
     private let lockDescriptor: Int32?
-    let state: Mutex<MutableState>
+    let state: Locked<MutableState>
     /// A test seam: stop a commit at this point as if the process had died there.
-    let crashPoint = Mutex<CheckpointDirectory.CommitPoint?>(nil)
+    let crashPoint = Locked<CheckpointDirectory.CommitPoint?>(nil)
     /// The background pipeline and its own communicator, in asynchronous mode.
     let background: BackgroundPipeline?
 
@@ -98,7 +98,7 @@ public final class Checkpointer: Sendable {
         self.configuration = configuration
         self.communicator = communicator
         self.logger = logger
-        state = Mutex(MutableState())
+        state = Locked(MutableState())
         var lock: Int32?
         var removed: [String] = []
         let rank = communicator.rank

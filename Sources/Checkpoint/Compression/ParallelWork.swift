@@ -18,7 +18,7 @@ enum ParallelWork {
             return
         }
         let next = Atomic<Int>(0)
-        let failure = Mutex<CheckpointError?>(nil)
+        let failure = Locked<CheckpointError?>(nil)
         // `concurrentPerform` wants a `@Sendable` closure, but it returns only after every
         // iteration finished, so the non-escaping closure it runs cannot outlive this call.
         withoutActuallyEscaping(body) { body in

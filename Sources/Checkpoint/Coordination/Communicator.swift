@@ -168,6 +168,6 @@ public struct SingleProcessCommunicator: Communicator {
 
 /// Self-addressed messages of a ``SingleProcessCommunicator``.
 final class SharedMailbox: Sendable {
-    private let messages = Mutex<[Int: [[UInt8]]]>([:])
+    private let messages = Locked<[Int: [[UInt8]]]>([:])
     func withLock<R>(_ body: (inout [Int: [[UInt8]]]) -> R) -> R { messages.withLock { body(&$0) } }
 }

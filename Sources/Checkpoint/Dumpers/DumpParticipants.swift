@@ -29,7 +29,7 @@ public final class DumpParticipants: Sendable {
         }
     }
 
-    private let registered = Mutex<[(name: String, hooks: Hooks)]>([])
+    private let registered = Locked<[(name: String, hooks: Hooks)]>([])
 
     /// Creates an empty set of participants.
     public init() {}

@@ -48,7 +48,7 @@ public struct Deadline: Sendable, Hashable {
 enum SignalMonitor {
     /// The last stop signal received (0: none).
     static let received = Atomic<Int32>(0)
-    private static let state = Mutex<InstallState>(InstallState())
+    private static let state = Locked<InstallState>(InstallState())
 
     private struct InstallState {
         var installed: Set<Int32> = []

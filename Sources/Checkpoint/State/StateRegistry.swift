@@ -26,7 +26,7 @@ public final class StateRegistry: Sendable {
         var prepare: @Sendable (SnapshotReader) throws -> @Sendable () -> Void
     }
 
-    private let items = Mutex<[Item]>([])
+    private let items = Locked<[Item]>([])
 
     /// Creates an empty registry.
     public init() {}
