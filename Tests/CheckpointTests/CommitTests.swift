@@ -199,6 +199,17 @@ struct CommitTests {
                 Checkpointer.Configuration(compression: .zstd(level: 99)),
                 Checkpointer.Configuration(retention: .init(keepLast: 0)),
                 Checkpointer.Configuration(filePermissions: 0o400),
+                Checkpointer.Configuration(retention: .init(keepLast: 2, keepEvery: 0)),
+                Checkpointer.Configuration(metadata: ["": "empty key"]),
+                Checkpointer.Configuration(mode: .asynchronous(stagingLimit: -1)),
+                Checkpointer.Configuration(stopSignals: StopSignals(signals: [SIGKILL])),
+                Checkpointer.Configuration(stopSignals: StopSignals(gracePeriod: 0)),
+                Checkpointer.Configuration(
+                    processDumps: ProcessDumps(dumper: CommandDumper(arguments: ["true"]), everyNthCheckpoint: 0)
+                ),
+                Checkpointer.Configuration(
+                    processDumps: ProcessDumps(dumper: CommandDumper(arguments: ["true"]), timeout: 0)
+                ),
             ] {
                 let error = try #require(throws: CheckpointError.self) {
                     try Checkpointer(directory: directory, configuration: configuration)

@@ -35,16 +35,6 @@ struct CrashResumeTests {
     }
 
     private func runToEnd(_ executable: URL, directory: String) throws -> [String] {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = ["--dir", directory] + Self.arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        return String(decoding: output, as: UTF8.self).split(separator: "\n").map(String.init)
+        try runExample(executable, ["--dir", directory] + Self.arguments)
     }
 }

@@ -79,22 +79,6 @@ struct HeatTests {
 
     /// Runs heat to completion; returns its stdout lines (or stderr's when it is expected to fail).
     private func run(_ arguments: [String], expectSuccess: Bool = true) throws -> [String] {
-        let process = Process()
-        process.executableURL = try Self.heat()
-        process.arguments = arguments
-        let output = Pipe()
-        let error = Pipe()
-        process.standardOutput = output
-        process.standardError = error
-        try process.run()
-        let stdout = output.fileHandleForReading.readDataToEndOfFile()
-        let stderr = error.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: expectSuccess ? stdout : stderr, as: UTF8.self)
-        #expect(
-            (process.terminationStatus == 0) == expectSuccess,
-            "heat \(arguments): \(String(decoding: stderr, as: UTF8.self))"
-        )
-        return text.split(separator: "\n").map(String.init)
+        try runExample(try Self.heat(), arguments, expectSuccess: expectSuccess)
     }
 }

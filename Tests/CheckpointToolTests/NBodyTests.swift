@@ -64,31 +64,6 @@ struct NBodyTests {
 
     /// Runs nbody to completion; returns its stdout lines (or stderr's when it is expected to fail).
     private func run(_ arguments: [String], expectSuccess: Bool = true) throws -> [String] {
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("nbody-run-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: scratch) }
-        // Files rather than pipes: the child can never block on a full pipe that nobody is reading.
-        let outputURL = scratch.appendingPathComponent("stdout")
-        let errorURL = scratch.appendingPathComponent("stderr")
-        _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: errorURL.path, contents: nil)
-        let output = try FileHandle(forWritingTo: outputURL)
-        let error = try FileHandle(forWritingTo: errorURL)
-        defer {
-            try? output.close()
-            try? error.close()
-        }
-        let process = Process()
-        process.executableURL = try Self.nbody()
-        process.arguments = arguments
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = output
-        process.standardError = error
-        try process.run()
-        process.waitUntilExit()
-        let stdout = String(decoding: try Data(contentsOf: outputURL), as: UTF8.self)
-        let stderr = String(decoding: try Data(contentsOf: errorURL), as: UTF8.self)
-        #expect((process.terminationStatus == 0) == expectSuccess, "nbody \(arguments): \(stderr)")
-        return (expectSuccess ? stdout : stderr).split(separator: "\n").map(String.init)
+        try runExample(try Self.nbody(), arguments, expectSuccess: expectSuccess)
     }
 }

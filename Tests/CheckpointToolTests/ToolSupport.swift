@@ -59,7 +59,18 @@ struct ToolMissing: Error, CustomStringConvertible {
 func ckpt(_ arguments: String...) throws -> ToolResult { try ckpt(arguments) }
 
 /// Runs `ckpt` with `arguments` and waits for it to exit.
-func ckpt(_ arguments: [String]) throws -> ToolResult {
+func ckpt(_ arguments: [String]) throws -> ToolResult { try runProgram(try ckptExecutable(), arguments) }
+
+/// Runs an example program to the end and returns its stdout lines, or its stderr lines when it is
+/// expected to fail; records an issue when its exit status is not as expected.
+func runExample(_ executable: URL, _ arguments: [String], expectSuccess: Bool = true) throws -> [String] {
+    let result = try runProgram(executable, arguments)
+    #expect((result.status == 0) == expectSuccess, "\(executable.lastPathComponent) \(arguments): \(result.stderr)")
+    return (expectSuccess ? result.stdout : result.stderr).split(separator: "\n").map(String.init)
+}
+
+/// Runs a program with `arguments` and waits for it to exit.
+func runProgram(_ executable: URL, _ arguments: [String]) throws -> ToolResult {
     let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("ckpt-run-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: scratch) }
@@ -67,7 +78,7 @@ func ckpt(_ arguments: [String]) throws -> ToolResult {
     let outputURL = scratch.appendingPathComponent("stdout")
     let errorURL = scratch.appendingPathComponent("stderr")
     for url in [outputURL, errorURL] where !FileManager.default.createFile(atPath: url.path, contents: nil) {
-        throw ToolMissing(message: "could not create \(url.path) for the output of ckpt")
+        throw ToolMissing(message: "could not create \(url.path) for the output of \(executable.lastPathComponent)")
     }
     let output = try FileHandle(forWritingTo: outputURL)
     let error = try FileHandle(forWritingTo: errorURL)
@@ -76,7 +87,7 @@ func ckpt(_ arguments: [String]) throws -> ToolResult {
         try? error.close()
     }
     let process = Process()
-    process.executableURL = try ckptExecutable()
+    process.executableURL = executable
     process.arguments = arguments
     process.standardInput = FileHandle.nullDevice
     process.standardOutput = output

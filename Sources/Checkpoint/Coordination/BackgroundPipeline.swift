@@ -91,29 +91,28 @@ final class BackgroundPipeline: @unchecked Sendable {
 }
 
 /// Reusable staging buffers, at most `limit` bytes kept.
-final class StagingPool: @unchecked Sendable {
-    private let lock = NSLock()
-    private var spare: [StagedBytes] = []
+final class StagingPool: Sendable {
+    private let spare = Locked<[StagedBytes]>([])
     private let limit: Int
 
     init(limit: Int) { self.limit = limit }
 
     /// A buffer of exactly `count` bytes: a kept one when available, else a new one.
     func take(count: Int) -> StagedBytes {
-        lock.lock()
-        defer { lock.unlock() }
-        if let index = spare.firstIndex(where: { $0.bytes.count == count }) { return spare.remove(at: index) }
-        return StagedBytes(count: count)
+        spare.withLock { spare in
+            if let index = spare.firstIndex(where: { $0.bytes.count == count }) { return spare.remove(at: index) }
+            return StagedBytes(count: count)
+        }
     }
 
     /// Keeps buffers for the next checkpoint, up to the limit.
     func recycle(_ buffers: [StagedBytes]) {
-        lock.lock()
-        defer { lock.unlock() }
-        var kept = spare.reduce(0) { $0 + $1.bytes.count }
-        for buffer in buffers where kept + buffer.bytes.count <= limit {
-            spare.append(buffer)
-            kept += buffer.bytes.count
+        spare.withLock { spare in
+            var kept = spare.reduce(0) { $0 + $1.bytes.count }
+            for buffer in buffers where kept + buffer.bytes.count <= limit {
+                spare.append(buffer)
+                kept += buffer.bytes.count
+            }
         }
     }
 }

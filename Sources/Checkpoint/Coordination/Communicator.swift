@@ -163,11 +163,5 @@ public struct SingleProcessCommunicator: Communicator {
         return message
     }
 
-    private let mailbox = SharedMailbox()
-}
-
-/// Self-addressed messages of a ``SingleProcessCommunicator``.
-final class SharedMailbox: Sendable {
-    private let messages = Locked<[Int: [[UInt8]]]>([:])
-    func withLock<R>(_ body: (inout [Int: [[UInt8]]]) -> R) -> R { messages.withLock { body(&$0) } }
+    private let mailbox = Locked<[Int: [[UInt8]]]>([:])
 }

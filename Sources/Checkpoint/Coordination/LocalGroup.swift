@@ -280,21 +280,16 @@ public struct LocalCommunicator: Communicator {
 }
 
 /// Per-rank results of ``LocalGroup/run(ranks:timeout:_:)``.
-private final class Outcomes<Value: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var results: [Result<Value, any Error>?]
+private final class Outcomes<Value: Sendable>: Sendable {
+    private let results: Locked<[Result<Value, any Error>?]>
 
-    init(count: Int) { results = Array(repeating: nil, count: count) }
+    init(count: Int) { results = Locked(Array(repeating: nil, count: count)) }
 
-    func set(_ rank: Int, _ result: Result<Value, any Error>) {
-        lock.lock()
-        results[rank] = result
-        lock.unlock()
-    }
+    func set(_ rank: Int, _ result: Result<Value, any Error>) { results.withLock { $0[rank] = result } }
 
+    /// The values in rank order, or the root-cause error: the first that is not merely `peerFailed`.
     func values() throws -> [Value] {
-        lock.lock()
-        defer { lock.unlock() }
+        let results = self.results.withLock { $0 }
         let errors = results.compactMap { result -> (any Error)? in
             if case .failure(let error) = result { return error }
             return nil

@@ -168,7 +168,11 @@ final class ChunkDecoder {
         from file: OpenFile,
         into target: UnsafeMutableRawBufferPointer
     ) throws(CheckpointError) {
-        let bytes = UnsafeMutableRawBufferPointer(rebasing: stored[..<chunk.storedSize])
+        let filtered =
+            record.filter == .shuffle ? UnsafeMutableRawBufferPointer(rebasing: unfiltered[..<chunk.rawSize]) : target
+        // A raw chunk is read straight to where its bytes belong; a frame goes through scratch.
+        let bytes =
+            chunk.codec == .raw ? filtered : UnsafeMutableRawBufferPointer(rebasing: stored[..<chunk.storedSize])
         try file.read(into: bytes, at: chunk.offset)
         guard sha256(UnsafeRawBufferPointer(bytes)) == chunk.digest else {
             throw CheckpointError(
@@ -177,19 +181,14 @@ final class ChunkDecoder {
                 path: file.path
             )
         }
-        let filtered =
-            record.filter == .shuffle ? UnsafeMutableRawBufferPointer(rebasing: unfiltered[..<chunk.rawSize]) : target
-        do {
-            switch chunk.codec {
-            case .raw: filtered.copyMemory(from: UnsafeRawBufferPointer(bytes))
-            case .zstd: try decompressor.decompress(UnsafeRawBufferPointer(bytes), into: filtered)
+        if chunk.codec == .zstd {
+            do { try decompressor.decompress(UnsafeRawBufferPointer(bytes), into: filtered) } catch {
+                throw CheckpointError(
+                    .corruptData,
+                    "entry '\(record.name)', chunk at byte \(chunk.offset): \(error.message)",
+                    path: file.path
+                )
             }
-        } catch {
-            throw CheckpointError(
-                .corruptData,
-                "entry '\(record.name)', chunk at byte \(chunk.offset): \(error.message)",
-                path: file.path
-            )
         }
         if record.filter == .shuffle {
             ByteShuffle.unshuffle(UnsafeRawBufferPointer(filtered), into: target, width: record.filterWidth)
