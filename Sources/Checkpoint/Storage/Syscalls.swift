@@ -22,6 +22,7 @@ final class OpenFile: @unchecked Sendable {
 
     /// Opens an existing file for reading.
     static func openForReading(_ path: String) throws(CheckpointError) -> OpenFile {
+        try StorageFaults.check(.open, "open", path: path)
         let fd = retryingEINTR { open(path, O_RDONLY | O_CLOEXEC) }
         guard fd >= 0 else { throw .system("open", errno: errno, path: path) }
         return OpenFile(descriptor: fd, path: path)
@@ -29,6 +30,7 @@ final class OpenFile: @unchecked Sendable {
 
     /// Creates a new file, failing if it exists, with the given permission bits.
     static func createExclusive(_ path: String, permissions: UInt16) throws(CheckpointError) -> OpenFile {
+        try StorageFaults.check(.open, "create", path: path)
         let fd = retryingEINTR { open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode_t(permissions)) }
         guard fd >= 0 else { throw .system("create", errno: errno, path: path) }
         return OpenFile(descriptor: fd, path: path)
@@ -50,6 +52,7 @@ final class OpenFile: @unchecked Sendable {
 
     /// Writes all of `bytes` at the current position.
     func writeAll(_ bytes: UnsafeRawBufferPointer) throws(CheckpointError) {
+        try StorageFaults.check(.write, "write", path: path)
         guard var base = bytes.baseAddress else { return }
         var remaining = bytes.count
         while remaining > 0 {
@@ -65,6 +68,7 @@ final class OpenFile: @unchecked Sendable {
 
     /// Reads exactly `buffer.count` bytes at `offset`; a short file is ``CheckpointError/Code/truncated``.
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(CheckpointError) {
+        try StorageFaults.check(.read, "read", path: path)
         guard var base = buffer.baseAddress else { return }
         var remaining = buffer.count
         var position = offset
@@ -89,6 +93,7 @@ final class OpenFile: @unchecked Sendable {
 
     /// Forces the file's data and metadata to stable storage.
     func sync() throws(CheckpointError) {
+        try StorageFaults.check(.sync, "fsync", path: path)
         guard retryingEINTR({ fsync(descriptor) }) == 0 else { throw .system("fsync", errno: errno, path: path) }
     }
 
@@ -106,6 +111,7 @@ enum Syscalls {
     /// Creates a directory with the given permission bits; an existing directory is fine when `allowExisting`.
     static func makeDirectory(_ path: String, permissions: UInt16, allowExisting: Bool = false) throws(CheckpointError)
     {
+        try StorageFaults.check(.makeDirectory, "mkdir", path: path)
         if mkdir(path, mode_t(permissions)) == 0 { return }
         let number = errno
         if number == EEXIST && allowExisting && isDirectory(path) { return }
@@ -136,6 +142,7 @@ enum Syscalls {
 
     /// Atomically renames `source` to `destination` (which must not be a non-empty directory).
     static func rename(_ source: String, to destination: String) throws(CheckpointError) {
+        try StorageFaults.check(.rename, "rename to \(destination)", path: source)
         guard Glibc.rename(source, destination) == 0 else {
             throw .system("rename to \(destination)", errno: errno, path: source)
         }
@@ -144,6 +151,7 @@ enum Syscalls {
     /// Atomically swaps two existing paths with `renameat2(RENAME_EXCHANGE)`.
     /// - Returns: `false` when the file system does not support the exchange.
     static func exchange(_ first: String, _ second: String) throws(CheckpointError) -> Bool {
+        try StorageFaults.check(.rename, "rename (exchange) with \(second)", path: first)
         #if os(Linux)
         guard let renameat2 = renameat2Function else { return false }
         let renameExchange: UInt32 = 1 << 1
@@ -169,6 +177,7 @@ enum Syscalls {
 
     /// `fsync`s a directory so that renames and creations inside it are durable.
     static func syncDirectory(_ path: String) throws(CheckpointError) {
+        try StorageFaults.check(.syncDirectory, "fsync directory", path: path)
         let fd = retryingEINTR { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         guard fd >= 0 else { throw .system("open directory", errno: errno, path: path) }
         defer { _ = Glibc.close(fd) }
@@ -201,6 +210,7 @@ enum Syscalls {
             if errno == ENOENT { return }
             throw .system("stat", errno: errno, path: path)
         }
+        try StorageFaults.check(.remove, "remove", path: path)
         if (info.st_mode & S_IFMT) == S_IFDIR {
             for name in try listDirectory(path) {
                 try removeTree(path + "/" + name)
