@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "nbody", targets: ["NBody"]),
         .library(name: "CheckpointMPI", targets: ["CheckpointMPI"]),
         .executable(name: "mpi-selftest", targets: ["MPISelfTest"]),
+        .executable(name: "checkpoint-fuzz", targets: ["CheckpointFuzz"]),
     ],
     traits: [
         .trait(
@@ -45,6 +46,12 @@ let package = Package(
             name: "MPISelfTest",
             dependencies: ["Checkpoint", "CheckpointMPI"],
             path: "Tests/MPISelfTest"
+        ),
+        .executableTarget(
+            name: "CheckpointFuzz",
+            dependencies: ["Checkpoint"],
+            path: "Tests/Fuzz",
+            exclude: ["Corpus"]
         ),
         .target(
             name: "HeatKernel",

@@ -213,4 +213,41 @@ struct CorruptionTests {
             try ShardIndex(decoding: lying.bytes, dataRange: 16..<26, path: "test")
         }
     }
+
+    @Test("Chunks pointing at the same stored bytes are rejected (a small file cannot claim a large allocation)")
+    func overlappingChunks() throws {
+        func index(secondOffset: Int) -> ShardIndex {
+            let chunk = { (offset: Int) in
+                ChunkRecord(
+                    offset: offset,
+                    storedSize: 1000,
+                    rawSize: 1000,
+                    codec: .raw,
+                    digest: Array(repeating: 0, count: 32)
+                )
+            }
+            return ShardIndex(entries: [
+                EntryRecord(
+                    name: "x",
+                    encoding: .raw,
+                    elementType: .of(UInt8.self),
+                    filter: .none,
+                    filterWidth: 1,
+                    shape: [2000],
+                    rawSize: 2000,
+                    chunks: [chunk(16), chunk(secondOffset)]
+                )
+            ])
+        }
+        // Found by the fuzzing campaign's review of the index rules: 1000 records pointing at
+        // one 1000-byte region would have made verify allocate a megabyte per record.
+        _ = try ShardIndex(decoding: index(secondOffset: 1016).encoded(), dataRange: 16..<2016, path: "test")
+        for offset in [16, 500, 1015] {
+            let error = try #require(throws: CheckpointError.self) {
+                try ShardIndex(decoding: index(secondOffset: offset).encoded(), dataRange: 16..<2016, path: "test")
+            }
+            #expect(error.code == .corruptData)
+            #expect(error.message.contains("overlap"))
+        }
+    }
 }

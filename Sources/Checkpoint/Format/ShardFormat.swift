@@ -235,6 +235,13 @@ struct ShardIndex: Sendable {
         guard cursor.remaining == 0 else {
             throw cursor.corrupt("\(cursor.remaining) unexpected bytes after the index")
         }
+        // Each stored byte belongs to at most one chunk. Without this rule a small file could
+        // point many chunks at the same bytes and make a reader allocate far more than the
+        // file holds.
+        let regions = entries.flatMap { entry in entry.chunks.map { ($0.offset, $0.storedSize) } }.sorted { $0 < $1 }
+        for (previous, next) in zip(regions, regions.dropFirst()) where previous.0 + previous.1 > next.0 {
+            throw cursor.corrupt("two chunks overlap at byte \(next.0)")
+        }
         self.entries = entries
     }
 

@@ -1,0 +1,165 @@
+import Foundation
+
+@testable import Checkpoint
+
+/// One fuzzer input: a mode byte, then the bytes that mode reads.
+///
+/// Checksums stop almost every random mutation at the first SHA-256 check, so some modes repair
+/// them first: that is how mutations reach the index parser, the zstd decoder and the
+/// unshuffle filter behind the checks.
+struct FuzzInput {
+    enum Mode: UInt8, CaseIterable {
+        /// The bytes are a shard file, read and decoded as a restore would.
+        case shard = 0
+        /// The bytes are a shard file whose index and chunk checksums are recomputed first.
+        case shardWithRepairedChecksums = 1
+        /// The bytes are a shard index over a data region of a size given by the first 4 bytes.
+        case index = 2
+        /// The bytes are one stored chunk; the first 6 bytes give its claimed size, codec and filter.
+        case chunk = 3
+        /// The bytes are manifest.json, with a correct checksum line.
+        case manifest = 4
+        /// The bytes are manifest.json, a zero byte, then the checksum line.
+        case manifestAndChecksum = 5
+    }
+
+    let mode: Mode
+    let body: [UInt8]
+
+    init(_ bytes: [UInt8]) {
+        mode = Mode(rawValue: (bytes.first ?? 0) % UInt8(Mode.allCases.count))!
+        body = Array(bytes.dropFirst())
+    }
+
+    init(mode: Mode, body: [UInt8]) {
+        self.mode = mode
+        self.body = body
+    }
+
+    /// The input as a corpus file.
+    var bytes: [UInt8] { [mode.rawValue] + body }
+
+    /// Feeds the input to the reader its mode selects. Errors are the expected outcome; a crash,
+    /// a hang or an outsized allocation is what the fuzzer looks for.
+    /// - Returns: The error that rejected the input, or `nil` when it was read completely.
+    @discardableResult
+    func run() -> (any Error)? {
+        do {
+            switch mode {
+            case .shard: try readShard(body)
+            case .shardWithRepairedChecksums: try readShard(Self.repairingChecksums(body))
+            case .index:
+                var cursor = ByteCursor(body, path: "fuzz")
+                let dataSize = Int(try cursor.u32())
+                _ = try ShardIndex(
+                    decoding: Array(body.dropFirst(4)),
+                    dataRange: ShardFormat.headerSize..<ShardFormat.headerSize + dataSize,
+                    path: "fuzz"
+                )
+            case .chunk: try decodeChunk()
+            case .manifest:
+                let line = Array((hexString(sha256(body)) + "  " + Manifest.fileName + "\n").utf8)
+                _ = try Manifest.decode(body, checksumLine: line, path: "fuzz")
+            case .manifestAndChecksum:
+                let newline = body.firstIndex(of: 0) ?? body.endIndex
+                _ = try Manifest.decode(
+                    Array(body[..<newline]),
+                    checksumLine: Array(body[newline...].dropFirst()),
+                    path: "fuzz"
+                )
+            }
+        } catch {
+            // A clear error is the right answer to bad input.
+            return error
+        }
+        return nil
+    }
+
+    /// Writes `bytes` to a scratch file, opens it as a shard and decodes every entry.
+    private func readShard(_ bytes: [UInt8]) throws {
+        try Self.withScratchFile(bytes) { path in
+            let reader = try ShardReader(path: path)
+            try reader.verifyAll(threads: 1)
+        }
+    }
+
+    /// Decodes the body after a 6-byte header (u32 claimed raw size, codec, shuffle width) as one chunk.
+    private func decodeChunk() throws {
+        var cursor = ByteCursor(body, path: "fuzz")
+        let rawSize = Int(try cursor.u32() % (1 << 22)) + 1
+        let codec = try cursor.u8() % 2 == 0 ? ChunkCodec.zstd : .raw
+        let width = Int(try cursor.u8() % 16) + 1
+        let stored = Array(body.dropFirst(6))
+        guard !stored.isEmpty, codec == .zstd || stored.count == rawSize, rawSize % width == 0 else { return }
+        let chunk = ChunkRecord(
+            offset: 0,
+            storedSize: stored.count,
+            rawSize: rawSize,
+            codec: codec,
+            digest: sha256(stored)
+        )
+        let record = EntryRecord(
+            name: "fuzz",
+            encoding: .raw,
+            elementType: ElementType(scalar: .opaque, size: width, typeName: ""),
+            filter: width > 1 ? .shuffle : .none,
+            filterWidth: width,
+            shape: [rawSize / width],
+            rawSize: rawSize,
+            chunks: [chunk]
+        )
+        try Self.withScratchFile(stored) { path in
+            let file = try OpenFile.openForReading(path)
+            let decoder = try ChunkDecoder(scratchSize: max(stored.count, rawSize))
+            let target = UnsafeMutableRawBufferPointer.allocate(byteCount: rawSize, alignment: 64)
+            defer { target.deallocate() }
+            try decoder.decode(chunk, of: record, from: file, into: target)
+        }
+    }
+
+    /// Recomputes every chunk digest and the index digest of a shard whose index still parses,
+    /// or just the index digest when its footer is intact; other inputs are returned unchanged.
+    static func repairingChecksums(_ bytes: [UInt8]) -> [UInt8] {
+        let footerStart = bytes.count - ShardFormat.footerSize
+        guard footerStart >= ShardFormat.headerSize else { return bytes }
+        var cursor = ByteCursor(Array(bytes[footerStart...]), path: "fuzz")
+        guard let offset64 = try? cursor.u64(), let length64 = try? cursor.u64(),
+            offset64 >= UInt64(ShardFormat.headerSize), offset64 <= UInt64(footerStart),
+            length64 == UInt64(footerStart) - offset64
+        else { return bytes }
+        let indexStart = Int(offset64)
+        var indexBytes = Array(bytes[indexStart..<footerStart])
+        if var index = try? ShardIndex(
+            decoding: indexBytes,
+            dataRange: ShardFormat.headerSize..<indexStart,
+            path: "fuzz"
+        ) {
+            for entry in index.entries.indices {
+                for chunk in index.entries[entry].chunks.indices {
+                    let stored = index.entries[entry].chunks[chunk]
+                    index.entries[entry].chunks[chunk].digest = sha256(
+                        Array(bytes[stored.offset..<stored.offset + stored.storedSize])
+                    )
+                }
+            }
+            indexBytes = index.encoded()
+        }
+        var repaired = Array(bytes[..<indexStart]) + indexBytes
+        var footer = ByteBuilder()
+        footer.append(UInt64(indexStart))
+        footer.append(UInt64(indexBytes.count))
+        footer.append(contentsOf: sha256(indexBytes))
+        footer.append(contentsOf: ShardFormat.footerMagic)
+        repaired += footer.bytes
+        return repaired
+    }
+
+    /// Runs `body` with a scratch file holding `bytes` (in /dev/shm when available: no disk I/O).
+    static func withScratchFile(_ bytes: [UInt8], _ body: (String) throws -> Void) throws {
+        let folder = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
+        let path = "\(folder)/checkpoint-fuzz-\(getpid()).snap"
+        guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else { return }
+        defer { unlink(path) }
+        try body(path)
+    }
+}

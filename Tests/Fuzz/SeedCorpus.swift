@@ -1,0 +1,108 @@
+import Foundation
+
+@testable import Checkpoint
+
+/// Writes real checkpoints with the library and turns their files into fuzzer seeds.
+enum SeedCorpus {
+    /// A state with one entry of each kind the format stores.
+    private struct Sample: Checkpointable {
+        var seed: UInt64
+        var count: Int
+
+        init(seed: UInt64, count: Int) {
+            self.seed = seed
+            self.count = count
+        }
+
+        init(from reader: SnapshotReader) throws {
+            seed = try reader.decode(UInt64.self, "seed")
+            count = try reader.decode(Int.self, "count")
+        }
+
+        func save(to writer: inout SnapshotWriter) throws {
+            var state = seed
+            let smooth = (0..<count).map { index in sin(Double(index) / 50) + Double(state % 7) / 1000 }
+            let random = (0..<count / 2).map { _ in
+                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                return state
+            }
+            try writer.write(smooth, as: "field")
+            try writer.write(random, as: "random")
+            try writer.write((0..<count / 4).map { Float($0) }, as: "floats")
+            try writer.write([UInt8](repeating: 7, count: count), as: "bytes")
+            try writer.encode(seed, as: "seed")
+            try writer.encode(count, as: "count")
+            try writer.encode(["label": "seed \(seed)", "units": "K"], as: "metadata")
+        }
+    }
+
+    /// Writes the seeds into `folder` (created if needed).
+    /// - Returns: The number of seeds.
+    static func write(to folder: String) throws -> Int {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let work = NSTemporaryDirectory() + "checkpoint-fuzz-corpus-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        var seeds: [FuzzInput] = []
+        let variants: [(Checkpointer.Configuration.Compression, FilterPolicy, Int, Int)] = [
+            (.zstd(level: 1), .automatic, 4096, 600),
+            (.zstd(level: 3), .none, 4096, 1200),
+            (.none, .automatic, 4096, 900),
+            (.zstd(level: 1), .automatic, 65_536, 40),
+        ]
+        for (number, (compression, filter, chunkSize, count)) in variants.enumerated() {
+            let directory = work + "/\(number)"
+            let configuration = Checkpointer.Configuration(
+                compression: compression,
+                threads: 1,
+                chunkSize: chunkSize,
+                filter: filter
+            )
+            _ = try LocalGroup.run(ranks: 2, timeout: 60) { communicator in
+                let checkpointer = try Checkpointer(
+                    directory: directory,
+                    communicator: communicator,
+                    configuration: configuration
+                )
+                try checkpointer.save(Sample(seed: UInt64(number), count: count), step: 1)
+                try checkpointer.finish()
+            }
+            let checkpoint = directory + "/ckpt-000000000001"
+            for rank in 0..<2 {
+                let shard = try bytes(checkpoint + "/rank-0000\(rank).snap")
+                seeds.append(FuzzInput(mode: .shard, body: shard))
+                seeds.append(FuzzInput(mode: .shardWithRepairedChecksums, body: shard))
+                let reader = try ShardReader(path: checkpoint + "/rank-0000\(rank).snap")
+                let indexStart =
+                    shard.count - ShardFormat.footerSize
+                    - ShardIndex(entries: reader.index.entries)
+                    .encoded().count
+                var index = ByteBuilder()
+                index.append(UInt32(indexStart - ShardFormat.headerSize))
+                index.append(contentsOf: shard[indexStart..<shard.count - ShardFormat.footerSize])
+                seeds.append(FuzzInput(mode: .index, body: index.bytes))
+                for entry in reader.index.entries {
+                    guard let chunk = entry.chunks.first else { continue }
+                    var header = ByteBuilder()
+                    header.append(UInt32(chunk.rawSize - 1))
+                    header.append(UInt8(chunk.codec == .zstd ? 0 : 1))
+                    header.append(UInt8(entry.filter == .shuffle ? entry.filterWidth - 1 : 0))
+                    let stored = shard[chunk.offset..<chunk.offset + chunk.storedSize]
+                    seeds.append(FuzzInput(mode: .chunk, body: header.bytes + stored))
+                }
+            }
+            let manifest = try bytes(checkpoint + "/" + Manifest.fileName)
+            let checksum = try bytes(checkpoint + "/" + Manifest.checksumFileName)
+            seeds.append(FuzzInput(mode: .manifest, body: manifest))
+            seeds.append(FuzzInput(mode: .manifestAndChecksum, body: manifest + [0] + checksum))
+        }
+        for (number, seed) in seeds.enumerated() {
+            let name = String(format: "%@/seed-%03d-%@", folder, number, "\(seed.mode)")
+            try Data(seed.bytes).write(to: URL(fileURLWithPath: name))
+        }
+        return seeds.count
+    }
+
+    private static func bytes(_ path: String) throws -> [UInt8] {
+        Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+}
