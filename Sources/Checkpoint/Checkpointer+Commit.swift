@@ -4,7 +4,7 @@ import Synchronization
 
 extension Checkpointer {
 
-    /// Drives ``CommitStateMachine``: every rank takes part in every collective, whatever failed locally.
+    /// Commits a checkpoint: to the shared directory, or with redundancy to the node-local levels.
     func commit(
         _ writer: SnapshotWriter,
         step: Step,
@@ -12,6 +12,39 @@ extension Checkpointer {
         stageSeconds: Double,
         stagingError: (any Error)?,
         over communicator: any Communicator
+    ) throws -> Manifest {
+        if let localLevel {
+            return try commitWithRedundancy(
+                writer,
+                step: step,
+                metadata: metadata,
+                stageSeconds: stageSeconds,
+                stagingError: stagingError,
+                over: communicator,
+                level: localLevel
+            )
+        }
+        return try commitShared(
+            writer,
+            step: step,
+            metadata: metadata,
+            stageSeconds: stageSeconds,
+            stagingError: stagingError,
+            over: communicator
+        )
+    }
+
+    /// Drives ``CommitStateMachine``: every rank takes part in every collective, whatever failed locally.
+    /// - Parameter copyingShardFrom: A shard file already written for this checkpoint (node-local),
+    ///   copied instead of encoding `writer` again.
+    func commitShared(
+        _ writer: SnapshotWriter,
+        step: Step,
+        metadata: [String: String],
+        stageSeconds: Double,
+        stagingError: (any Error)?,
+        over communicator: any Communicator,
+        copyingShardFrom source: String? = nil
     ) throws -> Manifest {
         let permissions = (file: configuration.filePermissions, directory: configuration.directoryPermissions)
         var machine = CommitStateMachine(
@@ -37,7 +70,12 @@ extension Checkpointer {
                     action = machine.temporaryShared(try communicator.broadcast(value: ticket, root: 0))
                 case .writeShard(let path):
                     action = machine.shardWritten(
-                        Shared(rank: rank) { try writeShard(writer, into: path, stageSeconds: stageSeconds) }
+                        Shared(rank: rank) {
+                            if let source {
+                                return try copyShard(from: source, into: path, stageSeconds: stageSeconds)
+                            }
+                            return try writeShard(writer, into: path, stageSeconds: stageSeconds)
+                        }
                     )
                 case .gatherReport(let report):
                     let encoded = try JSONCoding.encoder.encode(report).bytes
@@ -115,6 +153,34 @@ extension Checkpointer {
                 encodeSeconds: summary.encodeSeconds,
                 writeSeconds: summary.writeSeconds,
                 syncSeconds: summary.syncSeconds,
+                commitSeconds: 0
+            )
+        )
+    }
+
+    /// Copies a shard written for this checkpoint elsewhere (node-local) and describes it.
+    func copyShard(from source: String, into path: String, stageSeconds: Double) throws -> ShardReport {
+        let clock = Stopwatch()
+        let bytes = try CheckpointDirectory.readWholeFile(source, limit: Int.max)
+        let file = CheckpointDirectory.shardFileName(rank: rank)
+        try CheckpointDirectory.writeFileSynced(path + "/" + file, bytes, permissions: configuration.filePermissions)
+        let writeSeconds = clock.elapsed
+        let reader = try ShardReader(path: path + "/" + file)
+        return ShardReport(
+            shard: Manifest.Shard(
+                rank: rank,
+                file: file,
+                fileBytes: bytes.count,
+                indexSHA256: hexString(reader.indexDigest),
+                rawBytes: reader.index.entries.reduce(0) { $0 + $1.rawSize },
+                storedBytes: reader.index.entries.reduce(0) { $0 + $1.storedSize },
+                entries: reader.index.entries.map(Manifest.Entry.init)
+            ),
+            timings: Manifest.Timings(
+                stageSeconds: stageSeconds,
+                encodeSeconds: 0,
+                writeSeconds: writeSeconds,
+                syncSeconds: 0,
                 commitSeconds: 0
             )
         )

@@ -58,16 +58,23 @@ extension Checkpointer {
     /// The restart agreement: candidates newest first; each rank builds its state from its shard;
     /// all ranks learn every rank's outcome and take the same decision.
     func restoreNewest<Value>(_ build: (SnapshotReader) throws -> Value) throws -> (Value, Step)? {
-        let listed = Shared<[Step]>(rank: rank) { try directory.committedSteps() }
-        let steps = try communicator.broadcast(value: rank == 0 ? listed : nil, root: 0).get()
+        let steps: [Step]
+        if let localLevel {
+            steps = try redundantCandidates(localLevel)
+        } else {
+            let listed = Shared<[Step]>(rank: rank) { try directory.committedSteps() }
+            steps = try communicator.broadcast(value: rank == 0 ? listed : nil, root: 0).get()
+        }
         guard !steps.isEmpty else { return nil }
         var reasons: [String] = []
         for step in steps.reversed() {
             var value: Value?
             var localError: (any Error)?
             let status: RestoreStatus
+            // With redundancy, each rank reads its node-local copy, its partner's, or the shared one.
+            let source = try localLevel.map { try locateShard(of: step, level: $0) } ?? directory
             do {
-                let manifest = try directory.loadManifest(step: step)
+                let manifest = try source.loadManifest(step: step)
                 guard manifest.rankCount == communicator.size else {
                     throw CheckpointError(
                         .rankCountMismatch,
@@ -75,7 +82,7 @@ extension Checkpointer {
                         path: directory.path(for: step)
                     )
                 }
-                let reader = try directory.openSnapshot(manifest: manifest, rank: rank, threads: configuration.threads)
+                let reader = try source.openSnapshot(manifest: manifest, rank: rank, threads: configuration.threads)
                 value = try build(reader)
                 status = .restored
             } catch let error as CheckpointError where error.isCorruption {

@@ -167,6 +167,7 @@ extension Checkpointer {
                 "stop requested: checkpointing now, then the application should stop",
                 metadata: ["step": "\(step)"]
             )
+            localLevel?.flushRequested.withLock { $0 = true }
         }
         defer {
             if decision.stop {

@@ -49,6 +49,8 @@ public final class Checkpointer: Sendable {
     let crashPoint = Locked<CheckpointDirectory.CommitPoint?>(nil)
     /// The background pipeline and its own communicator, in asynchronous mode.
     let background: BackgroundPipeline?
+    /// The node-local store and partner of this rank, when the configuration asks for redundancy.
+    let localLevel: LocalLevel?
 
     /// What the checkpointer has measured and decided so far.
     struct MutableState {
@@ -134,6 +136,16 @@ public final class Checkpointer: Sendable {
                     return true
                 }
             )
+            if let redundancy = configuration.redundancy {
+                localLevel = try LocalLevel.prepare(
+                    redundancy,
+                    communicator: communicator,
+                    permissions: configuration.directoryPermissions,
+                    logger: logger
+                )
+            } else {
+                localLevel = nil
+            }
             if case .asynchronous(let options) = configuration.mode.value {
                 background = BackgroundPipeline(
                     communicator: try communicator.duplicate(),

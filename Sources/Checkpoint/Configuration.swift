@@ -42,6 +42,8 @@ extension Checkpointer {
         public var deadline: Deadline?
         /// Process dumps (CRIU, DMTCP, a command) taken after some committed checkpoints. Default: `nil`.
         public var processDumps: ProcessDumps?
+        /// Node-local checkpoints with partner copies and periodic flushes to `directory`. Default: `nil`.
+        public var redundancy: Redundancy?
 
         /// Creates a configuration; every argument has a default.
         public init(
@@ -58,7 +60,8 @@ extension Checkpointer {
             mode: Mode = .synchronous,
             stopSignals: StopSignals? = nil,
             deadline: Deadline? = nil,
-            processDumps: ProcessDumps? = nil
+            processDumps: ProcessDumps? = nil,
+            redundancy: Redundancy? = nil
         ) {
             self.policy = policy
             self.retention = retention
@@ -74,6 +77,7 @@ extension Checkpointer {
             self.stopSignals = stopSignals
             self.deadline = deadline
             self.processDumps = processDumps
+            self.redundancy = redundancy
         }
 
         /// The number of active processors.
@@ -109,6 +113,14 @@ extension Checkpointer {
                     throw fail("processDumps.everyNthCheckpoint must be at least 1")
                 }
                 guard processDumps.timeout > 0 else { throw fail("processDumps.timeout must be positive") }
+            }
+            if let redundancy {
+                try redundancy.validate()
+                if processDumps != nil {
+                    throw fail(
+                        "process dumps cannot be combined with redundancy yet; dump from a configuration without redundancy"
+                    )
+                }
             }
             if let stopSignals {
                 guard stopSignals.gracePeriod > 0 else { throw fail("the stop signals' grace period must be positive") }

@@ -43,6 +43,10 @@ public protocol Communicator: Sendable {
 
     /// Whether several ranks live in this process (threads of a ``LocalGroup``); default `false`.
     var ranksShareProcess: Bool { get }
+
+    /// The name of the node (machine) this rank runs on; default: the host name. Ranks with the
+    /// same node name are assumed to lose their node-local storage together.
+    var nodeName: String { get }
 }
 
 /// How ``Communicator/allreduce(_:_:)`` combines values.
@@ -66,6 +70,9 @@ public enum ReductionOperation: Sendable, Hashable {
 extension Communicator {
     /// Whether several ranks live in this process (threads of a ``LocalGroup``). Default `false`.
     public var ranksShareProcess: Bool { false }
+
+    /// The host name.
+    public var nodeName: String { Syscalls.hostName }
 
     /// Whether this is rank 0, the one that commits.
     public var isRoot: Bool { rank == 0 }

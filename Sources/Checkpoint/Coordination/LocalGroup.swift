@@ -19,6 +19,8 @@ public final class LocalGroup: @unchecked Sendable {
     public let size: Int
     /// Seconds a collective or receive waits for a peer before failing with `timedOut`.
     public let timeout: Double
+    /// The node name of each rank, when the group simulates several machines.
+    public let nodes: [String]?
 
     private let condition = NSCondition()
     private var nextRound: [Int]
@@ -46,11 +48,14 @@ public final class LocalGroup: @unchecked Sendable {
     /// - Parameters:
     ///   - size: The number of ranks (at least 1).
     ///   - timeout: Seconds to wait for a peer before failing (default 300).
-    public init(size: Int, timeout: Double = 300) {
+    ///   - nodes: A node name per rank, to simulate ranks on several machines (default: the host name).
+    public init(size: Int, timeout: Double = 300, nodes: [String]? = nil) {
         precondition(size >= 1, "a group needs at least one rank")
         precondition(timeout > 0, "the timeout must be positive")
+        precondition(nodes == nil || nodes?.count == size, "give one node name per rank")
         self.size = size
         self.timeout = timeout
+        self.nodes = nodes
         nextRound = Array(repeating: 0, count: size)
         duplicatesTaken = Array(repeating: 0, count: size)
     }
@@ -61,7 +66,7 @@ public final class LocalGroup: @unchecked Sendable {
         defer { condition.unlock() }
         let index = duplicatesTaken[rank]
         duplicatesTaken[rank] += 1
-        while children.count <= index { children.append(LocalGroup(size: size, timeout: timeout)) }
+        while children.count <= index { children.append(LocalGroup(size: size, timeout: timeout, nodes: nodes)) }
         return children[index]
     }
 
@@ -73,14 +78,20 @@ public final class LocalGroup: @unchecked Sendable {
 
     /// Runs `body` once per rank, each on its own thread, and returns the results in rank order.
     ///
+    /// - Parameters:
+    ///   - ranks: The number of ranks.
+    ///   - timeout: Seconds to wait for a peer before failing.
+    ///   - nodes: A node name per rank, to simulate several machines (default: the host name).
+    ///   - body: What each rank runs.
     /// - Throws: The first error a rank threw that was not merely a consequence of another
     ///   rank's failure (`peerFailed`), so the root cause surfaces.
     public static func run<Result: Sendable>(
         ranks: Int,
         timeout: Double = 300,
+        nodes: [String]? = nil,
         _ body: @escaping @Sendable (LocalCommunicator) throws -> Result
     ) throws -> [Result] {
-        let group = LocalGroup(size: ranks, timeout: timeout)
+        let group = LocalGroup(size: ranks, timeout: timeout, nodes: nodes)
         let outcomes = Outcomes<Result>(count: ranks)
         let finished = DispatchGroup()
         for rank in 0..<ranks {
@@ -217,6 +228,8 @@ public struct LocalCommunicator: Communicator {
     public var transportName: String { "local group of \(group.size) threads" }
     /// `true`: every rank of the group is a thread of this process.
     public var ranksShareProcess: Bool { true }
+    /// The node name given to the group for this rank, or the host name.
+    public var nodeName: String { group.nodes?[rank] ?? Syscalls.hostName }
 
     /// Waits for every rank.
     public func barrier() throws { _ = try group.collective("barrier", rank: rank, contribution: []) }
