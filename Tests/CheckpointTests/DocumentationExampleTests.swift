@@ -211,6 +211,21 @@ private enum CompiledOnly {
         try checkpointer.finish()
     }
 
+    // Documentation/Redundancy.md
+    func makeCheckpointer(communicator: any Communicator) throws -> Checkpointer {
+        var configuration = Checkpointer.Configuration(policy: .youngDaly(mtbf: 6 * 3_600))
+        configuration.redundancy = .init(
+            localDirectory: ProcessInfo.processInfo.environment["SLURM_TMPDIR"] ?? "/tmp/ckpt-local",
+            partnerCopy: true,  // the default
+            flushEvery: 10  // every 10th checkpoint also goes to the shared directory (the default)
+        )
+        return try Checkpointer(
+            directory: "/lustre/project/run-42/checkpoints",  // the shared directory
+            communicator: communicator,  // e.g. try MPICommunicator.world()
+            configuration: configuration
+        )
+    }
+
     static func dumps() throws {
         var configuration = Checkpointer.Configuration()
         configuration.processDumps = ProcessDumps(dumper: CRIUDumper(), everyNthCheckpoint: 10)
