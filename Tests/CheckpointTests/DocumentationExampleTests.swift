@@ -386,7 +386,11 @@ struct DocumentationExampleTests {
             }
             try checkpointer.finish()
             #expect(step == 20)
-            #expect(checkpointer.lastCheckpointStep == 1, "Young/Daly takes the first safe point to measure the cost")
+            // Young/Daly takes the first safe point to measure the cost, and then waits far longer
+            // than this loop runs. (Asynchronously, while the first checkpoint is still being
+            // written its cost is unknown, so a slow machine or a sanitizer may take a second.)
+            let last = try #require(checkpointer.lastCheckpointStep)
+            #expect(last <= 3, "Young/Daly with a 24-hour MTBF checkpointed at step \(last)")
         }
     }
 
