@@ -53,6 +53,7 @@ extension Checkpointer {
                     var manifest = makeManifest(step: step, metadata: metadata, reports: reports)
                     let clock = Stopwatch()
                     do {
+                        try Self.checkSavedBlocks(manifest.shards)
                         try directory.commit(temporary: path, manifest: manifest, permissions: permissions.file) {
                             point throws(CheckpointError) in
                             if point == crashAt { throw SimulatedCrash.error }
@@ -108,7 +109,7 @@ extension Checkpointer {
                 indexSHA256: hexString(summary.indexDigest),
                 rawBytes: summary.entries.reduce(0) { $0 + $1.rawSize },
                 storedBytes: summary.entries.reduce(0) { $0 + $1.storedSize },
-                entries: summary.entries.map(Manifest.Entry.init)
+                entries: summary.entries.map(Manifest.Entry.init).recordingBlocks(of: writer)
             ),
             timings: Manifest.Timings(
                 stageSeconds: stageSeconds,
