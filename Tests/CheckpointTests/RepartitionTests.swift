@@ -239,6 +239,84 @@ struct RepartitionTests {
         }
     }
 
+    @Test("The independent Python reader assembles the same global array from the blocks (FileFormat.md, R1-R5)")
+    func pythonReaderAssembles() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else {
+            Issue.record("python3 is required for this test")
+            return
+        }
+        try withTemporaryDirectory { directory in
+            _ = try saveAndRestore([23, 29, 31], saving: 6, restoring: 6, in: directory)
+            let reader = try CheckpointDirectory(path: directory).openSnapshot(step: 1, rank: 0, rankCount: 1)
+            let values = try reader.read([Double].self, "values", block: .whole([23, 29, 31]))
+            let digest = values.withUnsafeBytes { hexString(sha256($0)) }
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["python3", PythonReaderTests.script.path, directory, "--assemble", "values"]
+            let output = Pipe()
+            process.standardOutput = output
+            try process.run()
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            try #require(process.terminationStatus == 0, "\(String(decoding: data, as: UTF8.self))")
+            struct Summary: Decodable {
+                struct Entry: Decodable {
+                    var shape: [Int]
+                    var sha256: String
+                }
+                var entries: [Entry]
+                var blocks: [BlockLayout]
+            }
+            let summary = try JSONDecoder().decode(Summary.self, from: data)
+            #expect(summary.entries.first?.shape == [23, 29, 31])
+            #expect(summary.entries.first?.sha256 == digest)
+            #expect(summary.blocks == (0..<6).map { try? testBlock([23, 29, 31], rank: $0, of: 6) })
+        }
+    }
+
+    @Test("A manifest whose block reaches outside its global shape is damaged, for both readers (M14)")
+    func invalidBlockInManifest() throws {
+        try withTemporaryDirectory { directory in
+            _ = try saveAndRestore([100], saving: 2, restoring: 2, in: directory)
+            let folder = CheckpointDirectory(path: directory).path(for: 1)
+            // Rank 1's block of 50 elements moved to offset 60 of 100.
+            var manifest = try #require(
+                try JSONSerialization.jsonObject(with: Data(readFile(folder + "/manifest.json"))) as? [String: Any]
+            )
+            var shards = try #require(manifest["shards"] as? [[String: Any]])
+            var entries = try #require(shards[1]["entries"] as? [[String: Any]])
+            let position = try #require(entries.firstIndex { $0["name"] as? String == "values" })
+            var block = try #require(entries[position]["block"] as? [String: Any])
+            block["offset"] = [60]
+            entries[position]["block"] = block
+            shards[1]["entries"] = entries
+            manifest["shards"] = shards
+            let damaged = Array(try JSONSerialization.data(withJSONObject: manifest, options: [.sortedKeys]))
+            try writeFile(folder + "/manifest.json", damaged)
+            try writeFile(
+                folder + "/manifest.json.sha256",
+                Array((hexString(sha256(damaged)) + "  manifest.json\n").utf8)
+            )
+            let error = try #require(throws: CheckpointError.self) {
+                try CheckpointDirectory(path: directory).loadManifest(step: 1)
+            }
+            #expect(error.code == .manifestInvalid && error.isCorruption)
+            if FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                process.arguments = ["python3", PythonReaderTests.script.path, directory, "--step", "1"]
+                let errors = Pipe()
+                process.standardError = errors
+                process.standardOutput = FileHandle.nullDevice
+                try process.run()
+                let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                process.waitUntilExit()
+                #expect(process.terminationStatus == 1)
+                #expect(message.contains("reaches outside its global shape"), "\(message)")
+            }
+        }
+    }
+
     @Test("Registered arrays and buffers with a block layout restore on another rank count, in place")
     func registry() throws {
         try withTemporaryDirectory { directory in
