@@ -14,6 +14,10 @@ import Foundation
 ///     parameters = try reader.decode(Parameters.self, "parameters")
 /// }
 /// ```
+///
+/// A checkpoint written by another number of ranks is read block by block: distributed arrays with
+/// ``read(_:_:block:)`` (a plain read of one throws `layoutMismatch`), everything else from rank 0's
+/// copy. See <doc:Repartitioning>.
 public struct SnapshotReader: Sendable {
     let shard: ShardReader
     let threads: Int
