@@ -4,11 +4,13 @@
 It is written from Documentation/FileFormat.md alone and applies every validation rule the
 specification lists, so it doubles as a check that the specification is complete.
 
-    python3 Scripts/ckpt_read.py DIR [--step N] [--rank R] [--entry NAME] [--verify]
+    python3 Scripts/ckpt_read.py DIR [--step N] [--rank R] [--entry NAME] [--verify] [--assemble NAME]
 
 Without --step it picks the newest committed checkpoint that verifies, falling back past damaged
 ones (reported on stderr), as a restore does. It decodes the entries of one rank (every chunk's
-SHA-256 is checked) and prints a JSON summary; --verify also decodes every entry of every rank.
+SHA-256 is checked) and prints a JSON summary; --verify also decodes every entry of every rank;
+--assemble puts the blocks every rank saved of a distributed array together into the global array
+(section 10, rules R1-R5) and prints its summary with the SHA-256 of its bytes.
 Exit status 0 on success; 1 with `error: ...` on stderr on any failure.
 
 Needs only the standard library plus zstd decompression: the `zstandard` module when importable,
@@ -17,6 +19,7 @@ otherwise the `zstd` command-line tool. NumPy is used, when present, to view arr
 
 import argparse
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -377,6 +380,26 @@ def fits(value, shape):
     return isinstance(value, (int, float) if shape is float else shape)
 
 
+def block_problem(block):
+    """Why an entry's optional `block` (rule M14) is invalid, or None."""
+    if not isinstance(block, dict):
+        return "is not an object"
+    parts = [block.get(key) for key in ("globalShape", "offset", "extent")]
+    if not all(isinstance(p, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in p)
+               for p in parts):
+        return "needs integer arrays globalShape, offset and extent"
+    shape, offset, extent = parts
+    if not 1 <= len(shape) <= 3 or len(offset) != len(shape) or len(extent) != len(shape):
+        return "needs 1 to 3 dimensions, the same number in globalShape, offset and extent"
+    if any(v < 0 for v in shape + offset + extent):
+        return "has a negative number"
+    if any(o + x > g for g, o, x in zip(shape, offset, extent)):
+        return f"reaches outside its global shape {shape}"
+    if math.prod(shape) >= 1 << 63:
+        return f"global shape {shape} holds too many elements"
+    return None
+
+
 def load_manifest(root, step):
     """Reads and checks the manifest of checkpoint `step` against its checksum file."""
     directory = f"{root}/ckpt-{step:012d}"
@@ -409,6 +432,11 @@ def load_manifest(root, step):
             raise Damaged(f"{directory}: manifest names an unexpected shard file {shard['file']!r}")
     if m["step"] != step:
         raise Damaged(f"{directory}: manifest says step {m['step']} but its directory is for step {step}")
+    for shard in shards:
+        for entry in shard["entries"]:
+            problem = block_problem(entry["block"]) if "block" in entry else None
+            if problem:
+                raise Damaged(f"{directory}: the block of {entry['name']!r} (rank {shard['rank']}) {problem}")
     return directory, m
 
 
@@ -458,6 +486,62 @@ def read_checkpoint(root, step, rank, entry_name, verify_all):
             "verifiedAllRanks": verify_all, "entries": summaries}
 
 
+def overlap(a, b):
+    """Whether two blocks of the same global shape share an element."""
+    return all(max(oa, ob) < min(oa + xa, ob + xb)
+               for oa, xa, ob, xb in zip(a["offset"], a["extent"], b["offset"], b["extent"]))
+
+
+def read_global(root, step, name):
+    """Loads checkpoint `step` and assembles distributed entry `name` from every rank's block (R1-R5)."""
+    directory, manifest = load_manifest(root, step)
+    blocks = []
+    for shard in manifest["shards"]:
+        for entry in shard["entries"]:
+            if entry["name"] != name:
+                continue
+            if "block" not in entry:
+                raise CheckpointError(f"{directory}: rank {shard['rank']} saved {name!r} without a block "
+                                      "layout; it is not a distributed array (read it with --entry)")
+            blocks.append((shard["rank"], entry["block"]))
+    if not blocks:
+        raise CheckpointError(f"{directory}: no rank saved an entry {name!r}")
+    shape = blocks[0][1]["globalShape"]
+    if any(block["globalShape"] != shape for _, block in blocks):
+        raise CheckpointError(f"{directory}: the ranks saved {name!r} with different global shapes")
+    filled = [(rank, block) for rank, block in blocks if math.prod(block["extent"]) > 0]
+    for i, (rank, block) in enumerate(filled):
+        for other, block2 in filled[i + 1:]:
+            if overlap(block, block2):
+                raise CheckpointError(f"{directory}: the blocks of ranks {rank} and {other} of {name!r} overlap")
+    if sum(math.prod(block["extent"]) for _, block in filled) != math.prod(shape):
+        raise CheckpointError(f"{directory}: the blocks of {name!r} do not cover its global shape {shape}")
+    out, template, chunks = None, None, []
+    for rank, block in blocks:
+        info = open_rank(directory, manifest, rank)
+        e = next((e for e in info["entries"] if e["name"] == name), None)
+        if e is None or e["encoding"] != 0 or e["shape"] != block["extent"]:
+            raise Damaged(f"{info['path']}: the index's {name!r} does not match the manifest's block "
+                          f"(raw entry of shape {block['extent']})")
+        if template is None:
+            template, size = e, e["size"]
+            out = bytearray(math.prod(shape) * size)
+        elif (e["scalar"], e["size"], e["type"]) != (template["scalar"], size, template["type"]):
+            raise CheckpointError(f"{directory}: the ranks saved {name!r} with different element types")
+        data, chunks = decode_entry(info["path"], e), chunks + e["chunks"]
+        extent, offset = block["extent"], block["offset"]
+        row = extent[-1] * size
+        for position, outer in enumerate(itertools.product(*(range(x) for x in extent[:-1]))):
+            index = 0
+            for g, o, i in zip(shape, offset, list(outer) + [0]):
+                index = index * g + o + i
+            out[index * size:index * size + row] = data[position * row:(position + 1) * row]
+    summary = summarize(dict(template, shape=shape, raw=len(out), chunks=chunks), bytes(out))
+    summary["sha256"] = hashlib.sha256(out).hexdigest()
+    return {"checkpoint": directory, "step": step, "rankCount": manifest["rankCount"],
+            "blocks": [{"rank": rank, **block} for rank, block in blocks], "entries": [summary]}
+
+
 def committed_steps(root):
     """The steps of the committed-checkpoint directories under `root` (canonical names only), ascending."""
     if not os.path.isdir(root):
@@ -477,6 +561,7 @@ def main():
     parser.add_argument("--rank", type=int, default=0, help="the rank whose shard to decode (default 0)")
     parser.add_argument("--entry", help="decode and print only this entry")
     parser.add_argument("--verify", action="store_true", help="also decode and verify every entry of every rank")
+    parser.add_argument("--assemble", metavar="NAME", help="assemble this distributed array from every rank's block")
     args = parser.parse_args()
     try:
         steps = committed_steps(args.directory)
@@ -487,7 +572,10 @@ def main():
         skipped = []
         for step in [args.step] if args.step is not None else reversed(steps):
             try:
-                summary = read_checkpoint(args.directory, step, args.rank, args.entry, args.verify)
+                if args.assemble is not None:
+                    summary = read_global(args.directory, step, args.assemble)
+                else:
+                    summary = read_checkpoint(args.directory, step, args.rank, args.entry, args.verify)
                 break
             except Damaged as error:
                 if args.step is not None:

@@ -45,7 +45,8 @@ struct Options {
                 print(
                     """
                     usage: checkpoint-bench [--quick] [--json] [--size-mib N] [--level L] [--chunk-mib C] [--dir DIR]
-                                            [--only throughput,blocking,heat,coordination,scaling,redundancy]
+                                            [--only throughput,blocking,heat,coordination,scaling,redundancy,
+                                                    repartition]
                     """
                 )
                 exit(0)
@@ -80,6 +81,9 @@ do {
     if options.includes("scaling") { try overhead.scaling(rows: &rows, results: &results) }
     if options.includes("redundancy") {
         try RedundancyScenario(options: options, work: work).run(rows: &rows, results: &results)
+    }
+    if options.includes("repartition") {
+        try RepartitionScenario(options: options, work: work).run(rows: &rows, results: &results)
     }
     results["seconds"] = Date().timeIntervalSince(start)
 

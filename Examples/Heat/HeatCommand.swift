@@ -5,9 +5,10 @@
 //     mpirun -np 4 .build-mpi/debug/heat --mpi --grid 512 --steps 500 --dir /tmp/heat   (built with --traits MPI)
 //
 // It restores automatically when DIR holds a checkpoint and checkpoints after its last step, so a
-// later run with a larger --steps continues where an earlier one ended. The first line is
-// `fresh-start` or `resumed-from: <step>`, the last `checksum: <16 hex digits>`: a hash of the final
-// global field's bits, the same for any rank count, transport, or number of interruptions.
+// later run with a larger --steps continues where an earlier one ended, on any number of ranks: the
+// field is saved as a distributed array, so a checkpoint of 4 ranks restores on 1, 3 or 8. The first
+// line is `fresh-start` or `resumed-from: <step>`, the last `checksum: <16 hex digits>`: a hash of the
+// final global field's bits, the same for any rank count, transport, or number of interruptions.
 
 import ArgumentParser
 import Checkpoint

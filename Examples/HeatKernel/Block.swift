@@ -2,42 +2,46 @@ import Checkpoint
 import Foundation
 
 /// One rank's rows of the global field, with a halo row above and below.
+///
+/// The field is a distributed array: each rank saves its rows with their ``BlockLayout``, so a
+/// checkpoint written by N ranks restores on any number M (each new rank reads the rows of its new
+/// block from whichever old shards hold them).
 public struct Block: Checkpointable {
-    let grid: Int
-    let firstRow: Int
-    let rows: Int
+    /// Where this rank's rows lie in the G x G field.
+    let layout: BlockLayout
     /// `(rows + 2) * grid` values; row 0 and row `rows + 1` are halos.
     var cells: [Double]
 
-    init(grid: Int, rank: Int, size: Int) {
-        self.grid = grid
-        let base = grid / size
-        let extra = grid % size
-        rows = base + (rank < extra ? 1 : 0)
-        firstRow = rank * base + min(rank, extra)
-        cells = [Double](repeating: 0, count: (rows + 2) * grid)
+    var grid: Int { layout.globalShape[1] }
+    var firstRow: Int { layout.offset[0] }
+    var rows: Int { layout.extent[0] }
+
+    /// The initial block of `rank` among `size` ranks: near-equal slabs of rows.
+    init(grid: Int, rank: Int, size: Int) throws {
+        layout = try BlockLayout.partition([grid, grid], part: rank, of: size)
+        cells = [Double](repeating: 0, count: (layout.extent[0] + 2) * grid)
         // The top edge of the plate is held at 100 degrees; everything else starts cold.
-        if firstRow == 0 {
+        if layout.offset[0] == 0 && layout.extent[0] > 0 {
             for column in 0..<grid { cells[grid + column] = 100 }
         }
     }
 
     var interior: ArraySlice<Double> { cells[grid..<((rows + 1) * grid)] }
 
-    /// Saves the interior rows, the first row's index and the grid size.
+    /// Saves the interior rows as this rank's block of the field, and the grid size (replicated).
     public func save(to writer: inout SnapshotWriter) throws {
-        try writer.write(Array(interior), as: "field", shape: [rows, grid])
-        try writer.write(value: Int64(firstRow), as: "first-row")
+        try writer.write(Array(interior), as: "field", block: layout)
         try writer.write(value: Int64(grid), as: "grid")
     }
 
-    /// Rebuilds a block from a snapshot (halos are refilled by the next exchange).
+    /// Rebuilds this rank's block from a snapshot written by any number of ranks (halos are
+    /// refilled by the next exchange).
     public init(from reader: SnapshotReader) throws {
-        let field = try reader.read([Double].self, "field")
-        grid = Int(try reader.read(Int64.self, "grid"))
-        firstRow = Int(try reader.read(Int64.self, "first-row"))
-        rows = grid > 0 ? field.count / grid : 0
-        cells = [Double](repeating: 0, count: grid) + field + [Double](repeating: 0, count: grid)
+        let grid = Int(try reader.read(Int64.self, "grid"))
+        layout = try BlockLayout.partition([grid, grid], part: reader.rank, of: reader.rankCount)
+        let field = try reader.read([Double].self, "field", block: layout)
+        let halo = [Double](repeating: 0, count: grid)
+        cells = halo + field + halo
     }
 
     /// Sends edge rows to the neighbours and receives their edge rows into the halos.
@@ -83,6 +87,7 @@ public struct Block: Checkpointable {
     }
 
     private mutating func setRow(_ row: Int, from bytes: [UInt8]) {
+        let grid = grid
         precondition(bytes.count == grid * 8, "a halo row has the wrong size")
         cells.withUnsafeMutableBytes { target in
             target.baseAddress!.advanced(by: row * grid * 8).copyMemory(from: bytes, byteCount: bytes.count)

@@ -49,7 +49,7 @@ public func runHeatRank(_ communicator: any Communicator, _ settings: HeatSettin
     let say = settings.output
     var configuration = settings.configuration
     configuration.threads = max(1, Checkpointer.Configuration.defaultThreads / max(1, communicator.size))
-    let fresh = Block(grid: settings.grid, rank: communicator.rank, size: communicator.size)
+    let fresh = try Block(grid: settings.grid, rank: communicator.rank, size: communicator.size)
     guard settings.checkpoints else {
         if communicator.isRoot { say("fresh-start") }
         var block = fresh

@@ -35,8 +35,8 @@ extension Checkpointer {
     }
 
     /// Drives ``CommitStateMachine``: every rank takes part in every collective, whatever failed locally.
-    /// - Parameter copyingShardFrom: A shard file already written for this checkpoint (node-local),
-    ///   copied instead of encoding `writer` again.
+    /// - Parameter copyingShardFrom: A shard file already written for this checkpoint (node-local)
+    ///   and its record, copied instead of encoding `writer` again.
     func commitShared(
         _ writer: SnapshotWriter,
         step: Step,
@@ -44,7 +44,7 @@ extension Checkpointer {
         stageSeconds: Double,
         stagingError: (any Error)?,
         over communicator: any Communicator,
-        copyingShardFrom source: String? = nil
+        copyingShardFrom source: (path: String, shard: Manifest.Shard)? = nil
     ) throws -> Manifest {
         let permissions = (file: configuration.filePermissions, directory: configuration.directoryPermissions)
         var machine = CommitStateMachine(
@@ -72,7 +72,7 @@ extension Checkpointer {
                     action = machine.shardWritten(
                         Shared(rank: rank) {
                             if let source {
-                                return try copyShard(from: source, into: path, stageSeconds: stageSeconds)
+                                return try copyShard(source, into: path, stageSeconds: stageSeconds)
                             }
                             return try writeShard(writer, into: path, stageSeconds: stageSeconds)
                         }
@@ -91,6 +91,7 @@ extension Checkpointer {
                     var manifest = makeManifest(step: step, metadata: metadata, reports: reports)
                     let clock = Stopwatch()
                     do {
+                        try Self.checkSavedBlocks(manifest.shards)
                         try directory.commit(temporary: path, manifest: manifest, permissions: permissions.file) {
                             point throws(CheckpointError) in
                             if point == crashAt { throw SimulatedCrash.error }
@@ -146,7 +147,7 @@ extension Checkpointer {
                 indexSHA256: hexString(summary.indexDigest),
                 rawBytes: summary.entries.reduce(0) { $0 + $1.rawSize },
                 storedBytes: summary.entries.reduce(0) { $0 + $1.storedSize },
-                entries: summary.entries.map(Manifest.Entry.init)
+                entries: summary.entries.map(Manifest.Entry.init).recordingBlocks(of: writer)
             ),
             timings: Manifest.Timings(
                 stageSeconds: stageSeconds,
@@ -158,28 +159,34 @@ extension Checkpointer {
         )
     }
 
-    /// Copies a shard written for this checkpoint elsewhere (node-local) and describes it.
-    func copyShard(from source: String, into path: String, stageSeconds: Double) throws -> ShardReport {
+    /// Copies a shard written for this checkpoint elsewhere (node-local), keeping its record.
+    func copyShard(
+        _ source: (path: String, shard: Manifest.Shard),
+        into path: String,
+        stageSeconds: Double
+    ) throws -> ShardReport {
         let clock = Stopwatch()
-        let bytes = try CheckpointDirectory.readWholeFile(source, limit: Int.max)
-        let file = CheckpointDirectory.shardFileName(rank: rank)
-        try CheckpointDirectory.writeFileSynced(path + "/" + file, bytes, permissions: configuration.filePermissions)
-        let writeSeconds = clock.elapsed
-        let reader = try ShardReader(path: path + "/" + file)
+        let bytes = try CheckpointDirectory.readWholeFile(source.path, limit: Int.max)
+        guard bytes.count == source.shard.fileBytes else {
+            throw CheckpointError(
+                .corruptData,
+                "the node-local shard changed size since it was committed; it cannot be flushed",
+                path: source.path
+            )
+        }
+        try CheckpointDirectory.writeFileSynced(
+            path + "/" + source.shard.file,
+            bytes,
+            permissions: configuration.filePermissions
+        )
+        var shard = source.shard
+        shard.timings = nil
         return ShardReport(
-            shard: Manifest.Shard(
-                rank: rank,
-                file: file,
-                fileBytes: bytes.count,
-                indexSHA256: hexString(reader.indexDigest),
-                rawBytes: reader.index.entries.reduce(0) { $0 + $1.rawSize },
-                storedBytes: reader.index.entries.reduce(0) { $0 + $1.storedSize },
-                entries: reader.index.entries.map(Manifest.Entry.init)
-            ),
+            shard: shard,
             timings: Manifest.Timings(
                 stageSeconds: stageSeconds,
                 encodeSeconds: 0,
-                writeSeconds: writeSeconds,
+                writeSeconds: clock.elapsed,
                 syncSeconds: 0,
                 commitSeconds: 0
             )

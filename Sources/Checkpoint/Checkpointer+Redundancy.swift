@@ -59,9 +59,12 @@ final class LocalLevel: Sendable {
         return LocalLevel(settings: settings, store: store, partners: partners)
     }
 
-    /// Whether this rank's store has a committed checkpoint of `step` holding `rank`'s shard.
-    func holds(_ step: Step, of rank: Int) -> Bool {
-        guard let manifest = try? store.loadManifest(step: step), rank < manifest.shards.count else { return false }
+    /// Whether this rank's store has a committed checkpoint of `step`, written by `rankCount`
+    /// ranks, holding `rank`'s shard. (A restart on another number of ranks reads the shared copy.)
+    func holds(_ step: Step, of rank: Int, rankCount: Int) -> Bool {
+        guard let manifest = try? store.loadManifest(step: step), manifest.rankCount == rankCount,
+            rank < manifest.shards.count
+        else { return false }
         let shard = manifest.shards[rank]
         var info = stat()
         let path = store.path(for: step) + "/" + shard.file
@@ -120,9 +123,12 @@ extension Checkpointer {
                 if let failure = reports.lazy.compactMap({ if case .failure(let f) = $0 { f } else { nil } }).first {
                     outcome = .failure(failure)
                 } else {
-                    outcome = .success(
-                        makeManifest(step: step, metadata: metadata, reports: reports.map { try! $0.get() })
-                    )
+                    outcome = Shared(rank: rank) {
+                        let reports = try reports.map { try $0.get() }
+                        let manifest = makeManifest(step: step, metadata: metadata, reports: reports)
+                        try Self.checkSavedBlocks(manifest.shards)
+                        return manifest
+                    }
                 }
             }
             let manifest = try communicator.broadcast(value: outcome, root: 0)
@@ -148,7 +154,8 @@ extension Checkpointer {
                 return requested
             }
             if count % level.settings.flushEvery == 0 || stopping {
-                let local = store.path(for: step) + "/" + CheckpointDirectory.shardFileName(rank: rank)
+                let shard = result.shards[rank]
+                let local = (path: store.path(for: step) + "/" + shard.file, shard: shard)
                 result = try commitShared(
                     writer,
                     step: step,
@@ -280,8 +287,9 @@ extension Checkpointer {
     /// otherwise it reads the shared directory's copy.
     func locateShard(of step: Step, level: LocalLevel) throws -> CheckpointDirectory {
         let partners = level.partners
-        let own = level.holds(step, of: rank)
-        let copy = level.settings.partnerCopy && communicator.size > 1 && level.holds(step, of: partners.held[rank])
+        let size = communicator.size
+        let own = level.holds(step, of: rank, rankCount: size)
+        let copy = level.settings.partnerCopy && size > 1 && level.holds(step, of: partners.held[rank], rankCount: size)
         let flags = try communicator.allgather([own ? 1 : 0, copy ? 1 : 0])
         let needs = { (rank: Int) in flags[rank][0] == 0 && flags[partners.partner[rank]][1] == 1 }
         // Partner side: send the copy (with the manifest) to the rank that lost its own.

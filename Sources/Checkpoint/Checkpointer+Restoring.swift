@@ -11,7 +11,9 @@ extension Checkpointer {
     /// of them can restore.
     /// - Returns: The state and its step, or `nil` when the directory holds no checkpoint at all.
     /// - Throws: `noCheckpoint` when checkpoints exist but none verifies; `rankCountMismatch` when
-    ///   the newest was written by another number of ranks; `typeMismatch`, `shapeMismatch`,
+    ///   the newest was written by another number of ranks and records no block layout (see
+    ///   ``SnapshotReader/read(_:_:block:)``); `layoutMissing`, `layoutMismatch` when it cannot be
+    ///   re-partitioned as asked; `typeMismatch`, `shapeMismatch`,
     ///   `entryMissing`, `decodingFailed` when the newest good checkpoint does not fit the type (an
     ///   older one would not either); whatever `init(from:)` throws.
     public func restoreLatest<State: Checkpointable>(_ type: State.Type) throws -> (state: State, step: Step)? {
@@ -74,17 +76,15 @@ extension Checkpointer {
             // With redundancy, each rank reads its node-local copy, its partner's, or the shared one.
             let source = try localLevel.map { try locateShard(of: step, level: $0) } ?? directory
             do {
-                let manifest = try source.loadManifest(step: step)
-                guard manifest.rankCount == communicator.size else {
-                    throw CheckpointError(
-                        .rankCountMismatch,
-                        "checkpoint \(step) was written by \(manifest.rankCount) ranks but \(communicator.size) are restoring it; restart with \(manifest.rankCount) ranks",
-                        path: directory.path(for: step)
-                    )
-                }
-                let reader = try source.openSnapshot(manifest: manifest, rank: rank, threads: configuration.threads)
-                value = try build(reader)
-                status = .restored
+                let shards = CheckpointShards(
+                    directory: source,
+                    manifest: try source.loadManifest(step: step),
+                    rank: rank,
+                    rankCount: communicator.size,
+                    threads: configuration.threads
+                )
+                value = try build(try shards.reader())
+                status = .restored(blocksRead: shards.readSoFar.blocksRead)
             } catch let error as CheckpointError where error.isCorruption {
                 status = .damaged(error.description)
             } catch {
@@ -103,6 +103,7 @@ extension Checkpointer {
             }
             let damaged = all.enumerated().compactMap { rank, status in status.damage.map { "rank \(rank): \($0)" } }
             if damaged.isEmpty, let value {
+                try Self.checkRestoredBlocks(all.map(\.blocksRead), checkpoint: directory.path(for: step))
                 if !reasons.isEmpty {
                     logger.warning(
                         "restored an older checkpoint",
@@ -130,9 +131,14 @@ extension Checkpointer {
 
 /// One rank's result of trying to restore one checkpoint.
 enum RestoreStatus: Codable {
-    case restored
+    /// Built; with the blocks of distributed entries it read (for the tiling check).
+    case restored(blocksRead: [String: [BlockLayout]])
     case damaged(String)
     case failed(RankFailure)
+
+    var blocksRead: [String: [BlockLayout]] {
+        if case .restored(let blocks) = self { blocks } else { [:] }
+    }
 
     var failure: RankFailure? { if case .failed(let failure) = self { failure } else { nil } }
     var damage: String? { if case .damaged(let reason) = self { reason } else { nil } }

@@ -172,6 +172,54 @@ struct RedundancyTests {
         }
     }
 
+    /// A distributed array for the migration test: rank `part` of `parts` holds its rows of 12×5.
+    private struct Rows: Checkpointable, Equatable {
+        static let shape = [12, 5]
+        var layout: BlockLayout
+        var values: [Double]
+
+        init(part: Int, of parts: Int, step: Int) throws {
+            layout = try BlockLayout.partition(Self.shape, part: part, of: parts)
+            let first = layout.offset[0] * Self.shape[1]
+            values = (first..<first + layout.elementCount).map { Double($0 * 10 + step) }
+        }
+
+        init(from reader: SnapshotReader) throws {
+            layout = try BlockLayout.partition(Self.shape, part: reader.rank, of: reader.rankCount)
+            values = try reader.read([Double].self, "rows", block: layout)
+        }
+
+        func save(to writer: inout SnapshotWriter) throws { try writer.write(values, as: "rows", block: layout) }
+    }
+
+    @Test("A restart on another number of ranks uses the newest flushed checkpoint")
+    func migrationReadsTheSharedCopy() throws {
+        try withLevels { shared, local in
+            _ = try LocalGroup.run(ranks: 4, timeout: 60, nodes: Self.nodes) { communicator in
+                let checkpointer = try Checkpointer(
+                    directory: shared,
+                    communicator: communicator,
+                    configuration: Self.configuration(local: local)
+                )
+                for step in 1...4 {
+                    try checkpointer.save(try Rows(part: communicator.rank, of: 4, step: step), step: Step(step))
+                }
+            }
+            let restored = try LocalGroup.run(ranks: 3, timeout: 60) { communicator in
+                let checkpointer = try Checkpointer(
+                    directory: shared,
+                    communicator: communicator,
+                    configuration: Self.configuration(local: local)
+                )
+                return try #require(try checkpointer.restoreLatest(Rows.self))
+            }
+            for (rank, result) in restored.enumerated() {
+                #expect(result.step == 3, "the flushed checkpoint, not the node-local step 4")
+                #expect(result.state == (try Rows(part: rank, of: 3, step: 3)))
+            }
+        }
+    }
+
     @Test("Invalid redundancy settings are rejected")
     func invalid() {
         var configuration = Checkpointer.Configuration()

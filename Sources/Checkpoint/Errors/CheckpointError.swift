@@ -86,6 +86,9 @@ extension CheckpointError {
             case peerFailed
             case timedOut
             case rankCountMismatch
+            case invalidLayout
+            case layoutMissing
+            case layoutMismatch
         }
 
         let value: Value
@@ -141,8 +144,20 @@ extension CheckpointError {
         /// A collective or message did not complete within the communicator's timeout: a peer is
         /// stuck or dead. Raise the timeout if peers legitimately take longer between safe points.
         public static let timedOut = Code(value: .timedOut)
-        /// The checkpoint was written by a different number of ranks than are restoring it.
+        /// The checkpoint was written by a different number of ranks than are restoring it and records
+        /// no block layout to re-partition its state by. Restart with the number of ranks that wrote it,
+        /// or save distributed arrays with ``SnapshotWriter/write(_:as:block:)-([Element],_,_)``.
         public static let rankCountMismatch = Code(value: .rankCountMismatch)
+        /// A ``BlockLayout`` is invalid: other than 1 to 3 dimensions, negative sizes, or a block that
+        /// reaches outside the global shape.
+        public static let invalidLayout = Code(value: .invalidLayout)
+        /// An entry must be re-partitioned (the rank count or the element count changed) but was saved
+        /// without a block layout. Restart with the decomposition it was saved with.
+        public static let layoutMissing = Code(value: .layoutMissing)
+        /// Blocks of a distributed array disagree: different global shapes, blocks that overlap or leave
+        /// gaps (when saved, or when the new ranks' blocks are restored), or a distributed entry read
+        /// without a block while re-partitioning.
+        public static let layoutMismatch = Code(value: .layoutMismatch)
     }
 }
 

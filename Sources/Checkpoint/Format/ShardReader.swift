@@ -6,7 +6,7 @@ final class ShardReader: @unchecked Sendable {
     let fileSize: Int
     let indexDigest: [UInt8]
     let formatVersion: (major: UInt16, minor: UInt16)
-    private let file: OpenFile
+    let file: OpenFile
     private let byName: [String: Int]
 
     /// Opens and validates a shard.

@@ -14,25 +14,36 @@ import Foundation
 ///     parameters = try reader.decode(Parameters.self, "parameters")
 /// }
 /// ```
+///
+/// A checkpoint written by another number of ranks is read block by block: distributed arrays with
+/// ``read(_:_:block:)`` (a plain read of one throws `layoutMismatch`), everything else from rank 0's
+/// copy. See <doc:Repartitioning>.
 public struct SnapshotReader: Sendable {
     let shard: ShardReader
     let threads: Int
-    private var prefix = ""
+    private(set) var prefix = ""
+    /// The checkpoint's other shards and block layouts (see `SnapshotReader+Blocks.swift`).
+    let checkpoint: CheckpointShards
+    /// Whether plain reads come from a shard the application named (``savedBy(rank:)``).
+    var namedSource = false
 
-    init(shard: ShardReader, threads: Int) {
+    init(shard: ShardReader, threads: Int, checkpoint: CheckpointShards) {
         self.shard = shard
         self.threads = max(1, threads)
+        self.checkpoint = checkpoint
     }
 
     /// The snapshot's entries, in the order they were written.
     public var entries: [EntryInfo] { shard.index.entries.map(EntryInfo.init) }
 
     /// Whether the snapshot holds an entry with this name (relative to a nested reader's prefix).
-    public func contains(_ name: String) -> Bool { (try? shard.record(prefix + name)) != nil }
+    public func contains(_ name: String) -> Bool {
+        (try? shard.record(prefix + name)) != nil || checkpoint.isDistributed(prefix + name)
+    }
 
     /// Describes one entry.
     /// - Throws: ``CheckpointError/Code/entryMissing``.
-    public func info(_ name: String) throws(CheckpointError) -> EntryInfo { EntryInfo(try shard.record(prefix + name)) }
+    public func info(_ name: String) throws(CheckpointError) -> EntryInfo { EntryInfo(try plainRecord(prefix + name)) }
 
     /// Reads an array of `BitwiseCopyable` elements.
     /// - Throws: `entryMissing`; `typeMismatch` when the entry holds other elements (say `Float` saved,
@@ -95,7 +106,7 @@ public struct SnapshotReader: Sendable {
     /// bytes for raw entries, UTF-8 JSON for encoded ones. For tools (`ckpt extract`, `ckpt diff`).
     /// - Throws: `entryMissing` or `corruptData`.
     public func readBytes(_ name: String) throws(CheckpointError) -> [UInt8] {
-        let record = try shard.record(prefix + name)
+        let record = try plainRecord(prefix + name)
         var bytes = [UInt8](repeating: 0, count: record.rawSize)
         try withTypedThrows {
             try bytes.withUnsafeMutableBytes { buffer in try shard.decode(record, into: buffer, threads: threads) }
@@ -106,7 +117,7 @@ public struct SnapshotReader: Sendable {
     /// Decodes a `Codable` entry written with ``SnapshotWriter/encode(_:as:)``.
     /// - Throws: `entryMissing`, `typeMismatch` (the entry holds raw data), `decodingFailed`, `corruptData`.
     public func decode<Value: Decodable>(_ type: Value.Type, _ name: String) throws(CheckpointError) -> Value {
-        let record = try shard.record(prefix + name)
+        let record = try plainRecord(prefix + name)
         guard record.encoding == .json else {
             throw CheckpointError(
                 .typeMismatch,
@@ -167,7 +178,7 @@ public struct SnapshotReader: Sendable {
         _ name: String,
         _ type: Element.Type
     ) throws(CheckpointError) -> EntryRecord {
-        let record = try shard.record(prefix + name)
+        let record = try plainRecord(prefix + name)
         let wanted = ElementType.of(Element.self)
         guard record.encoding == .raw else {
             throw CheckpointError(

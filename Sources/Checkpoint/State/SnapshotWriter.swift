@@ -20,6 +20,8 @@ public struct SnapshotWriter: Sendable {
         var elementType: ElementType
         var shape: [Int]
         var source: any EntrySource
+        /// Where this rank's block lies in a distributed array (see `SnapshotWriter+Blocks.swift`).
+        var block: BlockLayout? = nil
     }
 
     private(set) var entries: [Pending] = []
@@ -130,13 +132,14 @@ public struct SnapshotWriter: Sendable {
         entries.compactMap { ($0.source as? StagedCopySource)?.storage }
     }
 
-    private mutating func add(
+    mutating func add(
         _ localName: String,
         _ encoding: EntryEncoding,
         _ type: ElementType,
         shape: [Int]?,
         count: Int,
-        _ source: any EntrySource
+        _ source: any EntrySource,
+        block: BlockLayout? = nil
     ) throws(CheckpointError) {
         let name = prefix + localName
         try EntryName.validate(name)
@@ -157,7 +160,9 @@ public struct SnapshotWriter: Sendable {
                 "entry '\(name)' was written twice; give each piece of state its own name"
             )
         }
-        entries.append(Pending(name: name, encoding: encoding, elementType: type, shape: shape, source: source))
+        entries.append(
+            Pending(name: name, encoding: encoding, elementType: type, shape: shape, source: source, block: block)
+        )
     }
 }
 

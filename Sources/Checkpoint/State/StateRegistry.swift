@@ -176,7 +176,7 @@ public final class StateRegistry: Sendable {
         return { for apply in prepared { apply() } }
     }
 
-    private func add(
+    func add(
         _ name: String,
         save: @escaping @Sendable (inout SnapshotWriter) throws -> Void,
         prepare: @escaping @Sendable (SnapshotReader) throws -> @Sendable () -> Void

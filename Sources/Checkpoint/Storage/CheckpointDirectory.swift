@@ -214,7 +214,15 @@ public struct CheckpointDirectory: Sendable {
                 path: shardPath
             )
         }
-        return SnapshotReader(shard: shard, threads: threads)
+        let shards = CheckpointShards(
+            directory: self,
+            manifest: manifest,
+            rank: rank,
+            rankCount: manifest.rankCount,
+            threads: threads,
+            opened: shard
+        )
+        return SnapshotReader(shard: shard, threads: threads, checkpoint: shards)
     }
 
     /// Re-reads every chunk of every shard of the checkpoint at `step` and checks every checksum.

@@ -97,6 +97,9 @@ public struct Manifest: Codable, Sendable, Hashable {
         public var storedBytes: Int
         /// Number of chunks.
         public var chunks: Int
+        /// Where this rank's block lies in the global array, for entries saved as one block of a
+        /// distributed array (``SnapshotWriter/write(_:as:block:)-([Element],_,_)``); `nil` otherwise.
+        public var block: BlockLayout?
     }
 
     /// Seconds spent in each phase of the checkpoint (rank 0's view; maxima over ranks when several).

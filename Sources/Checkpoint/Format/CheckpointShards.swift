@@ -1,0 +1,227 @@
+/// The shards of one committed checkpoint as one restoring rank sees them: opened on demand, each
+/// checked against the manifest when first opened, with the block layouts the manifest records.
+///
+/// A restore by the same number of ranks that saved reads its own shard; a restore by another
+/// number (re-partitioning) reads replicated entries from rank 0's shard (or a named owner's) and
+/// assembles each distributed entry from the old shards whose blocks overlap the new block,
+/// decoding only the chunks that hold overlapping bytes.
+final class CheckpointShards: Sendable {
+    let directory: CheckpointDirectory
+    let manifest: Manifest
+    /// The restoring rank and the number of restoring ranks.
+    let rank: Int
+    let rankCount: Int
+    let threads: Int
+
+    /// What this rank has read so far: for the restart agreement and for tests.
+    struct Statistics: Sendable {
+        /// Chunks decoded by block reads.
+        var chunksDecoded = 0
+        /// Old ranks whose shards were opened.
+        var shardsOpened: Set<Int> = []
+        /// The blocks read per distributed entry, to check that the new blocks tile the array.
+        var blocksRead: [String: [BlockLayout]] = [:]
+    }
+
+    private let opened: Locked<[Int: ShardReader]>
+    private let layoutCache = Locked<[String: SavedBlocks]?>(nil)
+    private let statistics = Locked(Statistics())
+
+    init(
+        directory: CheckpointDirectory,
+        manifest: Manifest,
+        rank: Int,
+        rankCount: Int,
+        threads: Int,
+        opened shard: ShardReader? = nil
+    ) {
+        self.directory = directory
+        self.manifest = manifest
+        self.rank = rank
+        self.rankCount = rankCount
+        self.threads = max(1, threads)
+        opened = Locked(shard.map { [rank: $0] } ?? [:])
+    }
+
+    /// Whether the checkpoint was written by another number of ranks than are restoring it.
+    var isRepartitioning: Bool { manifest.rankCount != rankCount }
+
+    /// The old rank whose shard plain (non-block) reads use: this rank's own, or rank 0's when re-partitioning.
+    var defaultSource: Int { isRepartitioning ? 0 : rank }
+
+    /// What this rank has read so far.
+    var readSoFar: Statistics { statistics.withLock { $0 } }
+
+    /// Checks that this rank may restore the checkpoint and returns its reader.
+    /// - Throws: `rankCountMismatch` when the rank count changed and the checkpoint records no block
+    ///   layout; whatever opening the first shard throws.
+    func reader() throws(CheckpointError) -> SnapshotReader {
+        guard rankCount >= 1, (0..<rankCount).contains(rank) else {
+            throw CheckpointError(
+                .invalidConfiguration,
+                "rank \(rank) is not one of \(rankCount) restoring ranks; pass a rank in 0..<\(rankCount)"
+            )
+        }
+        if isRepartitioning && layouts.isEmpty {
+            throw CheckpointError(
+                .rankCountMismatch,
+                "checkpoint \(manifest.step) was written by \(manifest.rankCount) ranks but \(rankCount) are restoring it, and it records no block layout to re-partition its state by; restart with \(manifest.rankCount) ranks, or save distributed arrays with SnapshotWriter.write(_:as:block:) so that later checkpoints can be restored on any number of ranks (see Documentation/Migration.md)",
+                path: directory.path(for: manifest.step)
+            )
+        }
+        return SnapshotReader(shard: try shard(defaultSource), threads: threads, checkpoint: self)
+    }
+
+    /// The shard of old rank `old`, opened and checked against the manifest on first use.
+    func shard(_ old: Int) throws(CheckpointError) -> ShardReader {
+        if let shard = opened.withLock({ $0[old] }) { return shard }
+        let shard = try directory.openSnapshot(manifest: manifest, rank: old, threads: threads).shard
+        statistics.withLock { _ = $0.shardsOpened.insert(old) }
+        return opened.withLock { opened in
+            if let existing = opened[old] { return existing }
+            opened[old] = shard
+            return shard
+        }
+    }
+
+    /// The saved blocks of every entry that any rank saved with a block layout.
+    var layouts: [String: SavedBlocks] {
+        if let cached = layoutCache.withLock({ $0 }) { return cached }
+        var layouts: [String: SavedBlocks] = [:]
+        for shard in manifest.shards {
+            for entry in shard.entries {
+                if let block = entry.block {
+                    layouts[entry.name, default: SavedBlocks()].blocks.append((shard.rank, block))
+                }
+            }
+        }
+        for shard in manifest.shards {
+            for entry in shard.entries where entry.block == nil && layouts[entry.name] != nil {
+                layouts[entry.name]?.unblockedRanks.append(shard.rank)
+            }
+        }
+        layoutCache.withLock { $0 = layouts }
+        return layouts
+    }
+
+    /// Whether any rank saved `name` with a block layout.
+    func isDistributed(_ name: String) -> Bool { layouts[name] != nil }
+
+    /// Reads the part of distributed entry `name` that `block` covers into `destination`
+    /// (`block.elementCount` elements of `type`), from every old shard whose block overlaps it.
+    func read(
+        _ name: String,
+        as type: ElementType,
+        block: BlockLayout,
+        into destination: UnsafeMutableRawBufferPointer
+    ) throws(CheckpointError) {
+        precondition(destination.count == block.elementCount * type.size)
+        guard let saved = layouts[name] else {
+            try readUnblocked(name, as: type, block: block, into: destination)
+            return
+        }
+        let path = directory.path(for: manifest.step)
+        if let unblocked = saved.unblockedRanks.first {
+            throw CheckpointError(
+                .layoutMismatch,
+                "rank \(unblocked) saved '\(name)' without a block layout but rank \(saved.blocks[0].rank) with one; every rank must save its block of a distributed array with write(_:as:block:)",
+                path: path
+            )
+        }
+        if let problem = BlockLayout.tilingProblem(saved.blocks) {
+            throw CheckpointError(
+                .layoutMismatch,
+                "the checkpoint's blocks of '\(name)' do not tile the array: \(problem)",
+                path: path
+            )
+        }
+        let globalShape = saved.blocks[0].block.globalShape
+        guard block.globalShape == globalShape else {
+            throw CheckpointError(
+                .layoutMismatch,
+                "'\(name)' was saved with global shape \(globalShape), but rank \(rank) asks for a block of global shape \(block.globalShape); describe the new blocks with the saved global shape (SnapshotReader.globalShape(of:))",
+                path: path
+            )
+        }
+        statistics.withLock { statistics in
+            if statistics.blocksRead[name, default: []].contains(block) == false {
+                statistics.blocksRead[name, default: []].append(block)
+            }
+        }
+        for (old, savedBlock) in saved.blocks {
+            guard let runs = BlockRuns(from: savedBlock, to: block, elementSize: type.size) else { continue }
+            let shard = try shard(old)
+            let record = try shard.record(name)
+            try Self.check(record, holds: type, path: shard.path)
+            guard record.shape == savedBlock.extent else {
+                throw CheckpointError(
+                    .corruptData,
+                    "the shard's index gives '\(name)' the shape \(record.shape) but the manifest records a block of extent \(savedBlock.extent)",
+                    path: shard.path
+                )
+            }
+            let decoded = try shard.decode(record, runs: runs, into: destination, threads: threads)
+            statistics.withLock { $0.chunksDecoded += decoded }
+        }
+    }
+
+    /// A block read of an entry saved without a layout: allowed only as a plain read of this rank's
+    /// own shard, on as many ranks as saved (checkpoints from before layouts were recorded).
+    private func readUnblocked(
+        _ name: String,
+        as type: ElementType,
+        block: BlockLayout,
+        into destination: UnsafeMutableRawBufferPointer
+    ) throws(CheckpointError) {
+        let savedBy = manifest.shards.filter { shard in shard.entries.contains { $0.name == name } }.map(\.rank)
+        guard !isRepartitioning else {
+            guard savedBy.isEmpty else {
+                throw CheckpointError(
+                    .layoutMissing,
+                    "'\(name)' was saved without a block layout, so checkpoint \(manifest.step) cannot give it to \(rankCount) ranks (it was written by \(manifest.rankCount)); restart with \(manifest.rankCount) ranks, or save the array with SnapshotWriter.write(_:as:block:) so later checkpoints can be re-partitioned",
+                    path: directory.path(for: manifest.step)
+                )
+            }
+            _ = try shard(defaultSource).record(name)  // entryMissing, naming what the checkpoint holds
+            throw CheckpointError(.entryMissing, "entry '\(name)' is not in this checkpoint", path: directory.path)
+        }
+        let shard = try shard(rank)
+        let record = try shard.record(name)
+        try Self.check(record, holds: type, path: shard.path)
+        guard record.elementCount == block.elementCount else {
+            throw CheckpointError(
+                .layoutMissing,
+                "'\(name)' was saved without a block layout and holds \(record.elementCount) elements (shape \(record.shape)), but the block \(block) has \(block.elementCount); restore it with the decomposition it was saved with",
+                path: shard.path
+            )
+        }
+        try shard.decode(record, into: destination, threads: threads)
+        statistics.withLock { $0.chunksDecoded += record.chunks.count }
+    }
+
+    /// Throws unless `record` holds raw elements that may be restored as `type`.
+    static func check(_ record: EntryRecord, holds type: ElementType, path: String) throws(CheckpointError) {
+        guard record.encoding == .raw else {
+            throw CheckpointError(
+                .typeMismatch,
+                "entry '\(record.name)' holds an encoded \(record.elementType.typeName), not raw \(type.typeName); read it with decode(_:_:)",
+                path: path
+            )
+        }
+        guard record.elementType.isCompatible(with: type) else {
+            throw CheckpointError(
+                .typeMismatch,
+                "entry '\(record.name)' was saved as \(record.elementType) and cannot be restored as \(type)",
+                path: path
+            )
+        }
+    }
+}
+
+/// The blocks that the ranks of a checkpoint saved of one distributed entry.
+struct SavedBlocks: Sendable {
+    /// Per rank that saved the entry with a layout: the rank and its block.
+    var blocks: [(rank: Int, block: BlockLayout)] = []
+    /// Ranks that saved an entry of the same name without a layout (an inconsistent checkpoint).
+    var unblockedRanks: [Int] = []
+}
