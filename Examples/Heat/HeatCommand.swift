@@ -79,6 +79,15 @@ struct Heat: ParsableCommand {
     @Flag(help: "Checkpoint and stop on SIGTERM or SIGUSR1 (as Slurm's --signal=USR1@120 sends).")
     var stopOnSignal = false
 
+    @Option(
+        name: .customLong("local-dir"),
+        help: "Node-local folder: checkpoint there with a partner copy, flushing to --dir every --flush-every."
+    )
+    var localDirectory: String?
+
+    @Option(name: .customLong("flush-every"), help: "With --local-dir: every K-th checkpoint also goes to --dir.")
+    var flushEvery = 10
+
     func validate() throws {
         guard ranks >= 1 && ranks <= 1024 else { throw ValidationError("--ranks must be between 1 and 1024") }
         guard grid >= 3 && grid <= 65_536 else { throw ValidationError("--grid must be between 3 and 65536") }
@@ -87,6 +96,10 @@ struct Heat: ParsableCommand {
         guard delayMs >= 0 else { throw ValidationError("--delay-ms must not be negative") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
         guard dumpEvery >= 1 else { throw ValidationError("--dump-every must be at least 1") }
+        guard flushEvery >= 1 else { throw ValidationError("--flush-every must be at least 1") }
+        if localDirectory != nil && dumper != nil {
+            throw ValidationError("--local-dir and --dumper cannot be combined")
+        }
         if let dumper, dumper != "criu", dumper != "dmtcp", !dumper.hasPrefix("command:") || dumper.count <= 8 {
             throw ValidationError("--dumper must be criu, dmtcp or 'command:PROGRAM ARGS', not '\(dumper)'")
         }
@@ -112,6 +125,9 @@ struct Heat: ParsableCommand {
         configuration.metadata = ["example": "heat", "grid": "\(grid)"]
         if asynchronous { configuration.mode = .asynchronous() }
         if stopOnSignal { configuration.stopSignals = StopSignals() }
+        if let localDirectory {
+            configuration.redundancy = .init(localDirectory: localDirectory, flushEvery: flushEvery)
+        }
         if let dumper {
             let processDumper: any ProcessDumper =
                 switch dumper {
