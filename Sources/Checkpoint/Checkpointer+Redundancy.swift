@@ -173,6 +173,8 @@ extension Checkpointer {
             // Another rank could not commit: withdraw this step here too, so that no rank keeps
             // a checkpoint the others lack.
             if committedLocally { try? store.delete(step: step, permissions: configuration.directoryPermissions) }
+            // The rank whose state could not be collected reports the application's own error.
+            if let stagingError { throw stagingError }
             throw error
         }
     }
