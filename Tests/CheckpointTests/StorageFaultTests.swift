@@ -54,6 +54,42 @@ struct StorageFaultTests {
         }
     }
 
+    @Test("Retention that cannot delete an old checkpoint leaves no temporary directory behind")
+    func retentionFailureCleansUp() throws {
+        // Found by Scripts/torture (storage kind, seed 2026, trial 29).
+        for operation in [StorageFault.Operation.rename, .syncDirectory] {
+            try withTemporaryDirectory { directory in
+                let checkpointer = try Checkpointer(directory: directory, configuration: testConfiguration(keepLast: 1))
+                try checkpointer.save(ArrayState([1.0]), step: 1)
+                StorageFaults.install([
+                    StorageFault(operation, pathContains: directory, skip: operation == .rename ? 1 : 2)
+                ])
+                defer { StorageFaults.removeAll() }
+                _ = try? checkpointer.save(ArrayState([2.0]), step: 2)
+                #expect(StorageFaults.triggered > 0)
+                StorageFaults.removeAll()
+                let names = try FileManager.default.contentsOfDirectory(atPath: directory)
+                #expect(!names.contains { $0.hasSuffix(".tmp") }, "\(operation): \(names)")
+                #expect(try checkpointer.restoreLatest(ArrayState<Double>.self)?.state.values == [2.0])
+            }
+        }
+    }
+
+    @Test("Re-saving a step whose directory fsync fails keeps the previous version")
+    func replaceWithFailingSync() throws {
+        try withTemporaryDirectory { directory in
+            let checkpointer = try Checkpointer(directory: directory, configuration: testConfiguration())
+            try checkpointer.save(ArrayState([1.0]), step: 5)
+            StorageFaults.install([StorageFault(.syncDirectory, pathContains: directory, skip: 1)])
+            defer { StorageFaults.removeAll() }
+            #expect(throws: CheckpointError.self) { try checkpointer.save(ArrayState([2.0]), step: 5) }
+            StorageFaults.removeAll()
+            #expect(try checkpointer.restoreLatest(ArrayState<Double>.self)?.state.values == [1.0])
+            let names = try FileManager.default.contentsOfDirectory(atPath: directory)
+            #expect(!names.contains { $0.hasSuffix(".tmp") }, "\(names)")
+        }
+    }
+
     @Test("Slow storage still commits correctly")
     func slowStorage() throws {
         let trial = try runTrial(StorageFault(.sync, errno: 0, delay: .milliseconds(30)), ranks: 2)
@@ -150,11 +186,9 @@ struct StorageFaultTests {
                 #expect(Set(errors).count == 1, "\(fault): ranks disagree: \(errors)")
                 let message = errors[0] ?? ""
                 #expect(message.contains(String(cString: strerror(scoped.errno))), "\(fault): unclear: \(message)")
-                // A failure after the rename (fsync of the parent) may leave step 2 committed; it
-                // must then be complete and correct. Otherwise step 2 must not exist.
-                if fault.operation != .syncDirectory && fault.operation != .remove {
-                    #expect(!committed.contains(2), "\(fault): a failed checkpoint was committed")
-                }
+                // A failed checkpoint is never committed, even when only the fsync of the parent
+                // directory after the rename failed (it is withdrawn again).
+                #expect(!committed.contains(2), "\(fault): a failed checkpoint was committed")
             }
             // A failed checkpoint cleans up after itself (unless removing is what fails; then the
             // next start does).

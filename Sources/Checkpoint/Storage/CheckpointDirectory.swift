@@ -336,22 +336,42 @@ public struct CheckpointDirectory: Sendable {
                     path: destination
                 )
             }
-            try Syscalls.syncDirectory(path)
+            do { try Syscalls.syncDirectory(path) } catch {
+                // Not durable: put the previous version back (`temporary` holds it now).
+                _ = try? Syscalls.exchange(temporary, destination)
+                throw error
+            }
             try Syscalls.removeTree(temporary)
         } else {
             try Syscalls.rename(temporary, to: destination)
         }
         try checkpoint(.renamed)
-        try Syscalls.syncDirectory(path)
+        do { try Syscalls.syncDirectory(path) } catch {
+            // The rename may not survive a power loss: withdraw the checkpoint, so that a failed
+            // fsync never leaves a commit behind (a crash before the withdrawal is harmless: the
+            // checkpoint is complete and verified).
+            try? withdraw(step: manifest.step)
+            throw error
+        }
         try checkpoint(.parentSynced)
+    }
+
+    /// Moves a committed checkpoint out of the committed namespace and removes it, without
+    /// syncing (used when syncing is what failed).
+    private func withdraw(step: Step) throws(CheckpointError) {
+        let retired = try makeTemporary(step: step, permissions: 0o700)
+        defer { try? Syscalls.removeTree(retired) }
+        try Syscalls.rename(path(for: step), to: retired + "/old")
     }
 
     /// Deletes a committed checkpoint: first renamed out of the committed namespace (atomic), then removed.
     func delete(step: Step, permissions: UInt16) throws(CheckpointError) {
         let retired = try makeTemporary(step: step, permissions: permissions)
+        // Whatever fails, the temporary directory does not outlive this call (if removing it
+        // fails too, the next start removes it).
+        defer { try? Syscalls.removeTree(retired) }
         try Syscalls.rename(path(for: step), to: retired + "/old")
         try Syscalls.syncDirectory(path)
-        try Syscalls.removeTree(retired)
     }
 
     static func writeFileSynced(_ path: String, _ bytes: [UInt8], permissions: UInt16) throws(CheckpointError) {
