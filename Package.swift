@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "nbody", targets: ["NBody"]),
         .library(name: "CheckpointMPI", targets: ["CheckpointMPI"]),
         .executable(name: "mpi-selftest", targets: ["MPISelfTest"]),
+        .executable(name: "torture", targets: ["Torture"]),
     ],
     traits: [
         .trait(
@@ -45,6 +46,15 @@ let package = Package(
             name: "MPISelfTest",
             dependencies: ["Checkpoint", "CheckpointMPI"],
             path: "Tests/MPISelfTest"
+        ),
+        .executableTarget(
+            name: "Torture",
+            dependencies: [
+                "Checkpoint",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/Torture"
         ),
         .target(
             name: "HeatKernel",
