@@ -107,7 +107,8 @@ final class CrashTrials {
             ? mpi!.command(ranks: setup.ranks, arguments)
             : [programs.heatPath, "--ranks", String(setup.ranks)] + arguments
         // The time a whole run takes and the time until a resumed run has restored, learnt as runs go.
-        var runTime = Duration.milliseconds(setup.steps * (setup.delayMs + 3) + 100)
+        // (mpirun alone takes most of a second to start its ranks.)
+        var runTime = Duration.milliseconds(setup.steps * (setup.delayMs + 3) + (setup.mpi ? 900 : 100))
         var restoreTime: Duration?
         var kills = 0
         for attempt in 1...(setup.plannedKills + 4) {
