@@ -27,7 +27,8 @@ enum FaultKind: String, CaseIterable, Codable, Sendable {
             [("not-triggered", "not triggered"), ("async", "async"), ("heat", "heat stopped+resumed")]
         case .storage:
             [
-                ("not-triggered", "not triggered"), ("committed-anyway", "committed despite error"),
+                ("not-triggered", "not triggered"), ("absorbed", "failure absorbed"),
+                ("committed-anyway", "committed despite error"),
                 ("slow", "slow storage"), ("async", "async"),
             ]
         }
