@@ -15,7 +15,7 @@ struct TmpfsMount {
         guard mount("tmpfs", path, "tmpfs", 0, "size=\(megabytes)m,mode=0700") == 0 else {
             let reason = String(cString: strerror(errno))
             throw HarnessError(
-                "cannot mount a \(megabytes) MiB tmpfs at \(path) (\(reason)); run as root to test a full disk"
+                "cannot mount a tmpfs (\(reason)); run as root to test a full disk"
             )
         }
         self.path = path
