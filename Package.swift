@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "CheckpointMPI", targets: ["CheckpointMPI"]),
         .executable(name: "mpi-selftest", targets: ["MPISelfTest"]),
         .executable(name: "checkpoint-fuzz", targets: ["CheckpointFuzz"]),
+        .executable(name: "torture", targets: ["Torture"]),
     ],
     traits: [
         .trait(
@@ -52,6 +53,15 @@ let package = Package(
             dependencies: ["Checkpoint"],
             path: "Tests/Fuzz",
             exclude: ["Corpus"]
+        ),
+        .executableTarget(
+            name: "Torture",
+            dependencies: [
+                "Checkpoint",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/Torture"
         ),
         .target(
             name: "HeatKernel",

@@ -1,0 +1,38 @@
+import Foundation
+import Testing
+
+/// A short, fixed-seed run of the fault-injection harness (`Scripts/torture` runs it long): a few
+/// crashes, corruptions, full disks and storage faults, and not one may lose data.
+@Suite("Fault-injection harness")
+struct TortureTests {
+    @Test("torture --trials 3 --seed 1: every kind, nothing lost")
+    func shortRun() throws {
+        let directory = try ckptExecutable().deletingLastPathComponent()
+        let torture = directory.appendingPathComponent("torture")
+        try #require(
+            FileManager.default.isExecutableFile(atPath: torture.path),
+            "build the harness first: swift build --product torture"
+        )
+        let result = try runProgram(torture, ["--trials", "3", "--seed", "1", "--no-mpi"])
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        #expect(result.status == 0, "\(result)")
+        #expect(lines.last == "lost: 0", "\(result)")
+        // Every kind has its table row (the tmpfs trials without root say there why they were skipped).
+        func row(_ kind: String) -> String? {
+            lines.first { $0.hasPrefix(kind.padding(toLength: 8, withPad: " ", startingAt: 0)) }
+        }
+        for kind in ["crash", "corrupt", "enospc", "storage"] {
+            #expect(row(kind) != nil, "no table row for \(kind): \(result)")
+        }
+        #expect(row("crash")?.contains("bit-identical 3") == true, "\(result)")
+    }
+
+    @Test("A bad argument gets a clear error, not a run")
+    func badArguments() throws {
+        let torture = try ckptExecutable().deletingLastPathComponent().appendingPathComponent("torture")
+        try #require(FileManager.default.isExecutableFile(atPath: torture.path), "build it: swift build")
+        let result = try runProgram(torture, ["--kinds", "crash,meltdown"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("unknown kind 'meltdown'"), "\(result)")
+    }
+}
