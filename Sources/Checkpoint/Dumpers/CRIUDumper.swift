@@ -95,7 +95,8 @@ public struct CRIUDumper: ProcessDumper {
         )
         guard result.status == 0 else {
             let log =
-                (try? String(contentsOfFile: request.imagesDirectory + "/dump.log", encoding: .utf8)) ?? result.output
+                Syscalls.exists(request.imagesDirectory + "/dump.log")
+                ? ExternalProcess.readText(request.imagesDirectory + "/dump.log") : result.output
             throw CheckpointError(
                 .ioFailure,
                 "criu dump failed (exit \(result.status)): \(log.lastLines(3))",

@@ -49,8 +49,14 @@ struct ExternalProcess {
             finished.wait()
             throw CheckpointError(.timedOut, "'\(program)' did not finish within \(timeout) s and was killed")
         }
-        let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
-        return Result(status: process.terminationStatus, output: text)
+        return Result(status: process.terminationStatus, output: readText(output.path))
+    }
+
+    /// A program's log as text (at most its last 1 MiB; empty when unreadable). Read through the
+    /// library's own file calls: Foundation's file reading leaks its buffer on Linux.
+    static func readText(_ path: String) -> String {
+        guard let bytes = try? CheckpointDirectory.readWholeFile(path, limit: Int.max) else { return "" }
+        return String(decoding: bytes.suffix(1 << 20), as: UTF8.self)
     }
 
     /// Kills a program and whatever it started. Foundation starts each program as the leader of its
@@ -115,10 +121,8 @@ struct ExternalProcess {
             usleep(20_000)
         }
         try? FileManager.default.removeItem(atPath: gate)
-        let code = (try? String(contentsOfFile: status, encoding: .utf8))
-            .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-        return Result(status: code ?? -1, output: text)
+        let code = Int32(readText(status).trimmingCharacters(in: .whitespacesAndNewlines))
+        return Result(status: code ?? -1, output: readText(output))
     }
 
     /// Starts `/bin/sh -c script sh ARGUMENTS…` as the leader of a new process group and waits for
