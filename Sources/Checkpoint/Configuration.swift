@@ -42,6 +42,9 @@ extension Checkpointer {
         public var deadline: Deadline?
         /// Process dumps (CRIU, DMTCP, a command) taken after some committed checkpoints. Default: `nil`.
         public var processDumps: ProcessDumps?
+        /// Whether a checkpoint stores only the chunks that changed since the previous one.
+        /// Default: ``Incremental/off`` (see `Documentation/Incremental.md` for the measurements).
+        public var incremental: Incremental
 
         /// Creates a configuration; every argument has a default.
         public init(
@@ -58,7 +61,8 @@ extension Checkpointer {
             mode: Mode = .synchronous,
             stopSignals: StopSignals? = nil,
             deadline: Deadline? = nil,
-            processDumps: ProcessDumps? = nil
+            processDumps: ProcessDumps? = nil,
+            incremental: Incremental = .off
         ) {
             self.policy = policy
             self.retention = retention
@@ -74,6 +78,7 @@ extension Checkpointer {
             self.stopSignals = stopSignals
             self.deadline = deadline
             self.processDumps = processDumps
+            self.incremental = incremental
         }
 
         /// The number of active processors.
@@ -103,6 +108,11 @@ extension Checkpointer {
             for key in metadata.keys where key.isEmpty { throw fail("metadata keys must not be empty") }
             if case .asynchronous(let options) = mode.value, options.stagingLimit < 0 {
                 throw fail("the staging limit must not be negative, not \(options.stagingLimit)")
+            }
+            if let fullEvery = incremental.fullEvery, !(1...Incremental.maximumFullEvery).contains(fullEvery) {
+                throw fail(
+                    "incremental fullEvery must be between 1 and \(Incremental.maximumFullEvery), not \(fullEvery)"
+                )
             }
             if let processDumps {
                 guard processDumps.everyNthCheckpoint >= 1 else {
@@ -135,7 +145,11 @@ extension Checkpointer.Configuration {
             self.keepEvery = keepEvery
         }
 
-        /// The steps to delete from `steps` under this rule.
+        /// The steps to delete from `steps` under this rule alone.
+        ///
+        /// With incremental checkpoints a kept checkpoint may use chunks stored in one this rule
+        /// would delete; ``CheckpointDirectory/prunePlan(_:)`` keeps those too, and is what
+        /// retention and pruning apply.
         public func stepsToDelete(from steps: [Step]) -> [Step] {
             let newestFirst = steps.sorted(by: >)
             return newestFirst.dropFirst(keepLast).filter { step in
@@ -251,5 +265,42 @@ public struct ProcessDumps: Sendable {
         self.onFailure = onFailure
         self.timeout = timeout
         self.pid = pid
+    }
+}
+
+extension Checkpointer.Configuration {
+    /// Incremental checkpoints: a chunk whose raw bytes are unchanged since the previous checkpoint
+    /// is not compressed or written again but referenced where it is already stored.
+    ///
+    /// ```swift
+    /// configuration.incremental = .on(fullEvery: 10)
+    /// ```
+    ///
+    /// Every chunk's raw bytes are hashed (SHA-256) to find the unchanged ones, and every
+    /// `fullEvery`-th checkpoint stores every chunk again, which bounds how many checkpoints one
+    /// damaged chunk can spoil and lets retention delete old ones. Retention and ``CheckpointDirectory/prune(_:dryRun:)``
+    /// keep every checkpoint a kept one uses. Incremental shards are format 2.0, which readers that
+    /// know only format 1.x refuse as too new; with incremental checkpoints off, shards stay
+    /// format 1.0.
+    public struct Incremental: Sendable, Hashable, CustomStringConvertible {
+        /// Every checkpoint stores all of its chunks (format 1.0). The default.
+        public static let off = Incremental(fullEvery: nil)
+
+        /// Checkpoints store only changed chunks, and every `fullEvery`-th one stores all of them.
+        /// - Parameter fullEvery: Checkpoints per chain, full one included (1 to 1000; 1 makes every
+        ///   checkpoint full but still records the digests a later run could continue from). Default: 10.
+        public static func on(fullEvery: Int = 10) -> Incremental { Incremental(fullEvery: fullEvery) }
+
+        /// Checkpoints per chain, or `nil` when incremental checkpoints are off.
+        public var fullEvery: Int?
+
+        /// The largest accepted ``fullEvery``.
+        public static let maximumFullEvery = 1000
+
+        /// Whether incremental checkpoints are on.
+        public var isOn: Bool { fullEvery != nil }
+
+        /// `"off"` or `"on, full every 10"`.
+        public var description: String { fullEvery.map { "on, full every \($0)" } ?? "off" }
     }
 }
