@@ -45,7 +45,7 @@ struct Options {
                 print(
                     """
                     usage: checkpoint-bench [--quick] [--json] [--size-mib N] [--level L] [--chunk-mib C] [--dir DIR]
-                                            [--only throughput,blocking,heat,coordination,scaling]
+                                            [--only throughput,blocking,heat,coordination,scaling,incremental]
                     """
                 )
                 exit(0)
@@ -78,6 +78,9 @@ do {
     if options.includes("heat") { try overhead.heat(rows: &rows, results: &results) }
     if options.includes("coordination") { try overhead.coordination(rows: &rows, results: &results) }
     if options.includes("scaling") { try overhead.scaling(rows: &rows, results: &results) }
+    if options.includes("incremental") {
+        try IncrementalScenario(options: options, work: work).run(rows: &rows, results: &results)
+    }
     results["seconds"] = Date().timeIntervalSince(start)
 
     if options.json {
