@@ -392,6 +392,38 @@ struct IncrementalTests {
         }
     }
 
+    @Test("Asynchronous checkpoints of a registered buffer build on the previous one in the background")
+    func asynchronous() throws {
+        try withTemporaryDirectory { directory in
+            var configuration = incrementalConfiguration(fullEvery: 5)
+            configuration.mode = .asynchronous()
+            let count = 20 * ChunkedState.perChunk
+            let buffer = UnsafeMutableBufferPointer<Double>.allocate(capacity: count)
+            defer { buffer.deallocate() }
+            _ = buffer.initialize(from: smoothField(count, seed: 14))
+            var saved: [[Double]] = []
+            do {
+                let checkpointer = try Checkpointer(directory: directory, configuration: configuration)
+                try checkpointer.registry.register("field", buffer: buffer)
+                for step in 1...6 {
+                    buffer[(step % 20) * ChunkedState.perChunk] += 1
+                    try checkpointer.checkpoint(step: Step(step))
+                    saved.append(Array(buffer))
+                }
+                try checkpointer.finish()
+            }
+            let checkpoints = CheckpointDirectory(path: directory)
+            #expect(try checkpoints.committedSteps() == [1, 2, 3, 4, 5, 6])
+            let chains = try (1...6).map { try checkpoints.loadManifest(step: Step($0)).incremental?.sinceFull }
+            #expect(chains == [0, 1, 2, 3, 4, 0])
+            for step in 1...6 {
+                #expect(try shardUse(directory, step: Step(step)).localChunks == (step % 5 == 1 ? 20 : 1))
+                let values = try checkpoints.openSnapshot(step: Step(step)).read([Double].self, "field")
+                #expect(values == saved[step - 1], "step \(step)")
+            }
+        }
+    }
+
     @Test("Shard format: 1.0 with incremental checkpoints off, 2.0 with them on; a 1.0 checkpoint starts a full chain")
     func formatVersions() throws {
         try withTemporaryDirectory { directory in
