@@ -462,6 +462,25 @@ struct IncrementalTests {
         }
     }
 
+    @Test("Incremental.md: the configuration sample, and the plan prune shows")
+    func documentationSample() throws {
+        try withTemporaryDirectory { directory in
+            var configuration = Checkpointer.Configuration()
+            configuration.incremental = .on(fullEvery: 10)  // default: .off
+            configuration.retention = .init(keepLast: 1)
+            let checkpointer = try Checkpointer(directory: directory + "/run/checkpoints", configuration: configuration)
+            var state = ChunkedState(chunks: 4, seed: 15)
+            try checkpointer.save(state, step: 1200)
+            state.counter += 1
+            let manifest = try checkpointer.save(state, step: 1300)
+            #expect(manifest.references == [1200])
+            let plan = try checkpointer.directory.prunePlan(.init(keepLast: 1))
+            #expect(plan.delete == [])
+            #expect(plan.keep == [1200, 1300])
+            #expect(plan.keptForReferences == [1200: [1300]])
+        }
+    }
+
     @Test("fullEvery out of range is rejected", arguments: [0, -1, 1001])
     func invalidFullEvery(fullEvery: Int) throws {
         var configuration = testConfiguration()
