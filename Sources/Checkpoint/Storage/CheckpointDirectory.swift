@@ -299,9 +299,12 @@ public struct CheckpointDirectory: Sendable {
     public func prunePlan(_ retention: Checkpointer.Configuration.Retention) throws(CheckpointError) -> PrunePlan {
         let steps = try committedSteps()
         let existing = Set(steps)
-        var keep = existing.subtracting(retention.stepsToDelete(from: steps))
+        let candidates = retention.stepsToDelete(from: steps)
+        var keep = existing.subtracting(candidates)
         var keptForReferences: [Step: [Step]] = [:]
-        var pending = Array(keep)
+        // References point to older steps, so only kept checkpoints newer than the oldest candidate
+        // can keep a candidate; the others' manifests need not be read.
+        var pending = candidates.min().map { oldest in keep.filter { $0 > oldest } } ?? []
         while let step = pending.popLast() {
             let references: [Step]
             do { references = try loadManifest(step: step).references } catch  where error.isCorruption {
