@@ -107,7 +107,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "CheckpointBench",
-            dependencies: ["Checkpoint", "CZstd", "HeatKernel", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Checkpoint", "CZstd", "HeatKernel", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             path: "Benchmarks/CheckpointBench"
         ),
         .testTarget(

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""An independent reader for swift-checkpoint directories (shard format 1.x, manifest version 1).
+"""An independent reader for swift-checkpoint directories (shard format 1.x and 2.x, manifest version 1).
 
 It is written from Documentation/FileFormat.md alone and applies every validation rule the
 specification lists, so it doubles as a check that the specification is complete.
@@ -10,7 +10,8 @@ Without --step it picks the newest committed checkpoint that verifies, falling b
 ones (reported on stderr), as a restore does. It decodes the entries of one rank (every chunk's
 SHA-256 is checked) and prints a JSON summary; --verify also decodes every entry of every rank;
 --assemble puts the blocks every rank saved of a distributed array together into the global array
-(section 10, rules R1-R5) and prints its summary with the SHA-256 of its bytes.
+(section 10, rules R1-R5) and prints its summary with the SHA-256 of its bytes. Chunks an
+incremental (2.x) shard uses from older checkpoints are read from their shards there.
 Exit status 0 on success; 1 with `error: ...` on stderr on any failure.
 
 Needs only the standard library plus zstd decompression: the `zstandard` module when importable,
@@ -40,9 +41,10 @@ except ImportError:
 
 SHARD_MAGIC, FOOTER_MAGIC = b"CKPTSNAP", b"CKPTEND\x00"
 HEADER_SIZE, FOOTER_SIZE, DIGEST_SIZE = 16, 56, 32
-MAJOR_VERSION, MANIFEST_VERSION = 1, 1
+MAJOR_VERSION, MANIFEST_VERSION = 2, 1
 MAX_NAME, MAX_TYPE_NAME, MAX_DIMENSIONS = 255, 1024, 32
 MAX_CHUNK_RAW, MAX_RATIO, CHUNK_RECORD_SIZE = 1 << 30, 32768, 8 + 8 + 8 + 1 + DIGEST_SIZE
+CHUNK_RECORD_SIZE_2, BASE_RECORD_SIZE = CHUNK_RECORD_SIZE + DIGEST_SIZE + 4, 8 + DIGEST_SIZE
 MAX_MANIFEST, MAX_CHECKSUM = 256 << 20, 4096
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -126,9 +128,24 @@ def name_problem(name):
     return None
 
 
-def parse_index(data, data_end, path):
-    """Parses and validates a shard index whose chunk data lies in [HEADER_SIZE, data_end)."""
+def parse_index(data, data_end, path, major=1):
+    """Parses and validates a shard index whose chunk data lies in [HEADER_SIZE, data_end).
+
+    Returns (bases, entries): bases is a list of (step, index digest) (2.x; empty for 1.x); each
+    chunk is (offset, stored, raw, codec, digest, raw digest or None, location), where location 0
+    is this shard and i > 0 is bases[i - 1].
+    """
     cur = Cursor(data, f"shard index of {path}")
+    bases, record_size = [], CHUNK_RECORD_SIZE_2 if major >= 2 else CHUNK_RECORD_SIZE
+    if major >= 2:
+        nbases = cur.uint(4)
+        if nbases > cur.remaining // BASE_RECORD_SIZE:
+            raise cur.fail(f"index claims {nbases} base shards")
+        for _ in range(nbases):
+            step, digest = cur.uint(8), cur.take(DIGEST_SIZE)
+            if bases and step <= bases[-1][0]:
+                raise cur.fail("base shards are not in ascending order of step")
+            bases.append((step, digest))
     count = cur.uint(4)
     if count > len(data) // 26:
         raise cur.fail(f"index claims {count} entries")
@@ -169,7 +186,7 @@ def parse_index(data, data_end, path):
             raise cur.fail(f"{name!r} holds {e['raw']} bytes but its shape {e['shape']} "
                            f"needs {elements * e['size']}")
         nchunks = cur.uint(4)
-        if nchunks > cur.remaining // CHUNK_RECORD_SIZE:
+        if nchunks > cur.remaining // record_size:
             raise cur.fail(f"{name!r} claims {nchunks} chunks, more than the index holds")
         e["chunks"], covered = [], 0
         for _ in range(nchunks):
@@ -177,7 +194,10 @@ def parse_index(data, data_end, path):
             if codec not in CODECS:
                 raise cur.fail(f"unknown codec {codec} in {name!r}")
             digest = cur.take(DIGEST_SIZE)
-            if offset < HEADER_SIZE or offset + stored > data_end:
+            raw_digest, location = (cur.take(DIGEST_SIZE), cur.uint(4)) if major >= 2 else (None, 0)
+            if location > len(bases):
+                raise cur.fail(f"a chunk of {name!r} refers to base shard {location} of {len(bases)}")
+            if offset < HEADER_SIZE or (location == 0 and offset + stored > data_end):
                 raise cur.fail(f"a chunk of {name!r} lies outside the data region")
             if not 0 < raw <= MAX_CHUNK_RAW or raw % e["size"]:
                 raise cur.fail(f"a chunk of {name!r} has an invalid size {raw}")
@@ -188,13 +208,13 @@ def parse_index(data, data_end, path):
             covered += raw
             if covered > e["raw"]:
                 raise cur.fail(f"chunks of {name!r} hold more than its size")
-            e["chunks"].append((offset, stored, raw, codec, digest))
+            e["chunks"].append((offset, stored, raw, codec, digest, raw_digest, location))
         if covered != e["raw"]:
             raise cur.fail(f"chunks of {name!r} hold {covered} bytes but the entry has {e['raw']}")
         entries.append(e)
     if cur.remaining:
         raise cur.fail(f"{cur.remaining} unexpected bytes after the index")
-    return entries
+    return bases, entries
 
 
 def open_shard(path):
@@ -237,9 +257,34 @@ def check_shard(path, f):
     index = f.read(index_length)
     if hashlib.sha256(index).digest() != footer[16:48]:
         raise Damaged(f"{path}: shard index fails its SHA-256 checksum")
-    entries = parse_index(index, index_offset, path)
+    bases, entries = parse_index(index, index_offset, path, major)
     return {"path": path, "size": size, "version": (major, minor), "indexSHA256": footer[16:48].hex(),
-            "entries": entries}
+            "bases": bases, "entries": entries, "files": [path]}
+
+
+def open_base(path, step, digest, user):
+    """Opens a base shard (R2-R4): it exists, ends in a footer whose digest is the recorded one.
+
+    Returns the end of its data region.
+    """
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, 2)
+            f.seek(0)
+            magic = f.read(8)
+            f.seek(max(0, size - FOOTER_SIZE))
+            footer = f.read(FOOTER_SIZE)
+    except FileNotFoundError:
+        raise Damaged(f"{user}: uses chunks stored in checkpoint {step}, whose shard {path} is missing") from None
+    if size < HEADER_SIZE + FOOTER_SIZE or magic != SHARD_MAGIC:
+        raise Damaged(f"{user}: uses chunks stored in checkpoint {step}, whose shard {path} is damaged")
+    if footer[48:] != FOOTER_MAGIC or footer[16:48] != digest:
+        raise Damaged(f"{user}: uses chunks stored in checkpoint {step}, but {path} is not the shard "
+                      "they were stored in (it was replaced, or its footer is damaged)")
+    index_offset = struct.unpack_from("<Q", footer)[0]
+    if not HEADER_SIZE <= index_offset <= size - FOOTER_SIZE:
+        raise Damaged(f"{path}: shard footer points outside the file")
+    return index_offset
 
 
 def zstd_frame(frame):
@@ -299,10 +344,14 @@ def unshuffle(data, width):
     return bytes(out)
 
 
-def decode_entry(path, e):
-    """Reads, verifies and decodes every chunk of an entry; returns its raw bytes."""
+def decode_entry(files, e):
+    """Reads, verifies and decodes every chunk of an entry; returns its raw bytes.
+
+    `files` is the shard's path followed by its base shards' paths (a chunk's location indexes it).
+    """
     parts = []
-    for offset, stored, raw, codec, digest in e["chunks"]:
+    for offset, stored, raw, codec, digest, raw_digest, location in e["chunks"]:
+        path = files[location]
         with open(path, "rb") as f:
             f.seek(offset)
             data = f.read(stored)
@@ -321,7 +370,10 @@ def decode_entry(path, e):
                     raise Damaged(f"zstd frame decoded to {len(data)} bytes, expected {raw}")
             except Damaged as error:
                 raise Damaged(f"{where}: {error}") from None
-        parts.append(unshuffle(data, e["width"]) if e["filter"] == 1 else data)
+        data = unshuffle(data, e["width"]) if e["filter"] == 1 else data
+        if raw_digest is not None and hashlib.sha256(data).digest() != raw_digest:
+            raise Damaged(f"{where}: decoded bytes fail the raw SHA-256 the index records")
+        parts.append(data)
     return b"".join(parts)
 
 
@@ -437,7 +489,30 @@ def load_manifest(root, step):
             problem = block_problem(entry["block"]) if "block" in entry else None
             if problem:
                 raise Damaged(f"{directory}: the block of {entry['name']!r} (rank {shard['rank']}) {problem}")
+    check_references(directory, m)
     return directory, m
+
+
+def check_references(directory, m):
+    """M15: references (optional) are ascending steps older than the checkpoint; the manifest's
+    `incremental.references` is the union of the shards' `references`."""
+    def steps(value):
+        ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        if not ok or any(b <= a for a, b in zip(value, value[1:])) or any(v >= m["step"] for v in value):
+            raise Damaged(f"{directory}: manifest's references {value!r} are not ascending steps older than "
+                          f"{m['step']}")
+        return value
+    shard_references = [steps(s.get("references") or []) for s in m["shards"]]
+    incremental = m.get("incremental")
+    if incremental is None:
+        if any(shard_references):
+            raise Damaged(f"{directory}: manifest's shards list references but it has no incremental record")
+        return
+    if not fits(incremental, {"references": [int], "sinceFull": int, "referencedBytes": int}):
+        raise Damaged(f"{directory}/manifest.json has an invalid incremental record")
+    union = set(steps(incremental["references"]))
+    if union != {step for references in shard_references for step in references}:
+        raise Damaged(f"{directory}: manifest's references disagree with its shards' references")
 
 
 def open_rank(directory, manifest, rank):
@@ -463,6 +538,19 @@ def open_rank(directory, manifest, rank):
         raise Damaged(f"{path}: shard is {info['size']} bytes but the manifest recorded {record['fileBytes']}")
     if info["indexSHA256"] != record["indexSHA256"]:
         raise Damaged(f"{path}: shard is not the one the manifest recorded (index checksum differs)")
+    if [step for step, _ in info["bases"]] != (record.get("references") or []):
+        raise Damaged(f"{path}: shard uses chunks of checkpoints {[step for step, _ in info['bases']]} "
+                      f"but the manifest records {record.get('references') or []}")
+    root = os.path.dirname(directory)
+    data_ends = [None]
+    for step, digest in info["bases"]:
+        base = f"{root}/ckpt-{step:012d}/{record['file']}"
+        data_ends.append(open_base(base, step, digest, path))
+        info["files"].append(base)
+    for e in info["entries"]:
+        for offset, stored, _, _, _, _, location in e["chunks"]:
+            if location and offset + stored > data_ends[location]:
+                raise Damaged(f"{path}: a chunk of {e['name']!r} lies outside its base shard's data region")
     return info
 
 
@@ -475,14 +563,15 @@ def read_checkpoint(root, step, rank, entry_name, verify_all):
         names = ", ".join(e["name"] for e in info["entries"])
         raise CheckpointError(f"{info['path']}: entry {entry_name!r} is not in this checkpoint; "
                               f"it holds: {names}")
-    summaries = [summarize(e, decode_entry(info["path"], e)) for e in entries]
+    summaries = [summarize(e, decode_entry(info["files"], e)) for e in entries]
     for other in range(manifest["rankCount"]) if verify_all else ():
         shard = open_rank(directory, manifest, other)
         for e in shard["entries"]:
-            decode_entry(shard["path"], e)
+            decode_entry(shard["files"], e)
     return {"checkpoint": directory, "step": step, "rank": rank, "rankCount": manifest["rankCount"],
             "shardFormat": manifest["shardFormat"], "library": manifest["library"],
             "createdAt": manifest["createdAt"],
+            "references": sorted({step for step, _ in info["bases"]}),
             "verifiedAllRanks": verify_all, "entries": summaries}
 
 
@@ -528,7 +617,7 @@ def read_global(root, step, name):
             out = bytearray(math.prod(shape) * size)
         elif (e["scalar"], e["size"], e["type"]) != (template["scalar"], size, template["type"]):
             raise CheckpointError(f"{directory}: the ranks saved {name!r} with different element types")
-        data, chunks = decode_entry(info["path"], e), chunks + e["chunks"]
+        data, chunks = decode_entry(info["files"], e), chunks + e["chunks"]
         extent, offset = block["extent"], block["offset"]
         row = extent[-1] * size
         for position, outer in enumerate(itertools.product(*(range(x) for x in extent[:-1]))):

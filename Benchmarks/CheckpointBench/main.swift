@@ -46,7 +46,7 @@ struct Options {
                     """
                     usage: checkpoint-bench [--quick] [--json] [--size-mib N] [--level L] [--chunk-mib C] [--dir DIR]
                                             [--only throughput,blocking,heat,coordination,scaling,redundancy,
-                                                    repartition]
+                                                    repartition,incremental]
                     """
                 )
                 exit(0)
@@ -84,6 +84,9 @@ do {
     }
     if options.includes("repartition") {
         try RepartitionScenario(options: options, work: work).run(rows: &rows, results: &results)
+    }
+    if options.includes("incremental") {
+        try IncrementalScenario(options: options, work: work).run(rows: &rows, results: &results)
     }
     results["seconds"] = Date().timeIntervalSince(start)
 

@@ -54,6 +54,8 @@ extension Checkpointer {
             stagingFailure: stagingError.map { RankFailure(rank: rank, error: $0) }
         )
         var temporary: String?
+        // This rank's chunks as the next incremental checkpoint will see them, once this one commits.
+        var nextBase: ChunkBase?
         var action = machine.start()
         do {
             while true {
@@ -74,7 +76,14 @@ extension Checkpointer {
                             if let source {
                                 return try copyShard(source, into: path, stageSeconds: stageSeconds)
                             }
-                            return try writeShard(writer, into: path, stageSeconds: stageSeconds)
+                            let (report, next) = try writeShard(
+                                writer,
+                                into: path,
+                                step: step,
+                                stageSeconds: stageSeconds
+                            )
+                            nextBase = next
+                            return report
                         }
                     )
                 case .gatherReport(let report):
@@ -89,6 +98,9 @@ extension Checkpointer {
                 case .commit(let path, let reports):
                     let crashAt = crashPoint.withLock { $0 }
                     var manifest = makeManifest(step: step, metadata: metadata, reports: reports)
+                    if let nextBase {
+                        manifest.incremental = incrementalRecord(reports: reports, sinceFull: nextBase.sinceFull)
+                    }
                     let clock = Stopwatch()
                     do {
                         try Self.checkSavedBlocks(manifest.shards)
@@ -116,6 +128,7 @@ extension Checkpointer {
                 case .shareOutcome(let outcome):
                     action = machine.outcomeShared(try communicator.broadcast(value: outcome, root: 0))
                 case .done(.success(let manifest)):
+                    if let nextBase { state.withLock { $0.chunkBase = nextBase } }
                     return manifest
                 case .done(.failure(let failure)):
                     if failure.rank == rank, let stagingError { throw stagingError }
@@ -129,17 +142,28 @@ extension Checkpointer {
         }
     }
 
-    func writeShard(_ writer: SnapshotWriter, into path: String, stageSeconds: Double) throws -> ShardReport {
+    /// Writes this rank's shard; with incremental checkpoints on, also returns its chunks for the next one.
+    func writeShard(
+        _ writer: SnapshotWriter,
+        into path: String,
+        step: Step,
+        stageSeconds: Double
+    ) throws -> (ShardReport, ChunkBase?) {
+        let plan = incrementalPlan(for: step)
         let options = EncodingOptions(
             compressionLevel: configuration.compression.level,
             threads: configuration.threads,
             chunkSize: configuration.chunkSize,
             filter: configuration.filter,
-            permissions: configuration.filePermissions
+            permissions: configuration.filePermissions,
+            incremental: plan != nil
         )
         let file = CheckpointDirectory.shardFileName(rank: rank)
-        let summary = try ShardWriter.write(writer.entries, to: path + "/" + file, options: options)
-        return ShardReport(
+        let summary = try ShardWriter.write(writer.entries, to: path + "/" + file, options: options, base: plan?.base)
+        let next = plan.map { plan in
+            ChunkBase(index: summary.index, step: step, indexDigest: summary.indexDigest, sinceFull: plan.sinceFull)
+        }
+        let report = ShardReport(
             shard: Manifest.Shard(
                 rank: rank,
                 file: file,
@@ -147,7 +171,9 @@ extension Checkpointer {
                 indexSHA256: hexString(summary.indexDigest),
                 rawBytes: summary.entries.reduce(0) { $0 + $1.rawSize },
                 storedBytes: summary.entries.reduce(0) { $0 + $1.storedSize },
-                entries: summary.entries.map(Manifest.Entry.init).recordingBlocks(of: writer)
+                entries: summary.entries.map(Manifest.Entry.init).recordingBlocks(of: writer),
+                references: summary.bases.isEmpty ? nil : summary.bases.map { Step(rawValue: $0.step) },
+                referencedBytes: plan == nil ? nil : summary.referencedBytes
             ),
             timings: Manifest.Timings(
                 stageSeconds: stageSeconds,
@@ -157,6 +183,7 @@ extension Checkpointer {
                 commitSeconds: 0
             )
         )
+        return (report, next)
     }
 
     /// Copies a shard written for this checkpoint elsewhere (node-local), keeping its record.
@@ -208,7 +235,8 @@ extension Checkpointer {
         }
         return Manifest(
             manifestVersion: Manifest.currentVersion,
-            shardFormat: "\(ShardFormat.majorVersion).\(ShardFormat.minorVersion)",
+            shardFormat: (configuration.incremental.isOn
+                ? ShardFormat.incrementalVersion : ShardFormat.selfContainedVersion).description,
             library: "swift-checkpoint \(LibraryVersion.string)",
             zstdVersion: Zstd.versionString,
             step: step,
@@ -240,7 +268,7 @@ extension Checkpointer {
     /// Deletes checkpoints the retention rule no longer keeps; only ever after a newer commit.
     func applyRetention() {
         do {
-            for step in configuration.retention.stepsToDelete(from: try directory.committedSteps()) {
+            for step in try directory.prunePlan(configuration.retention).delete {
                 try directory.delete(step: step, permissions: configuration.directoryPermissions)
                 logger.debug("deleted old checkpoint", metadata: ["step": "\(step)"])
             }

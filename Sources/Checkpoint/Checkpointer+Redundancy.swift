@@ -102,7 +102,7 @@ extension Checkpointer {
                 try Syscalls.makeDirectories(store.path, permissions: configuration.directoryPermissions)
                 let path = try store.makeTemporary(step: step, permissions: configuration.directoryPermissions)
                 temporary = path
-                return try writeShard(writer, into: path, stageSeconds: stageSeconds)
+                return try writeShard(writer, into: path, step: step, stageSeconds: stageSeconds).0
             }
             var report = written
             if level.settings.partnerCopy && communicator.size > 1 {

@@ -74,6 +74,8 @@ public final class Checkpointer: Sendable {
         /// A dump a background commit left for the application's thread, and the last dump's images.
         var pendingDump: Step?
         var lastDumpImages: String?
+        /// This rank's chunks in the last committed checkpoint, for the next incremental one.
+        var chunkBase: ChunkBase?
     }
 
     var rank: Int { communicator.rank }
@@ -127,12 +129,23 @@ public final class Checkpointer: Sendable {
             // Rank 0 reports its own failure as it happened; the others learn it by rank.
             if rank == 0, case .failure = prepared, let localFailure { throw localFailure }
             _ = try shared.get()
+            // Incremental settings must agree: they decide the format every rank's shard is written in.
+            let incremental = Int64(configuration.incremental.fullEvery ?? 0)
+            let extremes =
+                communicator.size == 1
+                ? [incremental, -incremental] : try communicator.allreduce([incremental, -incremental], .max)
             // Every rank must accept the configuration and see the directory rank 0 prepared
             // (shared storage).
             try communicator.agree(
                 Shared<Bool>(rank: rank) {
                     if let localFailure { throw localFailure }
                     try Syscalls.checkWritableDirectory(directory)
+                    guard extremes[0] == -extremes[1] else {
+                        throw CheckpointError(
+                            .invalidConfiguration,
+                            "the ranks' incremental settings differ; give every rank the same configuration.incremental"
+                        )
+                    }
                     return true
                 }
             )

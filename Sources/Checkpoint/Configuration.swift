@@ -44,6 +44,9 @@ extension Checkpointer {
         public var processDumps: ProcessDumps?
         /// Node-local checkpoints with partner copies and periodic flushes to `directory`. Default: `nil`.
         public var redundancy: Redundancy?
+        /// Whether a checkpoint stores only the chunks that changed since the previous one.
+        /// Default: ``Incremental/off`` (see `Documentation/Incremental.md` for the measurements).
+        public var incremental: Incremental
 
         /// Creates a configuration; every argument has a default.
         public init(
@@ -61,7 +64,8 @@ extension Checkpointer {
             stopSignals: StopSignals? = nil,
             deadline: Deadline? = nil,
             processDumps: ProcessDumps? = nil,
-            redundancy: Redundancy? = nil
+            redundancy: Redundancy? = nil,
+            incremental: Incremental = .off
         ) {
             self.policy = policy
             self.retention = retention
@@ -78,6 +82,7 @@ extension Checkpointer {
             self.deadline = deadline
             self.processDumps = processDumps
             self.redundancy = redundancy
+            self.incremental = incremental
         }
 
         /// The number of active processors.
@@ -108,6 +113,11 @@ extension Checkpointer {
             if case .asynchronous(let options) = mode.value, options.stagingLimit < 0 {
                 throw fail("the staging limit must not be negative, not \(options.stagingLimit)")
             }
+            if let fullEvery = incremental.fullEvery, !(1...Incremental.maximumFullEvery).contains(fullEvery) {
+                throw fail(
+                    "incremental fullEvery must be between 1 and \(Incremental.maximumFullEvery), not \(fullEvery)"
+                )
+            }
             if let processDumps {
                 guard processDumps.everyNthCheckpoint >= 1 else {
                     throw fail("processDumps.everyNthCheckpoint must be at least 1")
@@ -119,6 +129,11 @@ extension Checkpointer {
                 if processDumps != nil {
                     throw fail(
                         "process dumps cannot be combined with redundancy yet; dump from a configuration without redundancy"
+                    )
+                }
+                if incremental != .off {
+                    throw fail(
+                        "incremental checkpoints cannot be combined with redundancy yet (a flushed shard would refer to chunks only node-local storage holds); turn one of them off"
                     )
                 }
             }
@@ -147,7 +162,11 @@ extension Checkpointer.Configuration {
             self.keepEvery = keepEvery
         }
 
-        /// The steps to delete from `steps` under this rule.
+        /// The steps to delete from `steps` under this rule alone.
+        ///
+        /// With incremental checkpoints a kept checkpoint may use chunks stored in one this rule
+        /// would delete; ``CheckpointDirectory/prunePlan(_:)`` keeps those too, and is what
+        /// retention and pruning apply.
         public func stepsToDelete(from steps: [Step]) -> [Step] {
             let newestFirst = steps.sorted(by: >)
             return newestFirst.dropFirst(keepLast).filter { step in
@@ -263,5 +282,42 @@ public struct ProcessDumps: Sendable {
         self.onFailure = onFailure
         self.timeout = timeout
         self.pid = pid
+    }
+}
+
+extension Checkpointer.Configuration {
+    /// Incremental checkpoints: a chunk whose raw bytes are unchanged since the previous checkpoint
+    /// is not compressed or written again but referenced where it is already stored.
+    ///
+    /// ```swift
+    /// configuration.incremental = .on(fullEvery: 10)
+    /// ```
+    ///
+    /// Every chunk's raw bytes are hashed (SHA-256) to find the unchanged ones, and every
+    /// `fullEvery`-th checkpoint stores every chunk again, which bounds how many checkpoints one
+    /// damaged chunk can spoil and lets retention delete old ones. Retention and ``CheckpointDirectory/prune(_:dryRun:)``
+    /// keep every checkpoint a kept one uses. Incremental shards are format 2.0, which readers that
+    /// know only format 1.x refuse as too new; with incremental checkpoints off, shards stay
+    /// format 1.0.
+    public struct Incremental: Sendable, Hashable, CustomStringConvertible {
+        /// Every checkpoint stores all of its chunks (format 1.0). The default.
+        public static let off = Incremental(fullEvery: nil)
+
+        /// Checkpoints store only changed chunks, and every `fullEvery`-th one stores all of them.
+        /// - Parameter fullEvery: Checkpoints per chain, full one included (1 to 1000; 1 makes every
+        ///   checkpoint full but still records the digests a later run could continue from). Default: 10.
+        public static func on(fullEvery: Int = 10) -> Incremental { Incremental(fullEvery: fullEvery) }
+
+        /// Checkpoints per chain, or `nil` when incremental checkpoints are off.
+        public var fullEvery: Int?
+
+        /// The largest accepted ``fullEvery``.
+        public static let maximumFullEvery = 1000
+
+        /// Whether incremental checkpoints are on.
+        public var isOn: Bool { fullEvery != nil }
+
+        /// `"off"` or `"on, full every 10"`.
+        public var description: String { fullEvery.map { "on, full every \($0)" } ?? "off" }
     }
 }

@@ -8,8 +8,10 @@ struct Prune: ParsableCommand {
         abstract: "Delete all but the newest checkpoints.",
         discussion: """
             Keeps the newest K committed checkpoints and, with --keep-every N, every checkpoint whose step is a \
-            multiple of N; deletes the rest, oldest first, each by an atomic rename out of the way. With \
-            --dry-run nothing is deleted and the checkpoints that would be are listed. Pruning takes the \
+            multiple of N; deletes the rest, oldest first, each by an atomic rename out of the way. A \
+            checkpoint whose chunks a kept incremental checkpoint uses is kept as well (and listed as such), \
+            so pruning never breaks a kept checkpoint. With --dry-run nothing is deleted and the checkpoints \
+            that would be are listed. Pruning takes the \
             directory's lock, so it refuses (exit status 2) while a running checkpointer uses the directory: \
             a checkpointer prunes by its own retention setting as it goes.
             """
@@ -47,10 +49,14 @@ struct Prune: ParsableCommand {
         )
         let deleted = try prune(checkpoints)
         let gone = Set(deleted)
+        // What remains is what the rule keeps, so planning again names the checkpoints kept for references.
+        let plan = try checkpoints.prunePlan(.init(keepLast: keep, keepEvery: keepEvery))
         let report = PruneReport(
             dryRun: dryRun,
             deleted: deleted.sorted().map(\.rawValue),
             kept: before.filter { !gone.contains($0) }.map(\.rawValue),
+            keptForReferences: plan.keptForReferences.filter { !gone.contains($0.key) }.sorted { $0.key < $1.key }
+                .map { PruneReport.Reference(step: $0.key.rawValue, usedBy: $0.value.map(\.rawValue)) },
             freedBytes: deleted.reduce(0) { $0 + (sizes[$1] ?? 0) }
         )
         if output.json {
@@ -84,14 +90,27 @@ struct PruneReport: Encodable {
     var deleted: [UInt64]
     /// The steps kept, oldest first.
     var kept: [UInt64]
+    /// The kept steps the rule alone would delete, kept because kept checkpoints use their chunks.
+    var keptForReferences: [Reference]
     /// Bytes of shard files deleted (or that would be).
     var freedBytes: Int
 
-    /// One line per deleted checkpoint, then a summary.
+    /// A checkpoint kept because others use its chunks.
+    struct Reference: Encodable {
+        var step: UInt64
+        /// The kept checkpoints that use it.
+        var usedBy: [UInt64]
+    }
+
+    /// One line per deleted checkpoint, one per checkpoint kept for references, then a summary.
     func lines(sizes: [Step: Int]) -> [String] {
         let verb = dryRun ? "would delete" : "deleted"
         var lines = deleted.map { step in
             "\(verb) step \(step) (\(Formatting.bytes(sizes[Step(rawValue: step)] ?? 0)))"
+        }
+        lines += keptForReferences.map { reference in
+            "\(dryRun ? "would keep" : "kept") step \(reference.step): used by step"
+                + (reference.usedBy.count == 1 ? " " : "s ") + reference.usedBy.map(String.init).joined(separator: ", ")
         }
         let count = deleted.count == 1 ? "1 checkpoint" : "\(deleted.count) checkpoints"
         let keptText =

@@ -8,8 +8,10 @@ struct Verify: ParsableCommand {
         abstract: "Re-check every checksum of a checkpoint.",
         discussion: """
             Reads the manifest and every chunk of every shard, checking each SHA-256, of the newest \
-            checkpoint (or --step N, or every one with --all). A damaged checkpoint is reported with the \
-            file and entry at fault, and the exit status is 1.
+            checkpoint (or --step N, or every one with --all). An incremental checkpoint's chunks stored in \
+            older checkpoints are read from there, so a missing, replaced or damaged checkpoint it depends \
+            on makes it fail too. A damaged checkpoint is reported with the file and entry at fault, and \
+            the exit status is 1.
             """
     )
 
@@ -39,7 +41,10 @@ struct Verify: ParsableCommand {
         // The total is known once the manifests are read; only the bar needs it.
         let total =
             ProgressBar.isShown
-            ? steps.reduce(0) { $0 + ((try? checkpoints.loadManifest(step: $1))?.storedBytes ?? 0) } : 0
+            ? steps.reduce(0) { total, step in
+                guard let manifest = try? checkpoints.loadManifest(step: step) else { return total }
+                return total + manifest.storedBytes + (manifest.incremental?.referencedBytes ?? 0)
+            } : 0
         let progress = ProgressBar("verifying", total: total)
         defer { progress.finish() }
         for step in steps {
@@ -70,8 +75,11 @@ struct VerifyResult: Encodable {
     var message: String?
     /// The file at fault, `nil` when ok.
     var path: String?
-    /// Bytes on disk that were checked (shard files), `nil` unless ok.
+    /// Bytes on disk that were checked (shard files, and the chunks used from older checkpoints),
+    /// `nil` unless ok.
     var storedBytes: Int?
+    /// The older checkpoints whose chunks this one uses (and that were read too), `nil` unless ok.
+    var references: [UInt64]?
 
     /// Reads the manifest and every entry of every shard, as `CheckpointDirectory.verify(step:threads:)`
     /// does, but entry by entry so that `progress` moves.
@@ -81,16 +89,17 @@ struct VerifyResult: Encodable {
             let manifest = try directory.loadManifest(step: step)
             for rank in 0..<manifest.rankCount {
                 let reader = try directory.openSnapshot(step: step, rank: rank, threads: threads)
-                var left = manifest.shards[rank].fileBytes
+                var left = manifest.shards[rank].fileBytes + (manifest.shards[rank].referencedBytes ?? 0)
                 for entry in reader.entries {
                     _ = try reader.readBytes(entry.name)
                     progress.advance(by: entry.storedBytes)
                     left -= entry.storedBytes
                 }
-                progress.advance(by: left)  // the shard's header and index
+                progress.advance(by: max(0, left))  // the shard's header and index
             }
             status = "ok"
-            storedBytes = manifest.storedBytes
+            storedBytes = manifest.storedBytes + (manifest.incremental?.referencedBytes ?? 0)
+            references = manifest.incremental.map { $0.references.map(\.rawValue) }
         } catch {
             status = error.isCorruption ? "corrupt" : "error"
             code = error.code.description
@@ -101,14 +110,21 @@ struct VerifyResult: Encodable {
 
     /// `step 1200: ok (1.2 GiB checked)` or `step 1200: corrupt: corruptData: … (file)`.
     var line: String {
-        guard let code else { return "step \(step): ok (\(Formatting.bytes(storedBytes ?? 0)) checked)" }
+        guard let code else {
+            let uses =
+                references.map {
+                    $0.isEmpty ? "" : ", with chunks of steps " + $0.map(String.init).joined(separator: ", ")
+                }
+                ?? ""
+            return "step \(step): ok (\(Formatting.bytes(storedBytes ?? 0)) checked\(uses))"
+        }
         var text = "step \(step): \(status): \(code): \(message ?? "")"
         if let path { text += " (\(path))" }
         return text
     }
 
     private enum CodingKeys: String, CodingKey {
-        case step, status, code, message, path, storedBytes
+        case step, status, code, message, path, storedBytes, references
     }
 
     /// Encodes every key, `null` included, so that consumers see one schema.
@@ -120,5 +136,6 @@ struct VerifyResult: Encodable {
         try container.encode(message, forKey: .message)
         try container.encode(path, forKey: .path)
         try container.encode(storedBytes, forKey: .storedBytes)
+        try container.encode(references, forKey: .references)
     }
 }

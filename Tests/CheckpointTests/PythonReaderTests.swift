@@ -72,8 +72,41 @@ struct PythonReaderTests {
         }
     }
 
+    @Test("Reads an incremental checkpoint's chunks from the older checkpoint that holds them; a missing one fails")
+    func readsIncrementalCheckpoints() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else {
+            Issue.record("python3 is required for this test (Scripts/bootstrap installs the zstd CLI it uses)")
+            return
+        }
+        try withTemporaryDirectory { directory in
+            var state = Mixed()
+            do {
+                let checkpointer = try Checkpointer(directory: directory, configuration: incrementalConfiguration())
+                try checkpointer.save(state, step: 1)
+                state.field[3] = -1
+                state.time = 13
+                let manifest = try checkpointer.save(state, step: 2)
+                #expect(manifest.references == [1])
+            }
+            let (status, output) = try run(["python3", Self.script.path, directory, "--verify"])
+            try #require(status == 0, "\(output)")
+            let summary = try JSONDecoder().decode(Summary.self, from: Data(output.utf8))
+            #expect(summary.step == 2)
+            #expect(summary.references == [1])
+            #expect(summary.entries[0].first == Array(state.field.prefix(5)))
+            let sum = try #require(summary.entries[0].sum)
+            #expect(abs(sum - state.field.reduce(0, +)) <= 1e-9 * abs(sum))
+            #expect(summary.entries[3].first == [13])
+
+            try FileManager.default.removeItem(atPath: CheckpointDirectory(path: directory).path(for: 1))
+            let (missingStatus, missingOutput) = try run(["python3", Self.script.path, directory])
+            #expect(missingStatus == 1, "\(missingOutput)")
+        }
+    }
+
     struct Summary: Decodable {
         var step: Int
+        var references: [Int]?
         var entries: [Entry]
     }
 

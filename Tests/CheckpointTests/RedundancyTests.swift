@@ -220,12 +220,49 @@ struct RedundancyTests {
         }
     }
 
+    @Test("An incremental checkpoint restores on another number of ranks")
+    func incrementalMigration() throws {
+        try withTemporaryDirectory { directory in
+            _ = try LocalGroup.run(ranks: 4, timeout: 60) { communicator in
+                var configuration = testConfiguration()
+                configuration.incremental = .on(fullEvery: 10)
+                let checkpointer = try Checkpointer(
+                    directory: directory,
+                    communicator: communicator,
+                    configuration: configuration
+                )
+                // Only rank 0's rows change after step 1: the others' chunks are references.
+                for step in 1...3 {
+                    let rows = try Rows(part: communicator.rank, of: 4, step: communicator.rank == 0 ? step : 1)
+                    try checkpointer.save(rows, step: Step(step))
+                }
+            }
+            let manifest = try CheckpointDirectory(path: directory).loadManifest(step: 3)
+            #expect(manifest.shards[1].references == [1], "rank 1's unchanged rows are referenced")
+            let restored = try LocalGroup.run(ranks: 3, timeout: 60) { communicator in
+                try #require(
+                    try Checkpointer(directory: directory, communicator: communicator).restoreLatest(Rows.self)
+                )
+            }
+            // Global element i holds i * 10 + step, where rank 0's old rows (0..<3) were saved at step 3.
+            let values: [Double] = restored.flatMap(\.state.values)
+            let expected: [Double] = (0..<60).map { (index: Int) -> Double in
+                let step = index < 15 ? 3 : 1
+                return Double(index * 10 + step)
+            }
+            #expect(values == expected)
+        }
+    }
+
     @Test("Invalid redundancy settings are rejected")
     func invalid() {
         var configuration = Checkpointer.Configuration()
         configuration.redundancy = .init(localDirectory: "/tmp/x", flushEvery: 0)
         #expect(throws: CheckpointError.self) { try configuration.validate() }
         configuration.redundancy = .init(localDirectory: "")
+        #expect(throws: CheckpointError.self) { try configuration.validate() }
+        configuration.redundancy = .init(localDirectory: "/tmp/x")
+        configuration.incremental = .on(fullEvery: 5)
         #expect(throws: CheckpointError.self) { try configuration.validate() }
     }
 

@@ -3,16 +3,21 @@
 /// ```
 /// header  16 bytes   magic "CKPTSNAP", u16 major, u16 minor, u32 flags (0)
 /// chunks  …          each a zstd frame or raw bytes, at offsets the index gives
-/// index   N bytes    entry table (see ShardIndex)
+/// index   N bytes    entry table (see ShardIndex); in 2.x preceded by the table of base shards
 /// footer  56 bytes   u64 index offset, u64 index length, 32-byte SHA-256 of the index, magic "CKPTEND\0"
 /// ```
 enum ShardFormat {
     static let magic: [UInt8] = Array("CKPTSNAP".utf8)
     static let footerMagic: [UInt8] = Array("CKPTEND".utf8) + [0]
-    /// The major version this build writes and the newest it reads.
-    static let majorVersion: UInt16 = 1
-    /// The minor version this build writes; readers accept any minor of a major they know.
-    static let minorVersion: UInt16 = 0
+    /// The newest major version this build reads; readers accept any minor of a major they know.
+    static let majorVersion: UInt16 = 2
+    /// What a self-contained shard is written as (incremental checkpoints off): every 1.x reader reads it.
+    static let selfContainedVersion = Version(major: 1, minor: 0)
+    /// What an incremental shard is written as: chunk records carry the digest of their raw bytes and
+    /// may refer to chunks stored in older checkpoints' shards. A 1.x reader could not read the
+    /// referenced chunks, so it must refuse the file as newer rather than as damaged (which would make
+    /// a restore fall back silently past it): hence a major version.
+    static let incrementalVersion = Version(major: 2, minor: 0)
     static let headerSize = 16
     static let footerSize = 56
     static let digestSize = 32
@@ -25,7 +30,24 @@ enum ShardFormat {
     /// zstd never expands data by more than this factor per chunk (an all-equal 128 KiB block is
     /// stored as a 4-byte RLE block): larger claimed raw sizes are corruption.
     static let maximumCompressionRatio = 32_768
+    /// A 1.x chunk record: offset, stored size, raw size, codec, digest of the stored bytes.
     static let chunkRecordSize = 8 + 8 + 8 + 1 + digestSize
+    /// A 2.x chunk record: a 1.x record, the digest of the raw bytes, and a `u32` location.
+    static let incrementalChunkRecordSize = chunkRecordSize + digestSize + 4
+    /// A 2.x base record: the step and the index digest of a shard whose chunks this one uses.
+    static let baseRecordSize = 8 + digestSize
+
+    /// A shard format version, `major.minor`.
+    struct Version: Hashable, Sendable, CustomStringConvertible {
+        var major: UInt16
+        var minor: UInt16
+
+        /// Whether chunk records carry raw digests and locations (2.x).
+        var isIncremental: Bool { major >= 2 }
+
+        /// `"1.0"`.
+        var description: String { "\(major).\(minor)" }
+    }
 }
 
 /// How an entry's bytes are represented.
@@ -68,6 +90,22 @@ struct ChunkRecord: Sendable, Equatable {
     var codec: ChunkCodec
     /// SHA-256 of the stored bytes.
     var digest: [UInt8]
+    /// SHA-256 of the chunk's raw bytes (before the filter and compression): what an incremental
+    /// writer compares to find unchanged chunks. Recorded in 2.x shards only.
+    var rawDigest: [UInt8]? = nil
+    /// Which shard holds the stored bytes: `nil` for this one, otherwise a position in
+    /// ``ShardIndex/bases`` (an older checkpoint's shard of the same rank).
+    var base: Int? = nil
+}
+
+/// An older checkpoint's shard (of the same rank) whose chunks a 2.x shard uses. The reference
+/// always names the shard that physically holds the bytes, so there is never a chain to follow.
+struct ShardBase: Sendable, Hashable {
+    /// The step of the checkpoint whose shard holds the chunks.
+    var step: UInt64
+    /// The SHA-256 of that shard's index (its footer digest): it tells the shard the references were
+    /// made against from one that replaced it since.
+    var indexDigest: [UInt8]
 }
 
 /// One entry of a shard's index.
@@ -88,11 +126,22 @@ struct EntryRecord: Sendable {
 
 /// The entry table of a shard.
 struct ShardIndex: Sendable {
+    /// The layout: 1.x (self-contained) or 2.x (raw digests, base table and chunk locations).
+    var version: ShardFormat.Version
+    /// The shards whose chunks this one uses (2.x), by ascending step.
+    var bases: [ShardBase]
     var entries: [EntryRecord]
 
-    /// Serializes the index in the format's byte layout.
+    /// Serializes the index in the byte layout of its version.
     func encoded() -> [UInt8] {
         var out = ByteBuilder()
+        if version.isIncremental {
+            out.append(UInt32(bases.count))
+            for base in bases {
+                out.append(base.step)
+                out.append(contentsOf: base.indexDigest)
+            }
+        }
         out.append(UInt32(entries.count))
         for entry in entries {
             out.appendString16(entry.name)
@@ -112,17 +161,44 @@ struct ShardIndex: Sendable {
                 out.append(UInt64(chunk.rawSize))
                 out.append(chunk.codec.rawValue)
                 out.append(contentsOf: chunk.digest)
+                if version.isIncremental {
+                    precondition(chunk.rawDigest?.count == ShardFormat.digestSize, "a 2.x chunk needs its raw digest")
+                    out.append(contentsOf: chunk.rawDigest ?? [])
+                    out.append(UInt32(chunk.base.map { $0 + 1 } ?? 0))
+                }
             }
         }
         return out.bytes
     }
 
-    /// Parses and validates an index read from a shard whose chunk data lies in `dataRange`.
+    /// Parses and validates an index read from a shard of format `version` whose chunk data lies in `dataRange`.
     ///
     /// Every count and size is checked against the bytes that remain and the data region
-    /// before anything is allocated from it.
-    init(decoding bytes: [UInt8], dataRange: Range<Int>, path: String) throws(CheckpointError) {
+    /// before anything is allocated from it. Chunks held by base shards are checked against those
+    /// shards' data regions when they are opened (``ShardReader``).
+    init(
+        decoding bytes: [UInt8],
+        dataRange: Range<Int>,
+        path: String,
+        version: ShardFormat.Version = ShardFormat.selfContainedVersion
+    ) throws(CheckpointError) {
         var cursor = ByteCursor(bytes, path: path)
+        var bases: [ShardBase] = []
+        if version.isIncremental {
+            let baseCount = Int(try cursor.u32())
+            guard baseCount <= cursor.remaining / ShardFormat.baseRecordSize else {
+                throw cursor.corrupt("index claims \(baseCount) base shards")
+            }
+            for _ in 0..<baseCount {
+                let step = try cursor.u64()
+                let digest = try cursor.bytes(ShardFormat.digestSize)
+                guard bases.last.map({ $0.step < step }) ?? true else {
+                    throw cursor.corrupt("base shards are not in ascending order of step")
+                }
+                bases.append(ShardBase(step: step, indexDigest: digest))
+            }
+        }
+        let recordSize = version.isIncremental ? ShardFormat.incrementalChunkRecordSize : ShardFormat.chunkRecordSize
         let entryCount = Int(try cursor.u32())
         // The smallest entry record is 26 bytes (one-byte name, empty type name, no dimensions, no chunks).
         guard entryCount <= bytes.count / 26 else { throw cursor.corrupt("index claims \(entryCount) entries") }
@@ -175,7 +251,7 @@ struct ShardIndex: Sendable {
             }
             let rawSize = Int(rawSize64)
             let chunkCount = Int(try cursor.u32())
-            guard chunkCount <= cursor.remaining / ShardFormat.chunkRecordSize else {
+            guard chunkCount <= cursor.remaining / recordSize else {
                 throw cursor.corrupt("'\(name)' claims \(chunkCount) chunks, more than the index holds")
             }
             var chunks: [ChunkRecord] = []
@@ -189,9 +265,28 @@ struct ShardIndex: Sendable {
                     throw cursor.corrupt("unknown codec in '\(name)'")
                 }
                 let digest = try cursor.bytes(ShardFormat.digestSize)
-                guard offset >= UInt64(dataRange.lowerBound), stored <= UInt64(dataRange.upperBound),
-                    offset <= UInt64(dataRange.upperBound) - stored
-                else { throw cursor.corrupt("a chunk of '\(name)' lies outside the data region") }
+                var rawDigest: [UInt8]?
+                var base: Int?
+                if version.isIncremental {
+                    rawDigest = try cursor.bytes(ShardFormat.digestSize)
+                    let location = Int(try cursor.u32())
+                    guard location <= bases.count else {
+                        throw cursor.corrupt("a chunk of '\(name)' refers to base shard \(location) of \(bases.count)")
+                    }
+                    base = location == 0 ? nil : location - 1
+                }
+                if base == nil {
+                    guard offset >= UInt64(dataRange.lowerBound), stored <= UInt64(dataRange.upperBound),
+                        offset <= UInt64(dataRange.upperBound) - stored
+                    else { throw cursor.corrupt("a chunk of '\(name)' lies outside the data region") }
+                } else {
+                    // The base's data region is known once it is opened; here only what fits any file.
+                    guard offset >= UInt64(ShardFormat.headerSize), stored <= UInt64(Int.max),
+                        offset <= UInt64(Int.max) - stored
+                    else {
+                        throw cursor.corrupt("a chunk of '\(name)' lies outside its base shard's data region")
+                    }
+                }
                 guard raw > 0, raw <= UInt64(ShardFormat.maximumChunkRawSize), raw % UInt64(elementSize) == 0 else {
                     throw cursor.corrupt("a chunk of '\(name)' has an invalid size \(raw)")
                 }
@@ -211,7 +306,9 @@ struct ShardIndex: Sendable {
                         storedSize: Int(stored),
                         rawSize: Int(raw),
                         codec: codec,
-                        digest: digest
+                        digest: digest,
+                        rawDigest: rawDigest,
+                        base: base
                     )
                 )
             }
@@ -235,15 +332,28 @@ struct ShardIndex: Sendable {
         guard cursor.remaining == 0 else {
             throw cursor.corrupt("\(cursor.remaining) unexpected bytes after the index")
         }
-        // Each stored byte belongs to at most one chunk. Without this rule a small file could
-        // point many chunks at the same bytes and make a reader allocate far more than the
-        // file holds.
-        let regions = entries.flatMap { entry in entry.chunks.map { ($0.offset, $0.storedSize) } }.sorted { $0 < $1 }
+        // Each stored byte of this file belongs to at most one chunk. Without this rule a small
+        // file could point many chunks at the same bytes and make a reader allocate far more
+        // than the file holds. (Chunks in older shards are bounded by those files' sizes when
+        // the shard is opened.)
+        let regions = entries.flatMap { entry in
+            entry.chunks.filter { $0.base == nil }.map { ($0.offset, $0.storedSize) }
+        }.sorted { $0 < $1 }
         for (previous, next) in zip(regions, regions.dropFirst()) where previous.0 + previous.1 > next.0 {
             throw cursor.corrupt("two chunks overlap at byte \(next.0)")
         }
+        self.version = version
+        self.bases = bases
         self.entries = entries
     }
 
-    init(entries: [EntryRecord]) { self.entries = entries }
+    init(
+        entries: [EntryRecord],
+        bases: [ShardBase] = [],
+        version: ShardFormat.Version = ShardFormat.selfContainedVersion
+    ) {
+        self.version = version
+        self.bases = bases
+        self.entries = entries
+    }
 }

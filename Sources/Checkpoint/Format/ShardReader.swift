@@ -1,5 +1,10 @@
 /// Reads a shard file: validates its header, footer and index up front, then decodes entries
 /// chunk by chunk (in parallel), verifying each chunk's SHA-256 before decompressing it.
+///
+/// A 2.x shard may use chunks stored in older checkpoints' shards of the same rank (its
+/// ``ShardIndex/bases``); those shards are opened and identified here too, so a missing or
+/// replaced one is reported when the shard is opened, and chunks are read from whichever file
+/// holds them (``file(for:)``).
 final class ShardReader: @unchecked Sendable {
     let path: String
     let index: ShardIndex
@@ -7,11 +12,19 @@ final class ShardReader: @unchecked Sendable {
     let indexDigest: [UInt8]
     let formatVersion: (major: UInt16, minor: UInt16)
     let file: OpenFile
+    /// The open base shards, in the order of `index.bases`.
+    private let baseFiles: [OpenFile]
     private let byName: [String: Int]
 
-    /// Opens and validates a shard.
-    /// - Throws: `notFound`, `permissionDenied`, `truncated`, `badMagic`, `unsupportedFormatVersion` or `corruptData`.
-    init(path: String) throws(CheckpointError) {
+    /// Opens and validates a shard, and the base shards whose chunks it uses.
+    ///
+    /// - Parameters:
+    ///   - path: The shard file.
+    ///   - basePath: Where the shard of the same rank of the checkpoint of a step is; by default the
+    ///     directory layout's `../ckpt-<step>/<same file name>`.
+    /// - Throws: `notFound`, `permissionDenied`, `truncated`, `badMagic`, `unsupportedFormatVersion` or
+    ///   `corruptData`; `incompleteCheckpoint` when a base shard is missing or was replaced.
+    init(path: String, basePath: ((UInt64) -> String)? = nil) throws(CheckpointError) {
         let file = try OpenFile.openForReading(path)
         let size = try file.size()
         guard size >= ShardFormat.headerSize + ShardFormat.footerSize else {
@@ -70,11 +83,32 @@ final class ShardReader: @unchecked Sendable {
         guard sha256(indexBytes) == digest else {
             throw CheckpointError(.corruptData, "shard index fails its SHA-256 checksum", path: path)
         }
-        index = try ShardIndex(
+        let index = try ShardIndex(
             decoding: indexBytes,
             dataRange: ShardFormat.headerSize..<Int(indexOffset),
-            path: path
+            path: path,
+            version: ShardFormat.Version(major: major, minor: minor)
         )
+        let locate = basePath ?? { step in Self.defaultBasePath(of: path, step: step) }
+        var baseFiles: [OpenFile] = []
+        var baseDataEnds: [Int] = []
+        for base in index.bases {
+            let (baseFile, dataEnd) = try Self.openBase(base, at: locate(base.step), usedBy: path)
+            baseFiles.append(baseFile)
+            baseDataEnds.append(dataEnd)
+        }
+        for entry in index.entries {
+            for chunk in entry.chunks {
+                guard let base = chunk.base, chunk.offset + chunk.storedSize > baseDataEnds[base] else { continue }
+                throw CheckpointError(
+                    .corruptData,
+                    "shard index is damaged: a chunk of '\(entry.name)' lies outside the data region of checkpoint \(index.bases[base].step)'s shard",
+                    path: path
+                )
+            }
+        }
+        self.index = index
+        self.baseFiles = baseFiles
         var byName: [String: Int] = [:]
         for (position, entry) in index.entries.enumerated() { byName[entry.name] = position }
         self.byName = byName
@@ -97,11 +131,21 @@ final class ShardReader: @unchecked Sendable {
         return index.entries[position]
     }
 
+    /// The file that holds `chunk`'s stored bytes: this shard, or the base shard it refers to.
+    func file(for chunk: ChunkRecord) -> OpenFile { chunk.base.map { baseFiles[$0] } ?? file }
+
+    /// The steps of the checkpoints whose shards hold chunks this one uses, ascending.
+    var baseSteps: [UInt64] { index.bases.map(\.step) }
+
     /// Decodes all of `record`'s chunks into `destination` (exactly `record.rawSize` bytes).
+    ///
+    /// With `checkRawDigests`, each decoded chunk is also checked against the digest of its raw bytes
+    /// that a 2.x index records (what later incremental checkpoints trust when they reuse the chunk).
     func decode(
         _ record: EntryRecord,
         into destination: UnsafeMutableRawBufferPointer,
-        threads: Int
+        threads: Int,
+        checkRawDigests: Bool = false
     ) throws(CheckpointError) {
         precondition(destination.count == record.rawSize)
         var starts: [Int] = []
@@ -119,7 +163,14 @@ final class ShardReader: @unchecked Sendable {
             let target = UnsafeMutableRawBufferPointer(
                 rebasing: destination[starts[index]..<starts[index] + chunk.rawSize]
             )
-            try decoder.decode(chunk, of: record, from: file, into: target)
+            try decoder.decode(chunk, of: record, from: file(for: chunk), into: target)
+            if checkRawDigests, let rawDigest = chunk.rawDigest, sha256(UnsafeRawBufferPointer(target)) != rawDigest {
+                throw CheckpointError(
+                    .corruptData,
+                    "entry '\(record.name)': the chunk at byte \(chunk.offset) decodes to bytes whose SHA-256 differs from the digest the index records for them",
+                    path: file(for: chunk).path
+                )
+            }
         }
     }
 
@@ -131,9 +182,70 @@ final class ShardReader: @unchecked Sendable {
             try decode(
                 record,
                 into: UnsafeMutableRawBufferPointer(rebasing: scratch[..<record.rawSize]),
-                threads: threads
+                threads: threads,
+                checkRawDigests: true
             )
         }
+    }
+
+    /// `<checkpoint directory>/ckpt-<step>/<this shard's file name>`, from the directory layout.
+    static func defaultBasePath(of path: String, step: UInt64) -> String {
+        let components = path.split(separator: "/", omittingEmptySubsequences: false)
+        let fileName = components.last.map(String.init) ?? path
+        let root = components.count >= 3 ? components.dropLast(2).joined(separator: "/") : "."
+        return CheckpointDirectory(path: root.isEmpty ? "/" : root).path(for: Step(rawValue: step)) + "/" + fileName
+    }
+
+    /// Opens a base shard and checks that it is the one the references were made against.
+    /// - Returns: The open file and the end of its data region.
+    private static func openBase(
+        _ base: ShardBase,
+        at basePath: String,
+        usedBy path: String
+    ) throws(CheckpointError) -> (OpenFile, Int) {
+        let baseFile: OpenFile
+        do { baseFile = try OpenFile.openForReading(basePath) } catch  where error.code == .notFound {
+            throw CheckpointError(
+                .incompleteCheckpoint,
+                "this checkpoint uses chunks stored in checkpoint \(base.step), whose shard is missing (the checkpoint was deleted or moved); restore from a checkpoint that does not depend on it",
+                path: basePath
+            )
+        }
+        let size = try baseFile.size()
+        guard size >= ShardFormat.headerSize + ShardFormat.footerSize else {
+            throw CheckpointError(
+                .incompleteCheckpoint,
+                "this checkpoint uses chunks stored in checkpoint \(base.step), whose shard is cut short",
+                path: basePath
+            )
+        }
+        guard try readBytes(baseFile, 0, ShardFormat.magic.count) == ShardFormat.magic else {
+            throw CheckpointError(
+                .corruptData,
+                "this checkpoint uses chunks stored in checkpoint \(base.step), whose shard is not a swift-checkpoint shard (wrong magic bytes)",
+                path: basePath
+            )
+        }
+        let footer = try readBytes(baseFile, size - ShardFormat.footerSize, ShardFormat.footerSize)
+        var cursor = ByteCursor(footer, path: basePath)
+        let indexOffset = try cursor.u64()
+        _ = try cursor.u64()
+        let digest = try cursor.bytes(ShardFormat.digestSize)
+        guard Array(footer[48..<56]) == ShardFormat.footerMagic, digest == base.indexDigest else {
+            throw CheckpointError(
+                .incompleteCheckpoint,
+                "this checkpoint uses chunks stored in checkpoint \(base.step), but that checkpoint's shard is not the one they were stored in (it was replaced, or its footer is damaged)",
+                path: basePath
+            )
+        }
+        guard indexOffset >= UInt64(ShardFormat.headerSize), indexOffset <= UInt64(size - ShardFormat.footerSize) else {
+            throw CheckpointError(
+                .corruptData,
+                "shard footer points outside the file (a base of \(path))",
+                path: basePath
+            )
+        }
+        return (baseFile, Int(indexOffset))
     }
 
     private static func readBytes(_ file: OpenFile, _ offset: Int, _ count: Int) throws(CheckpointError) -> [UInt8] {

@@ -8,6 +8,8 @@ struct EncodingOptions: Sendable {
     var chunkSize: Int
     var filter: FilterPolicy
     var permissions: UInt16
+    /// Write a 2.x shard: record each chunk's raw digest, and reference unchanged chunks of the base.
+    var incremental = false
 }
 
 /// What writing a shard produced, for the manifest.
@@ -18,21 +20,37 @@ struct ShardSummary: Sendable {
     var encodeSeconds: Double
     var writeSeconds: Double
     var syncSeconds: Double
+    /// The format written.
+    var version: ShardFormat.Version = ShardFormat.selfContainedVersion
+    /// The shards whose chunks this one uses (2.x).
+    var bases: [ShardBase] = []
+    /// Stored bytes of the chunks held by `bases` rather than written.
+    var referencedBytes = 0
+
+    /// The shard's index, as written.
+    var index: ShardIndex { ShardIndex(entries: entries, bases: bases, version: version) }
 }
 
 /// Writes one shard file: header, chunks (filtered, compressed and hashed in parallel, written in
 /// order), index, footer, then `fsync`.
+///
+/// Incremental (`options.incremental`): each chunk's raw bytes are hashed first; a chunk whose raw
+/// digest, size and filter are in `base` is not filtered, compressed or written again, but recorded
+/// as a reference to the shard that holds it.
 enum ShardWriter {
     static func write(
         _ entries: [SnapshotWriter.Pending],
         to path: String,
-        options: EncodingOptions
+        options: EncodingOptions,
+        base: ChunkBase? = nil
     ) throws(CheckpointError) -> ShardSummary {
+        let version = options.incremental ? ShardFormat.incrementalVersion : ShardFormat.selfContainedVersion
+        let base = options.incremental ? base : nil
         let file = try OpenFile.createExclusive(path, permissions: options.permissions)
         var header = ByteBuilder()
         header.append(contentsOf: ShardFormat.magic)
-        header.append(ShardFormat.majorVersion)
-        header.append(ShardFormat.minorVersion)
+        header.append(version.major)
+        header.append(version.minor)
         header.append(UInt32(0))
         try withTypedThrows { try header.bytes.withUnsafeBytes { bytes in try file.writeAll(bytes) } }
 
@@ -63,12 +81,41 @@ enum ShardWriter {
                     try ParallelWork.run(count: count, workers: encoders) { (encoder, slot) throws(CheckpointError) in
                         let start = (first + slot) * chunkRaw
                         let raw = UnsafeRawBufferPointer(rebasing: source[start..<min(start + chunkRaw, source.count)])
-                        slots.results[slot] = try encoder.encode(
+                        guard options.incremental else {
+                            slots.results[slot] = try encoder.encode(
+                                raw,
+                                filter: filter,
+                                width: width,
+                                into: slots.buffer(slot)
+                            )
+                            return
+                        }
+                        let rawDigest = sha256(raw)
+                        if let stored = base?.lookup(
+                            rawDigest: rawDigest,
+                            rawSize: raw.count,
+                            filter: filter,
+                            filterWidth: width
+                        ) {
+                            slots.results[slot] = ChunkEncoder.Result(
+                                storedSize: stored.storedSize,
+                                rawSize: raw.count,
+                                codec: stored.codec,
+                                digest: stored.digest,
+                                rawDigest: rawDigest,
+                                reference: stored
+                            )
+                            return
+                        }
+                        var result = try encoder.encode(
                             raw,
                             filter: filter,
                             width: width,
-                            into: slots.buffer(slot)
+                            into: slots.buffer(slot),
+                            rawDigest: rawDigest
                         )
+                        result.rawDigest = rawDigest
+                        slots.results[slot] = result
                     }
                     encodeSeconds += clock.elapsed
                     // The previous window must be on disk before its slots are reused, and before
@@ -96,7 +143,25 @@ enum ShardWriter {
         let offset = output.offset
         var writeSeconds = output.writeSeconds
         clock.restart()
-        let index = ShardIndex(entries: records).encoded()
+        // Number the holders this shard actually uses by ascending step (the index's base table).
+        var bases: [ShardBase] = []
+        var referencedBytes = 0
+        if let base {
+            let used = Set(records.lazy.flatMap(\.chunks).compactMap(\.base))
+            let order = used.sorted { base.holders[$0].step < base.holders[$1].step }
+            let position = Dictionary(uniqueKeysWithValues: order.enumerated().map { ($1, $0) })
+            bases = order.map {
+                ShardBase(step: base.holders[$0].step.rawValue, indexDigest: base.holders[$0].indexDigest)
+            }
+            for entry in records.indices {
+                for chunk in records[entry].chunks.indices {
+                    guard let holder = records[entry].chunks[chunk].base else { continue }
+                    records[entry].chunks[chunk].base = position[holder]
+                    referencedBytes += records[entry].chunks[chunk].storedSize
+                }
+            }
+        }
+        let index = ShardIndex(entries: records, bases: bases, version: version).encoded()
         let digest = sha256(index)
         var footer = ByteBuilder()
         footer.append(UInt64(offset))
@@ -116,7 +181,10 @@ enum ShardWriter {
             entries: records,
             encodeSeconds: encodeSeconds,
             writeSeconds: writeSeconds,
-            syncSeconds: syncSeconds
+            syncSeconds: syncSeconds,
+            version: version,
+            bases: bases,
+            referencedBytes: referencedBytes
         )
     }
 }
@@ -156,6 +224,22 @@ private final class OrderedOutput: @unchecked Sendable {
             do throws(CheckpointError) {
                 for slot in 0..<count {
                     let result = slots.results[slot]
+                    if let stored = result.reference {
+                        // Stays where an older checkpoint stored it; `base` is the holder's number in
+                        // the chunk base until the writer renumbers it for the index.
+                        chunks.append(
+                            ChunkRecord(
+                                offset: stored.offset,
+                                storedSize: stored.storedSize,
+                                rawSize: result.rawSize,
+                                codec: stored.codec,
+                                digest: stored.digest,
+                                rawDigest: result.rawDigest,
+                                base: stored.holder
+                            )
+                        )
+                        continue
+                    }
                     try file.writeAll(UnsafeRawBufferPointer(rebasing: slots.buffer(slot)[..<result.storedSize]))
                     chunks.append(
                         ChunkRecord(
@@ -163,7 +247,8 @@ private final class OrderedOutput: @unchecked Sendable {
                             storedSize: result.storedSize,
                             rawSize: result.rawSize,
                             codec: result.codec,
-                            digest: result.digest
+                            digest: result.digest,
+                            rawDigest: result.rawDigest
                         )
                     )
                     offset += result.storedSize
@@ -214,6 +299,10 @@ final class ChunkEncoder {
         var rawSize: Int
         var codec: ChunkCodec
         var digest: [UInt8]
+        /// The digest of the raw bytes (incremental shards only).
+        var rawDigest: [UInt8]? = nil
+        /// Set when the chunk is not written but refers to an older shard's copy.
+        var reference: ChunkBase.Stored? = nil
     }
 
     private let compressor: ZstdCompressor?
@@ -227,11 +316,14 @@ final class ChunkEncoder {
     deinit { scratch.deallocate() }
 
     /// Filters `raw`, compresses it into `output` and keeps the frame only if it is smaller.
+    ///
+    /// `rawDigest`, when known, is reused as the stored digest of an unfiltered chunk kept raw.
     func encode(
         _ raw: UnsafeRawBufferPointer,
         filter: Filter,
         width: Int,
-        into output: UnsafeMutableRawBufferPointer
+        into output: UnsafeMutableRawBufferPointer,
+        rawDigest: [UInt8]? = nil
     ) throws(CheckpointError) -> Result {
         var filtered = raw
         if filter == .shuffle {
@@ -247,7 +339,8 @@ final class ChunkEncoder {
             }
         }
         output.baseAddress!.copyMemory(from: filtered.baseAddress!, byteCount: filtered.count)
-        return Result(storedSize: raw.count, rawSize: raw.count, codec: .raw, digest: sha256(filtered))
+        let digest = filter == .none ? rawDigest ?? sha256(filtered) : sha256(filtered)
+        return Result(storedSize: raw.count, rawSize: raw.count, codec: .raw, digest: digest)
     }
 }
 

@@ -178,7 +178,11 @@ public struct CheckpointDirectory: Sendable {
             )
         }
         let shard: ShardReader
-        do { shard = try ShardReader(path: shardPath) } catch {
+        do {
+            shard = try ShardReader(path: shardPath) { step in
+                self.path(for: Step(rawValue: step)) + "/" + record.file
+            }
+        } catch {
             switch error.code {
             case .notFound:
                 throw CheckpointError(.incompleteCheckpoint, "shard of rank \(rank) is missing", path: shardPath)
@@ -214,6 +218,14 @@ public struct CheckpointDirectory: Sendable {
                 path: shardPath
             )
         }
+        // Retention keeps what the manifest lists; a shard using anything else could lose it.
+        guard shard.baseSteps == (record.references ?? []).map(\.rawValue) else {
+            throw CheckpointError(
+                .corruptData,
+                "shard uses chunks of checkpoints \(shard.baseSteps) but the manifest records \((record.references ?? []).map(\.rawValue)); the checkpoint is inconsistent",
+                path: shardPath
+            )
+        }
         let shards = CheckpointShards(
             directory: self,
             manifest: manifest,
@@ -242,15 +254,17 @@ public struct CheckpointDirectory: Sendable {
     }
 
     /// Deletes all but the newest `keepLast` committed checkpoints (and, with `keepEvery`, keeps
-    /// every checkpoint whose step is a multiple of it), as the retention rule would.
+    /// every checkpoint whose step is a multiple of it), as the retention rule would; a checkpoint
+    /// whose chunks a kept checkpoint uses is kept too (see ``prunePlan(_:)``).
     ///
     /// Takes the directory's lock, so it refuses to run while a checkpointer uses the directory.
     /// - Parameters:
     ///   - retention: What to keep.
     ///   - dryRun: Only report what would be deleted.
-    /// - Returns: The steps deleted (or that would be).
+    /// - Returns: The steps deleted (or that would be), oldest first.
     /// - Throws: `invalidConfiguration` when `keepLast` < 1 or a checkpointer holds the lock;
-    ///   `notFound`, `permissionDenied`, `ioFailure`.
+    ///   `unsupportedFormatVersion` when a kept checkpoint's manifest is too new to tell what it
+    ///   uses; `notFound`, `permissionDenied`, `ioFailure`.
     @discardableResult
     public func prune(
         _ retention: Checkpointer.Configuration.Retention,
@@ -262,15 +276,97 @@ public struct CheckpointDirectory: Sendable {
                 "keep at least one checkpoint (keepLast ≥ 1), not \(retention.keepLast)"
             )
         }
-        let doomed = retention.stepsToDelete(from: try committedSteps())
-        if dryRun { return doomed }
+        if dryRun { return try prunePlan(retention).delete }
         let lock = try Syscalls.lockExclusively(path + "/.lock", permissions: 0o600)
         defer { Syscalls.closeDescriptor(lock) }
+        let doomed = try prunePlan(retention).delete
         for step in doomed { try delete(step: step, permissions: 0o700) }
         return doomed
     }
 
+    /// What a retention rule keeps and deletes once references between checkpoints are counted.
+    public struct PrunePlan: Sendable, Hashable {
+        /// The checkpoints to delete, oldest first: neither the rule nor any kept checkpoint needs them.
+        public var delete: [Step]
+        /// The checkpoints kept, oldest first.
+        public var keep: [Step]
+        /// The checkpoints the rule alone would delete but that are kept because kept checkpoints use
+        /// their chunks: each with the kept steps that use it, ascending.
+        public var keptForReferences: [Step: [Step]]
+    }
+
+    /// Which committed checkpoints `retention` keeps, counting references: every checkpoint a kept
+    /// checkpoint uses chunks of is kept as well, and one is deleted only when nothing kept uses it.
+    ///
+    /// Reads the manifest of every kept checkpoint. A kept checkpoint whose manifest is damaged
+    /// cannot be restored, so it keeps nothing else.
+    /// - Parameter retention: The rule.
+    /// - Returns: The plan; nothing is deleted.
+    /// - Throws: `notFound` or `permissionDenied` for the directory; `unsupportedFormatVersion` (or an
+    ///   I/O error) when a kept checkpoint's manifest cannot be read, since then what it uses is unknown.
+    public func prunePlan(_ retention: Checkpointer.Configuration.Retention) throws(CheckpointError) -> PrunePlan {
+        let steps = try committedSteps()
+        let existing = Set(steps)
+        let candidates = retention.stepsToDelete(from: steps)
+        var keep = existing.subtracting(candidates)
+        var keptForReferences: [Step: [Step]] = [:]
+        // References point to older steps, so only kept checkpoints newer than the oldest candidate
+        // can keep a candidate; the others' manifests need not be read.
+        var pending = candidates.min().map { oldest in keep.filter { $0 > oldest } } ?? []
+        while let step = pending.popLast() {
+            let references: [Step]
+            do { references = try loadManifest(step: step).references } catch  where error.isCorruption {
+                references = []
+            }
+            for reference in references where existing.contains(reference) {
+                if keep.insert(reference).inserted {
+                    pending.append(reference)
+                    keptForReferences[reference] = []
+                }
+                if keptForReferences[reference] != nil { keptForReferences[reference]!.append(step) }
+            }
+        }
+        for step in keptForReferences.keys { keptForReferences[step]!.sort() }
+        return PrunePlan(
+            delete: steps.filter { !keep.contains($0) },
+            keep: steps.filter { keep.contains($0) },
+            keptForReferences: keptForReferences
+        )
+    }
+
     // MARK: Writing (used by Checkpointer)
+
+    /// What an incremental checkpoint of `step` can build on after a restart: the chunks of this
+    /// rank's shard of the newest committed checkpoint older than `step`, when that checkpoint was
+    /// written incrementally by the same number of ranks and opens cleanly; otherwise `nil`.
+    func chunkBase(before step: Step, rank: Int, rankCount: Int) throws(CheckpointError) -> ChunkBase? {
+        guard let previous = try committedSteps().last(where: { $0 < step }) else { return nil }
+        let manifest = try loadManifest(step: previous)
+        guard let incremental = manifest.incremental, manifest.rankCount == rankCount else { return nil }
+        let reader = try openSnapshot(manifest: manifest, rank: rank, threads: 1)
+        return ChunkBase(
+            index: reader.shard.index,
+            step: previous,
+            indexDigest: reader.shard.indexDigest,
+            sinceFull: incremental.sinceFull
+        )
+    }
+
+    /// Whether the committed checkpoint of `holder.step` still has, for `rank`, the shard whose index
+    /// digest is `holder.indexDigest` (it may have been deleted or replaced since it was recorded).
+    func holds(_ holder: ChunkBase.Holder, rank: Int) -> Bool {
+        let shard = path(for: holder.step) + "/" + Self.shardFileName(rank: rank)
+        guard let file = try? OpenFile.openForReading(shard), let size = try? file.size(),
+            size >= ShardFormat.headerSize + ShardFormat.footerSize
+        else { return false }
+        var footer = [UInt8](repeating: 0, count: ShardFormat.footerSize)
+        let read: Void? = try? withTypedThrows {
+            try footer.withUnsafeMutableBytes { buffer in try file.read(into: buffer, at: size - ShardFormat.footerSize)
+            }
+        }
+        return read != nil && Array(footer[16..<48]) == holder.indexDigest
+            && Array(footer[48..<56]) == ShardFormat.footerMagic
+    }
 
     /// Removes temporary directories that crashed or interrupted runs left behind.
     func removeStaleTemporaries() throws(CheckpointError) -> [String] {

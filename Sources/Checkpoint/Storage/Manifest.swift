@@ -41,6 +41,13 @@ public struct Manifest: Codable, Sendable, Hashable {
     /// stored beside the manifest (`dumps/rank-NNNNN.json`), since the committed manifest is
     /// never rewritten; ``CheckpointDirectory/loadManifest(step:)`` fills this in.
     public var dumps: [DumpRecord]?
+    /// How this checkpoint relates to older ones; `nil` when it was written with incremental
+    /// checkpoints off (then it is self-contained).
+    public var incremental: Incremental?
+
+    /// The steps of the older checkpoints whose shards hold chunks this one uses, ascending: as long
+    /// as this checkpoint is kept, they must be kept too. Empty for a self-contained checkpoint.
+    public var references: [Step] { incremental?.references ?? [] }
 
     /// Uncompressed bytes over all shards.
     public var rawBytes: Int { shards.reduce(0) { $0 + $1.rawBytes } }
@@ -77,6 +84,22 @@ public struct Manifest: Codable, Sendable, Hashable {
         public var entries: [Entry]
         /// This rank's own timings (the manifest's ``Manifest/timings`` are the maxima over ranks).
         public var timings: Timings?
+        /// The steps of the checkpoints whose shard of this rank holds chunks this shard uses
+        /// (incremental checkpoints only; `nil` or empty when it uses none).
+        public var references: [Step]? = nil
+        /// The part of ``storedBytes`` held by those checkpoints rather than by this shard file.
+        public var referencedBytes: Int? = nil
+    }
+
+    /// The incremental-checkpoint record of a manifest.
+    public struct Incremental: Codable, Sendable, Hashable {
+        /// The union of the shards' ``Shard/references``, ascending.
+        public var references: [Step]
+        /// Checkpoints since the last full one (0: every chunk of this one is stored in its own shards,
+        /// unless a rank had nothing to build on, which only makes it more self-contained).
+        public var sinceFull: Int
+        /// Stored bytes, over all shards, that this checkpoint uses but did not write.
+        public var referencedBytes: Int
     }
 
     /// Per-entry statistics.
@@ -174,7 +197,40 @@ public struct Manifest: Codable, Sendable, Hashable {
                 path: path
             )
         }
+        try manifest.checkReferences(path: path)
         return manifest
+    }
+
+    /// References point to strictly older checkpoints, ascending, and the manifest's list is the
+    /// union of the shards' (retention relies on it).
+    private func checkReferences(path: String) throws(CheckpointError) {
+        let shardReferences = shards.map { $0.references ?? [] }
+        guard let incremental else {
+            guard shardReferences.allSatisfy(\.isEmpty) else {
+                throw CheckpointError(
+                    .manifestInvalid,
+                    "manifest's shards list references but it has no incremental record",
+                    path: path
+                )
+            }
+            return
+        }
+        for list in shardReferences + [incremental.references] {
+            guard zip(list, list.dropFirst()).allSatisfy({ $0 < $1 }), list.allSatisfy({ $0 < step }) else {
+                throw CheckpointError(
+                    .manifestInvalid,
+                    "manifest's references \(list) are not ascending steps older than \(step)",
+                    path: path
+                )
+            }
+        }
+        guard Set(shardReferences.joined()) == Set(incremental.references), incremental.sinceFull >= 0 else {
+            throw CheckpointError(
+                .manifestInvalid,
+                "manifest's references \(incremental.references) disagree with its shards' references",
+                path: path
+            )
+        }
     }
 }
 
