@@ -13,7 +13,8 @@ struct FuzzInput {
         case shard = 0
         /// The bytes are a shard file whose index and chunk checksums are recomputed first.
         case shardWithRepairedChecksums = 1
-        /// The bytes are a shard index over a data region of a size given by the first 4 bytes.
+        /// The bytes are a shard index of the format version the first byte selects (even: 1.0,
+        /// odd: 2.0) over a data region of a size given by the next 4 bytes.
         case index = 2
         /// The bytes are one stored chunk; the first 6 bytes give its claimed size, codec and filter.
         case chunk = 3
@@ -21,6 +22,11 @@ struct FuzzInput {
         case manifest = 4
         /// The bytes are manifest.json, a zero byte, then the checksum line.
         case manifestAndChecksum = 5
+        /// The bytes are an incremental (2.0) shard and the older shard it uses: a 4-byte length,
+        /// the older shard, then the shard.
+        case incrementalPair = 6
+        /// As ``incrementalPair``, with both shards' checksums recomputed first.
+        case incrementalPairWithRepairedChecksums = 7
     }
 
     let mode: Mode
@@ -50,12 +56,17 @@ struct FuzzInput {
             case .shardWithRepairedChecksums: try readShard(Self.repairingChecksums(body))
             case .index:
                 var cursor = ByteCursor(body, path: "fuzz")
+                let version =
+                    try cursor.u8() % 2 == 0 ? ShardFormat.selfContainedVersion : ShardFormat.incrementalVersion
                 let dataSize = Int(try cursor.u32())
                 _ = try ShardIndex(
-                    decoding: Array(body.dropFirst(4)),
+                    decoding: Array(body.dropFirst(5)),
                     dataRange: ShardFormat.headerSize..<ShardFormat.headerSize + dataSize,
-                    path: "fuzz"
+                    path: "fuzz",
+                    version: version
                 )
+            case .incrementalPair: try readPair(repairing: false)
+            case .incrementalPairWithRepairedChecksums: try readPair(repairing: true)
             case .chunk: try decodeChunk()
             case .manifest:
                 let line = Array((hexString(sha256(body)) + "  " + Manifest.fileName + "\n").utf8)
@@ -81,6 +92,32 @@ struct FuzzInput {
             let reader = try ShardReader(path: path)
             try reader.verifyAll(threads: 1)
         }
+    }
+
+    /// Writes the older shard and the shard to scratch files, opens the shard with the older one
+    /// as every base, and decodes every entry (raw digests checked too).
+    private func readPair(repairing: Bool) throws {
+        var cursor = ByteCursor(body, path: "fuzz")
+        let baseLength = Int(try cursor.u32())
+        guard baseLength <= body.count - 4 else { return }
+        var base = Array(body[4..<4 + baseLength])
+        var shard = Array(body[(4 + baseLength)...])
+        if repairing {
+            base = Self.repairingChecksums(base)
+            shard = Self.repairingChecksums(shard, baseDigest: Self.indexDigest(of: base))
+        }
+        try Self.withScratchFile(base, name: "base") { basePath in
+            try Self.withScratchFile(shard) { path in
+                let reader = try ShardReader(path: path, basePath: { _ in basePath })
+                try reader.verifyAll(threads: 1)
+            }
+        }
+    }
+
+    /// The index digest a shard's footer records (what a base table entry must name), if any.
+    static func indexDigest(of shard: [UInt8]) -> [UInt8]? {
+        guard shard.count >= ShardFormat.headerSize + ShardFormat.footerSize else { return nil }
+        return Array(shard[(shard.count - ShardFormat.footerSize + 16)..<(shard.count - ShardFormat.footerSize + 48)])
     }
 
     /// Decodes the body after a 6-byte header (u32 claimed raw size, codec, shuffle width) as one chunk.
@@ -117,9 +154,11 @@ struct FuzzInput {
         }
     }
 
-    /// Recomputes every chunk digest and the index digest of a shard whose index still parses,
-    /// or just the index digest when its footer is intact; other inputs are returned unchanged.
-    static func repairingChecksums(_ bytes: [UInt8]) -> [UInt8] {
+    /// Recomputes every chunk digest (and raw digest) and the index digest of a shard whose index
+    /// still parses, or just the index digest when its footer is intact; other inputs are returned
+    /// unchanged. Chunks in an older shard keep their digests; `baseDigest`, when given, becomes
+    /// every base record's index digest.
+    static func repairingChecksums(_ bytes: [UInt8], baseDigest: [UInt8]? = nil) -> [UInt8] {
         let footerStart = bytes.count - ShardFormat.footerSize
         guard footerStart >= ShardFormat.headerSize else { return bytes }
         var cursor = ByteCursor(Array(bytes[footerStart...]), path: "fuzz")
@@ -128,19 +167,28 @@ struct FuzzInput {
             length64 == UInt64(footerStart) - offset64
         else { return bytes }
         let indexStart = Int(offset64)
+        var header = ByteCursor(Array(bytes[8..<12]), path: "fuzz")
+        let version = ShardFormat.Version(major: (try? header.u16()) ?? 1, minor: (try? header.u16()) ?? 0)
         var indexBytes = Array(bytes[indexStart..<footerStart])
         if var index = try? ShardIndex(
             decoding: indexBytes,
             dataRange: ShardFormat.headerSize..<indexStart,
-            path: "fuzz"
+            path: "fuzz",
+            version: version
         ) {
             for entry in index.entries.indices {
-                for chunk in index.entries[entry].chunks.indices {
-                    let stored = index.entries[entry].chunks[chunk]
-                    index.entries[entry].chunks[chunk].digest = sha256(
-                        Array(bytes[stored.offset..<stored.offset + stored.storedSize])
-                    )
+                let record = index.entries[entry]
+                for chunk in record.chunks.indices where record.chunks[chunk].base == nil {
+                    let stored = record.chunks[chunk]
+                    let data = Array(bytes[stored.offset..<stored.offset + stored.storedSize])
+                    index.entries[entry].chunks[chunk].digest = sha256(data)
+                    if stored.codec == .raw && stored.rawDigest != nil && record.filter == .none {
+                        index.entries[entry].chunks[chunk].rawDigest = sha256(data)
+                    }
                 }
+            }
+            if let baseDigest {
+                for position in index.bases.indices { index.bases[position].indexDigest = baseDigest }
             }
             indexBytes = index.encoded()
         }
@@ -155,9 +203,9 @@ struct FuzzInput {
     }
 
     /// Runs `body` with a scratch file holding `bytes` (in /dev/shm when available: no disk I/O).
-    static func withScratchFile(_ bytes: [UInt8], _ body: (String) throws -> Void) throws {
+    static func withScratchFile(_ bytes: [UInt8], name: String = "shard", _ body: (String) throws -> Void) throws {
         let folder = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
-        let path = "\(folder)/checkpoint-fuzz-\(getpid()).snap"
+        let path = "\(folder)/checkpoint-fuzz-\(getpid())-\(name).snap"
         guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else { return }
         defer { unlink(path) }
         try body(path)

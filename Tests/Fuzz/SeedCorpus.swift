@@ -8,6 +8,7 @@ enum SeedCorpus {
     private struct Sample: Checkpointable {
         var seed: UInt64
         var count: Int
+        var label = "seed"
 
         init(seed: UInt64, count: Int) {
             self.seed = seed
@@ -32,7 +33,7 @@ enum SeedCorpus {
             try writer.write([UInt8](repeating: 7, count: count), as: "bytes")
             try writer.encode(seed, as: "seed")
             try writer.encode(count, as: "count")
-            try writer.encode(["label": "seed \(seed)", "units": "K"], as: "metadata")
+            try writer.encode(["label": "\(label) \(seed)", "units": "K"], as: "metadata")
         }
     }
 
@@ -77,6 +78,7 @@ enum SeedCorpus {
                     - ShardIndex(entries: reader.index.entries)
                     .encoded().count
                 var index = ByteBuilder()
+                index.append(UInt8(0))
                 index.append(UInt32(indexStart - ShardFormat.headerSize))
                 index.append(contentsOf: shard[indexStart..<shard.count - ShardFormat.footerSize])
                 seeds.append(FuzzInput(mode: .index, body: index.bytes))
@@ -95,11 +97,44 @@ enum SeedCorpus {
             seeds.append(FuzzInput(mode: .manifest, body: manifest))
             seeds.append(FuzzInput(mode: .manifestAndChecksum, body: manifest + [0] + checksum))
         }
+        seeds += try incrementalSeeds(work: work + "/incremental")
         for (number, seed) in seeds.enumerated() {
             let name = String(format: "%@/seed-%03d-%@", folder, number, "\(seed.mode)")
             try Data(seed.bytes).write(to: URL(fileURLWithPath: name))
         }
         return seeds.count
+    }
+
+    /// Seeds from an incremental checkpoint (format 2.0) and the older one it uses.
+    private static func incrementalSeeds(work: String) throws -> [FuzzInput] {
+        var configuration = Checkpointer.Configuration(threads: 1, chunkSize: 4096)
+        configuration.incremental = .on(fullEvery: 10)
+        let checkpointer = try Checkpointer(directory: work, configuration: configuration)
+        // Step 2 changes only the seed and count entries: the arrays' chunks are references.
+        try checkpointer.save(Sample(seed: 7, count: 3000), step: 1)
+        var changed = Sample(seed: 7, count: 3000)
+        changed.label = "changed"
+        try checkpointer.save(changed, step: 2)
+        let base = try bytes(work + "/ckpt-000000000001/rank-00000.snap")
+        let shard = try bytes(work + "/ckpt-000000000002/rank-00000.snap")
+        var pair = ByteBuilder()
+        pair.append(UInt32(base.count))
+        pair.append(contentsOf: base)
+        pair.append(contentsOf: shard)
+        var index = ByteBuilder()
+        index.append(UInt8(1))
+        let footer = shard.count - ShardFormat.footerSize
+        var cursor = ByteCursor(Array(shard[footer..<footer + 16]), path: "seed")
+        let indexStart = Int(try cursor.u64())
+        let indexLength = Int(try cursor.u64())
+        index.append(UInt32(indexStart - ShardFormat.headerSize))
+        index.append(contentsOf: shard[indexStart..<indexStart + indexLength])
+        return [
+            FuzzInput(mode: .incrementalPair, body: pair.bytes),
+            FuzzInput(mode: .incrementalPairWithRepairedChecksums, body: pair.bytes),
+            FuzzInput(mode: .index, body: index.bytes),
+            FuzzInput(mode: .shard, body: base),
+        ]
     }
 
     private static func bytes(_ path: String) throws -> [UInt8] {
