@@ -292,7 +292,7 @@ public struct LocalCommunicator: Communicator {
     }
 }
 
-/// Per-rank results of ``LocalGroup/run(ranks:timeout:_:)``.
+/// Per-rank results of ``LocalGroup/run(ranks:timeout:nodes:_:)``.
 private final class Outcomes<Value: Sendable>: Sendable {
     private let results: Locked<[Result<Value, any Error>?]>
 
