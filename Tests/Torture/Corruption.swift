@@ -60,14 +60,29 @@ enum Corruption: String, CaseIterable {
             try FileManager.default.removeItem(atPath: shard)
             return "deleted \(shardName(rank))"
         case .staleShard:
-            try FileManager.default.removeItem(atPath: shard)
-            try FileManager.default.copyItem(atPath: previous + "/" + shardName(rank), toPath: shard)
-            return "replaced \(shardName(rank)) with the same rank's shard of the previous checkpoint"
+            // A rank whose state did not change between the checkpoints (heat's cold rows) has
+            // byte-identical shards: replacing one with the other damages nothing. Pick a rank
+            // whose shard differs, or damage the checkpoint another way.
+            let differing = (0..<ranks).map { (rank + $0) % ranks }.first { candidate in
+                let name = shardName(candidate)
+                return (try? readFile(directory + "/" + name)) != (try? readFile(previous + "/" + name))
+            }
+            guard let stale = differing else {
+                return try Corruption.flipBytes.apply(to: directory, ranks: ranks, previous: previous, using: &random)
+            }
+            let staleShard = directory + "/" + shardName(stale)
+            try FileManager.default.removeItem(atPath: staleShard)
+            try FileManager.default.copyItem(atPath: previous + "/" + shardName(stale), toPath: staleShard)
+            return "replaced \(shardName(stale)) with the same rank's shard of the previous checkpoint"
         case .swapShards:
             precondition(ranks >= 2, "swapping needs two ranks")
             var other = Int.random(in: 0..<(ranks - 1), using: &random)
             if other >= rank { other += 1 }
             let otherShard = directory + "/" + shardName(other)
+            // Two ranks with identical state have identical shards: swapping them changes nothing.
+            if try readFile(shard) == readFile(otherShard) {
+                return try Corruption.flipBytes.apply(to: directory, ranks: ranks, previous: previous, using: &random)
+            }
             let scratch = shard + ".swap"
             try FileManager.default.moveItem(atPath: shard, toPath: scratch)
             try FileManager.default.moveItem(atPath: otherShard, toPath: shard)
