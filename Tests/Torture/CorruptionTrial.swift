@@ -44,21 +44,7 @@ struct CorruptionTrial {
         let previous = older + Int.random(in: 1...40, using: &random)
         let newest = previous + Int.random(in: 1...40, using: &random)
         let steps = random.chance(0.5) ? [older, previous, newest] : [previous, newest]
-        let dataSeed = seed
-        _ = try LocalGroup.run(ranks: ranks, timeout: 60) { communicator in
-            let checkpointer = try Checkpointer(
-                directory: checkpoints,
-                communicator: communicator,
-                configuration: trialConfiguration(),
-                logger: LogCollector().logger(label: "save")
-            )
-            for step in steps {
-                try checkpointer.save(
-                    TrialState(seed: dataSeed, rank: communicator.rank, step: step, size: size),
-                    step: step
-                )
-            }
-        }
+        try saveTrialStates(checkpoints, steps: steps, ranks: ranks, seed: seed, size: size)
         let layout = CheckpointDirectory(path: checkpoints)
         let what = try corruption.apply(
             to: layout.path(for: newest),

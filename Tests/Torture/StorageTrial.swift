@@ -203,20 +203,7 @@ struct StorageTrial {
         let checkpoints = directory + "/checkpoints"
         let steps: [Step] = [5, 6]
         let dataSeed = seed
-        _ = try LocalGroup.run(ranks: ranks, timeout: 60) { communicator in
-            let checkpointer = try Checkpointer(
-                directory: checkpoints,
-                communicator: communicator,
-                configuration: trialConfiguration(),
-                logger: LogCollector().logger(label: "save")
-            )
-            for step in steps {
-                try checkpointer.save(
-                    TrialState(seed: dataSeed, rank: communicator.rank, step: step, size: size),
-                    step: step
-                )
-            }
-        }
+        try saveTrialStates(checkpoints, steps: steps, ranks: ranks, seed: dataSeed, size: size)
         let target = ranks > 1 && random.chance(0.5) ? shardName(Int.random(in: 0..<ranks, using: &random)) : ""
         let fault = StorageFault(
             .read,

@@ -112,6 +112,24 @@ func restoreTrialStates(
     }
 }
 
+/// Commits the trial states of `steps` on `ranks` in-process ranks.
+func saveTrialStates(_ checkpoints: String, steps: [Step], ranks: Int, seed: UInt64, size: Int) throws {
+    _ = try LocalGroup.run(ranks: ranks, timeout: 60) { communicator in
+        let checkpointer = try Checkpointer(
+            directory: checkpoints,
+            communicator: communicator,
+            configuration: trialConfiguration(),
+            logger: LogCollector().logger(label: "save")
+        )
+        for step in steps {
+            try checkpointer.save(
+                TrialState(seed: seed, rank: communicator.rank, step: step, size: size),
+                step: step
+            )
+        }
+    }
+}
+
 /// Reads one rank's shard of a committed checkpoint without a checkpointer (read-only, no lock);
 /// `nil` when it does not read back.
 func readTrialState(_ checkpoints: String, step: Step, rank: Int) -> TrialState? {

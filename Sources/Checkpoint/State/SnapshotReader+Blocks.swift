@@ -60,6 +60,18 @@ extension SnapshotReader {
         block: BlockLayout
     ) throws(CheckpointError) -> [Element] {
         let count = block.elementCount
+        // An empty array must not go through `unsafeUninitializedCapacity`: for 0 elements it
+        // writes the count into the shared empty-array storage, which other threads read
+        // (the thread sanitizer reports it). The read still runs: it checks the entry and block.
+        guard count > 0 else {
+            try checkpoint.read(
+                prefix + name,
+                as: .of(Element.self),
+                block: block,
+                into: UnsafeMutableRawBufferPointer(start: nil, count: 0)
+            )
+            return []
+        }
         var failure: CheckpointError?
         let array = [Element](unsafeUninitializedCapacity: count) { buffer, initialized in
             do throws(CheckpointError) {

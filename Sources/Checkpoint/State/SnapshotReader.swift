@@ -54,6 +54,10 @@ public struct SnapshotReader: Sendable {
     ) throws(CheckpointError) -> [Element] {
         let record = try rawRecord(name, Element.self)
         let count = record.elementCount
+        // An empty array must not go through `unsafeUninitializedCapacity`: for 0 elements it
+        // writes the count into the shared empty-array storage, which other threads read
+        // (the thread sanitizer reports it). The record was checked above; there is nothing to decode.
+        guard count > 0 else { return [] }
         var failure: CheckpointError?
         let array = [Element](unsafeUninitializedCapacity: count) { buffer, initialized in
             do throws(CheckpointError) {
