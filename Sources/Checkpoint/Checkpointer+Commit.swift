@@ -158,7 +158,7 @@ extension Checkpointer {
             permissions: configuration.filePermissions,
             incremental: plan != nil
         )
-        let file = CheckpointDirectory.shardFileName(rank: rank)
+        let file = CheckpointLayout.shardFileName(rank: rank)
         let summary = try ShardWriter.write(writer.entries, to: path + "/" + file, options: options, base: plan?.base)
         let next = plan.map { plan in
             ChunkBase(index: summary.index, step: step, indexDigest: summary.indexDigest, sinceFull: plan.sinceFull)

@@ -39,7 +39,7 @@ extension Checkpointer {
     /// Dumps this process into the checkpoint's `images/rank-N` folder, between the participants'
     /// hooks, and records the outcome beside the manifest.
     private func dumpProcess(after step: Step, _ dumps: ProcessDumps) throws {
-        let folder = CheckpointDirectory.imagesFolder(rank: rank)
+        let folder = CheckpointLayout.imagesFolder(rank: rank)
         let images = directory.path(for: step) + "/" + folder
         // Wall-clock time: a copy restored from the dump (elsewhere, or after a reboot) resumes in this
         // function, where a monotonic stopwatch could run backwards.

@@ -202,7 +202,7 @@ extension Checkpointer {
             _ = try mine.get()
             guard let bytes = theirs, let temporary else { return true }
             try CheckpointDirectory.writeFileSynced(
-                temporary + "/" + CheckpointDirectory.shardFileName(rank: held),
+                temporary + "/" + CheckpointLayout.shardFileName(rank: held),
                 bytes,
                 permissions: configuration.filePermissions
             )
@@ -301,7 +301,7 @@ extension Checkpointer {
                 let folder = level.store.path(for: step)
                 var packed = ByteBuilder()
                 for name in [
-                    Manifest.fileName, Manifest.checksumFileName, CheckpointDirectory.shardFileName(rank: held),
+                    Manifest.fileName, Manifest.checksumFileName, CheckpointLayout.shardFileName(rank: held),
                 ] {
                     let bytes = try CheckpointDirectory.readWholeFile(folder + "/" + name, limit: Int.max)
                     packed.append(UInt64(bytes.count))
@@ -342,7 +342,7 @@ extension Checkpointer {
         for _ in 0..<3 { files.append(try cursor.bytes(Int(try cursor.u64()))) }
         let manifest = try Manifest.decode(files[0], checksumLine: files[1], path: "partner copy")
         let permissions = (file: configuration.filePermissions, directory: configuration.directoryPermissions)
-        let shardName = CheckpointDirectory.shardFileName(rank: rank)
+        let shardName = CheckpointLayout.shardFileName(rank: rank)
         let committed = level.store.path(for: step)
         if Syscalls.isDirectory(committed) {
             // The checkpoint is there (with the copy this rank keeps for another): add the shard.

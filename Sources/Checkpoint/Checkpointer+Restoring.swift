@@ -76,9 +76,8 @@ extension Checkpointer {
             // With redundancy, each rank reads its node-local copy, its partner's, or the shared one.
             let source = try localLevel.map { try locateShard(of: step, level: $0) } ?? directory
             do {
-                let shards = CheckpointShards(
-                    directory: source,
-                    manifest: try source.loadManifest(step: step),
+                let shards = source.shards(
+                    of: try source.loadManifest(step: step),
                     rank: rank,
                     rankCount: communicator.size,
                     threads: configuration.threads

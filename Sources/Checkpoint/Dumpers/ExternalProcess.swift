@@ -187,13 +187,6 @@ struct ExternalProcess {
         return nil
     }
 }
-
-/// A non-`Sendable` error, carried as its description.
-struct SendableDescription: Error, Sendable, CustomStringConvertible {
-    var description: String
-    init(_ error: any Error) { description = "\(error)" }
-}
-
 extension String {
     /// The last `count` lines, for error messages that quote a program's output.
     func lastLines(_ count: Int) -> String {

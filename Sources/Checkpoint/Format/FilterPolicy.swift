@@ -20,7 +20,7 @@ public struct FilterPolicy: Hashable, Sendable, CustomStringConvertible {
     /// `"automatic"`, `"none"` or `"shuffle"`.
     public var description: String { "\(value)" }
 
-    func choice(for entry: SnapshotWriter.Pending) -> (Filter, width: Int) {
+    func choice(for entry: PendingEntry) -> (Filter, width: Int) {
         guard entry.encoding == .raw, value != .none else { return (.none, 1) }
         let scalarSize = entry.elementType.scalar.size
         if scalarSize > 1 { return (.shuffle, scalarSize) }

@@ -193,7 +193,7 @@ final class ShardReader: @unchecked Sendable {
         let components = path.split(separator: "/", omittingEmptySubsequences: false)
         let fileName = components.last.map(String.init) ?? path
         let root = components.count >= 3 ? components.dropLast(2).joined(separator: "/") : "."
-        return CheckpointDirectory(path: root.isEmpty ? "/" : root).path(for: Step(rawValue: step)) + "/" + fileName
+        return (root.isEmpty ? "" : root) + "/" + CheckpointLayout.committedName(Step(rawValue: step)) + "/" + fileName
     }
 
     /// Opens a base shard and checks that it is the one the references were made against.

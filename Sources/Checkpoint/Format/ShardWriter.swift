@@ -39,7 +39,7 @@ struct ShardSummary: Sendable {
 /// as a reference to the shard that holds it.
 enum ShardWriter {
     static func write(
-        _ entries: [SnapshotWriter.Pending],
+        _ entries: [PendingEntry],
         to path: String,
         options: EncodingOptions,
         base: ChunkBase? = nil
@@ -190,7 +190,7 @@ enum ShardWriter {
 }
 
 /// The chunk size of an entry: the configured size rounded down to whole elements.
-private func chunkRawSize(for entry: SnapshotWriter.Pending, options: EncodingOptions) -> Int {
+private func chunkRawSize(for entry: PendingEntry, options: EncodingOptions) -> Int {
     let elementSize = entry.elementType.size
     return max(elementSize, options.chunkSize / elementSize * elementSize)
 }
@@ -342,35 +342,4 @@ final class ChunkEncoder {
         let digest = filter == .none ? rawDigest ?? sha256(filtered) : sha256(filtered)
         return Result(storedSize: raw.count, rawSize: raw.count, codec: .raw, digest: digest)
     }
-}
-
-/// SHA-256 of a byte buffer.
-func sha256(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
-    var hasher = SHA256()
-    hasher.update(bufferPointer: bytes)
-    return Array(hasher.finalize())
-}
-
-/// SHA-256 of a byte array.
-func sha256(_ bytes: [UInt8]) -> [UInt8] {
-    bytes.withUnsafeBytes { sha256($0) }
-}
-
-/// Measures elapsed wall-clock time with the monotonic clock.
-struct Stopwatch {
-    private var start = DispatchTime.now().uptimeNanoseconds
-    mutating func restart() { start = DispatchTime.now().uptimeNanoseconds }
-    var elapsed: Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
-}
-
-/// Lower-case hexadecimal.
-func hexString(_ bytes: [UInt8]) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var out: [UInt8] = []
-    out.reserveCapacity(bytes.count * 2)
-    for byte in bytes {
-        out.append(digits[Int(byte >> 4)])
-        out.append(digits[Int(byte & 15)])
-    }
-    return String(decoding: out, as: UTF8.self)
 }

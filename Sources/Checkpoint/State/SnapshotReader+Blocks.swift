@@ -118,7 +118,7 @@ extension SnapshotReader {
             throw CheckpointError(
                 .incompleteCheckpoint,
                 "checkpoint \(checkpoint.manifest.step) was written by \(savedRankCount) ranks; there is no rank \(owner) to read from",
-                path: checkpoint.directory.path(for: checkpoint.manifest.step)
+                path: checkpoint.location
             )
         }
         var reader = SnapshotReader(shard: try checkpoint.shard(owner), threads: threads, checkpoint: checkpoint)

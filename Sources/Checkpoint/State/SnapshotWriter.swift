@@ -14,15 +14,7 @@ import Foundation
 /// }
 /// ```
 public struct SnapshotWriter: Sendable {
-    struct Pending: Sendable {
-        var name: String
-        var encoding: EntryEncoding
-        var elementType: ElementType
-        var shape: [Int]
-        var source: any EntrySource
-        /// Where this rank's block lies in a distributed array (see `SnapshotWriter+Blocks.swift`).
-        var block: BlockLayout? = nil
-    }
+    typealias Pending = PendingEntry
 
     private(set) var entries: [Pending] = []
     private var names: Set<String> = []
@@ -163,30 +155,5 @@ public struct SnapshotWriter: Sendable {
         entries.append(
             Pending(name: name, encoding: encoding, elementType: type, shape: shape, source: source, block: block)
         )
-    }
-}
-
-/// The JSON coders for `Codable` entries: sorted keys for stable bytes, and non-finite floats
-/// spelled as strings so that `.nan` and `.infinity` round-trip.
-enum JSONCoding {
-    static var encoder: JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(
-            positiveInfinity: "+Infinity",
-            negativeInfinity: "-Infinity",
-            nan: "NaN"
-        )
-        return encoder
-    }
-
-    static var decoder: JSONDecoder {
-        let decoder = JSONDecoder()
-        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
-            positiveInfinity: "+Infinity",
-            negativeInfinity: "-Infinity",
-            nan: "NaN"
-        )
-        return decoder
     }
 }

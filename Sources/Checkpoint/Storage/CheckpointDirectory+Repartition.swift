@@ -26,15 +26,30 @@ extension CheckpointDirectory {
         step: Step,
         rank: Int,
         rankCount: Int,
-        threads: Int = Checkpointer.Configuration.defaultThreads
+        threads: Int = Syscalls.onlineProcessorCount
     ) throws(CheckpointError) -> SnapshotReader {
-        let shards = CheckpointShards(
-            directory: self,
-            manifest: try loadManifest(step: step),
+        let shards = self.shards(of: try loadManifest(step: step), rank: rank, rankCount: rankCount, threads: threads)
+        return try shards.reader()
+    }
+
+    /// The shards of a committed checkpoint as restoring rank `rank` of `rankCount` sees them.
+    func shards(
+        of manifest: Manifest,
+        rank: Int,
+        rankCount: Int,
+        threads: Int,
+        opened: ShardReader? = nil
+    ) -> CheckpointShards {
+        CheckpointShards(
+            location: path(for: manifest.step),
+            openShard: { old throws(CheckpointError) in
+                try self.openSnapshot(manifest: manifest, rank: old, threads: threads).shard
+            },
+            manifest: manifest,
             rank: rank,
             rankCount: rankCount,
-            threads: threads
+            threads: threads,
+            opened: opened
         )
-        return try shards.reader()
     }
 }

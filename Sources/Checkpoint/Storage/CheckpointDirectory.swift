@@ -20,19 +20,12 @@ public struct CheckpointDirectory: Sendable {
     /// Refers to a directory of checkpoints. Nothing is checked until it is used.
     public init(path: String) { self.path = path }
 
-    static let committedPrefix = "ckpt-"
-    static let temporaryPrefix = ".ckpt-"
-    static let temporarySuffix = ".tmp"
-
     /// The shard file name of a rank, e.g. `rank-00003.snap`.
-    public static func shardFileName(rank: Int) -> String {
-        "rank-" + zeroPadded(UInt64(rank), width: 5) + ".snap"
-    }
+    public static func shardFileName(rank: Int) -> String { CheckpointLayout.shardFileName(rank: rank) }
 
     /// The path of the committed checkpoint for `step`.
-    public func path(for step: Step) -> String { path + "/" + Self.committedName(step) }
+    public func path(for step: Step) -> String { path + "/" + CheckpointLayout.committedName(step) }
 
-    static func committedName(_ step: Step) -> String { committedPrefix + zeroPadded(step.rawValue, width: 12) }
 
     /// The steps of all committed checkpoint directories, oldest first.
     ///
@@ -50,19 +43,7 @@ public struct CheckpointDirectory: Sendable {
             }
             throw CheckpointError(.notFound, "checkpoint directory does not exist", path: path)
         }
-        return try Syscalls.listDirectory(path).compactMap(Self.step(ofCommitted:)).sorted()
-    }
-
-    /// The step of a committed directory's name, or `nil` for any other name. Only the canonical
-    /// spelling counts (`ckpt-` and at least 12 digits, zero-padded), so no step is seen twice.
-    static func step(ofCommitted name: String) -> Step? {
-        guard name.hasPrefix(committedPrefix) else { return nil }
-        let digits = name.dropFirst(committedPrefix.count)
-        guard digits.count >= 12, digits.count <= 20, digits.allSatisfy({ $0 >= "0" && $0 <= "9" }),
-            let number = UInt64(digits)
-        else { return nil }
-        let step = Step(rawValue: number)
-        return committedName(step) == name ? step : nil
+        return try Syscalls.listDirectory(path).compactMap(CheckpointLayout.step(ofCommitted:)).sorted()
     }
 
     /// Reads and checks the manifest of the checkpoint at `step`.
@@ -98,7 +79,7 @@ public struct CheckpointDirectory: Sendable {
     /// The dump records stored beside a checkpoint's manifest, by rank; unreadable ones are left out
     /// (a dump record never decides whether the checkpoint itself is good).
     func dumpRecords(step: Step) -> [DumpRecord]? {
-        let folder = path(for: step) + "/" + Self.dumpsFolder
+        let folder = path(for: step) + "/" + CheckpointLayout.dumpsFolder
         guard let names = try? Syscalls.listDirectory(folder) else { return nil }
         let records = names.filter { $0.hasSuffix(".json") }.sorted().compactMap { name -> DumpRecord? in
             guard let bytes = try? Self.readWholeFile(folder + "/" + name, limit: 1 << 20) else { return nil }
@@ -107,10 +88,9 @@ public struct CheckpointDirectory: Sendable {
         return records.isEmpty ? nil : records.sorted { $0.rank < $1.rank }
     }
 
-    static let dumpsFolder = "dumps"
 
     /// The images directory of a rank's process dump at `step`, relative to the checkpoint directory.
-    public static func imagesFolder(rank: Int) -> String { "images/rank-" + zeroPadded(UInt64(rank), width: 5) }
+    public static func imagesFolder(rank: Int) -> String { CheckpointLayout.imagesFolder(rank: rank) }
 
     /// Writes a rank's dump record beside the manifest of a committed checkpoint, atomically
     /// (a temporary file renamed into place).
@@ -119,7 +99,7 @@ public struct CheckpointDirectory: Sendable {
         step: Step,
         permissions: (file: UInt16, directory: UInt16)
     ) throws(CheckpointError) {
-        let folder = path(for: step) + "/" + Self.dumpsFolder
+        let folder = path(for: step) + "/" + CheckpointLayout.dumpsFolder
         try Syscalls.makeDirectory(folder, permissions: permissions.directory, allowExisting: true)
         let name = "rank-" + zeroPadded(UInt64(record.rank), width: 5) + ".json"
         let temporary = folder + "/." + name + ".tmp"
@@ -150,7 +130,7 @@ public struct CheckpointDirectory: Sendable {
     public func openSnapshot(
         step: Step,
         rank: Int = 0,
-        threads: Int = Checkpointer.Configuration.defaultThreads
+        threads: Int = Syscalls.onlineProcessorCount
     )
         throws(CheckpointError) -> SnapshotReader
     {
@@ -226,14 +206,7 @@ public struct CheckpointDirectory: Sendable {
                 path: shardPath
             )
         }
-        let shards = CheckpointShards(
-            directory: self,
-            manifest: manifest,
-            rank: rank,
-            rankCount: manifest.rankCount,
-            threads: threads,
-            opened: shard
-        )
+        let shards = shards(of: manifest, rank: rank, rankCount: manifest.rankCount, threads: threads, opened: shard)
         return SnapshotReader(shard: shard, threads: threads, checkpoint: shards)
     }
 
@@ -243,7 +216,7 @@ public struct CheckpointDirectory: Sendable {
     @discardableResult
     public func verify(
         step: Step,
-        threads: Int = Checkpointer.Configuration.defaultThreads
+        threads: Int = Syscalls.onlineProcessorCount
     ) throws(CheckpointError) -> Manifest {
         let manifest = try loadManifest(step: step)
         for rank in 0..<manifest.rankCount {
@@ -372,7 +345,7 @@ public struct CheckpointDirectory: Sendable {
     func removeStaleTemporaries() throws(CheckpointError) -> [String] {
         var removed: [String] = []
         for name in try Syscalls.listDirectory(path)
-        where name.hasPrefix(Self.temporaryPrefix) && name.hasSuffix(Self.temporarySuffix) {
+        where name.hasPrefix(CheckpointLayout.temporaryPrefix) && name.hasSuffix(CheckpointLayout.temporarySuffix) {
             try Syscalls.removeTree(path + "/" + name)
             removed.append(name)
         }
@@ -382,9 +355,9 @@ public struct CheckpointDirectory: Sendable {
     /// Creates a fresh temporary directory for a checkpoint of `step`.
     func makeTemporary(step: Step, permissions: UInt16) throws(CheckpointError) -> String {
         let name =
-            Self.temporaryPrefix + zeroPadded(step.rawValue, width: 12) + "."
+            CheckpointLayout.temporaryPrefix + zeroPadded(step.rawValue, width: 12) + "."
             + String(Syscalls.processID) + "." + String(UInt32.random(in: 0...UInt32.max), radix: 16)
-            + Self.temporarySuffix
+            + CheckpointLayout.temporarySuffix
         let temporary = path + "/" + name
         try Syscalls.makeDirectory(temporary, permissions: permissions)
         return temporary
@@ -493,9 +466,4 @@ public struct CheckpointDirectory: Sendable {
         }
         return bytes
     }
-}
-
-func zeroPadded(_ value: UInt64, width: Int) -> String {
-    let digits = String(value)
-    return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
 }

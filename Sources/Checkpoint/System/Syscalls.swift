@@ -107,6 +107,7 @@ final class OpenFile: @unchecked Sendable {
 }
 
 /// Directory-level system calls.
+@usableFromInline
 enum Syscalls {
     /// Creates a directory with the given permission bits; an existing directory is fine when `allowExisting`.
     static func makeDirectory(_ path: String, permissions: UInt16, allowExisting: Bool = false) throws(CheckpointError)
@@ -260,6 +261,9 @@ enum Syscalls {
 
     /// Closes a descriptor (releasing any lock it holds).
     static func closeDescriptor(_ fd: Int32) { _ = Glibc.close(fd) }
+
+    /// The number of processors online (at least 1): the default number of threads.
+    @usableFromInline static var onlineProcessorCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
     /// The process id, used to name temporary directories.
     static var processID: Int32 { getpid() }

@@ -190,7 +190,7 @@ public struct Manifest: Codable, Sendable, Hashable {
                 path: path
             )
         }
-        for shard in manifest.shards where shard.file != CheckpointDirectory.shardFileName(rank: shard.rank) {
+        for shard in manifest.shards where shard.file != CheckpointLayout.shardFileName(rank: shard.rank) {
             throw CheckpointError(
                 .manifestInvalid,
                 "manifest names an unexpected shard file '\(shard.file)'",

@@ -51,28 +51,13 @@ struct BytesSource: EntrySource {
     }
 }
 
-/// Standard-library `withUnsafeBytes` methods rethrow untyped errors; this restores the type.
-@inline(__always)
-func withTypedThrows<Result>(_ body: () throws -> Result) throws(CheckpointError) -> Result {
-    do { return try body() } catch let error as CheckpointError { throw error } catch {
-        throw CheckpointError(.ioFailure, "unexpected error: \(error)")
-    }
-}
-
-/// A private copy of memory the application owns, made when an asynchronous checkpoint is staged.
-struct StagedCopySource: EntrySource, @unchecked Sendable {
-    let storage: StagedBytes
-    var byteCount: Int { storage.bytes.count }
-
-    init(copying bytes: UnsafeRawBufferPointer, into storage: StagedBytes) {
-        precondition(storage.bytes.count == bytes.count)
-        self.storage = storage
-        if bytes.count > 0 { storage.bytes.copyMemory(from: bytes) }
-    }
-
-    func withBytes<Result>(
-        _ body: (UnsafeRawBufferPointer) throws(CheckpointError) -> Result
-    ) throws(CheckpointError) -> Result {
-        try body(UnsafeRawBufferPointer(storage.bytes))
-    }
+/// An entry collected for a snapshot, not yet encoded: its description and where its bytes are.
+struct PendingEntry: Sendable {
+    var name: String
+    var encoding: EntryEncoding
+    var elementType: ElementType
+    var shape: [Int]
+    var source: any EntrySource
+    /// Where this rank's block lies in a distributed array (see `SnapshotWriter+Blocks.swift`).
+    var block: BlockLayout? = nil
 }

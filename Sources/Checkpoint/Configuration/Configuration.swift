@@ -47,6 +47,9 @@ extension Checkpointer {
         /// Whether a checkpoint stores only the chunks that changed since the previous one.
         /// Default: ``Incremental/off`` (see `Documentation/Incremental.md` for the measurements).
         public var incremental: Incremental
+        /// How stores make a checkpoint committed: by renaming a finished directory into place
+        /// (the default) or by writing a commit marker last. Default: ``CommitMethod/rename``.
+        public var commitMethod: CommitMethod
 
         /// Creates a configuration; every argument has a default.
         public init(
@@ -65,7 +68,8 @@ extension Checkpointer {
             deadline: Deadline? = nil,
             processDumps: ProcessDumps? = nil,
             redundancy: Redundancy? = nil,
-            incremental: Incremental = .off
+            incremental: Incremental = .off,
+            commitMethod: CommitMethod = .rename
         ) {
             self.policy = policy
             self.retention = retention
@@ -83,10 +87,11 @@ extension Checkpointer {
             self.processDumps = processDumps
             self.redundancy = redundancy
             self.incremental = incremental
+            self.commitMethod = commitMethod
         }
 
         /// The number of active processors.
-        public static var defaultThreads: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+        public static var defaultThreads: Int { Syscalls.onlineProcessorCount }
 
         /// Throws ``CheckpointError/Code/invalidConfiguration`` for out-of-range values.
         public func validate() throws(CheckpointError) {
@@ -149,33 +154,6 @@ extension Checkpointer {
 }
 
 extension Checkpointer.Configuration {
-    /// Which committed checkpoints survive when a newer one commits.
-    public struct Retention: Sendable, Hashable {
-        /// Keep this many newest checkpoints (at least 1).
-        public var keepLast: Int
-        /// Also keep, forever, every checkpoint whose step is a multiple of this (`nil`: none).
-        public var keepEvery: Int?
-
-        /// Creates a retention rule.
-        public init(keepLast: Int = 3, keepEvery: Int? = nil) {
-            self.keepLast = keepLast
-            self.keepEvery = keepEvery
-        }
-
-        /// The steps to delete from `steps` under this rule alone.
-        ///
-        /// With incremental checkpoints a kept checkpoint may use chunks stored in one this rule
-        /// would delete; ``CheckpointDirectory/prunePlan(_:)`` keeps those too, and is what
-        /// retention and pruning apply.
-        public func stepsToDelete(from steps: [Step]) -> [Step] {
-            let newestFirst = steps.sorted(by: >)
-            return newestFirst.dropFirst(keepLast).filter { step in
-                guard let every = keepEvery else { return true }
-                return step.rawValue % UInt64(every) != 0
-            }
-        }
-    }
-
     /// How chunks are compressed.
     public struct Compression: Sendable, Hashable, CustomStringConvertible {
         /// The zstd level, or `nil` to store chunks raw.

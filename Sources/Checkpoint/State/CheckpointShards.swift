@@ -6,7 +6,10 @@
 /// assembles each distributed entry from the old shards whose blocks overlap the new block,
 /// decoding only the chunks that hold overlapping bytes.
 final class CheckpointShards: Sendable {
-    let directory: CheckpointDirectory
+    /// The checkpoint's location, for messages.
+    let location: String
+    /// Opens the shard of an old rank and checks it against the manifest (the store's business).
+    let openShard: @Sendable (Int) throws(CheckpointError) -> ShardReader
     let manifest: Manifest
     /// The restoring rank and the number of restoring ranks.
     let rank: Int
@@ -28,14 +31,16 @@ final class CheckpointShards: Sendable {
     private let statistics = Locked(Statistics())
 
     init(
-        directory: CheckpointDirectory,
+        location: String,
+        openShard: @escaping @Sendable (Int) throws(CheckpointError) -> ShardReader,
         manifest: Manifest,
         rank: Int,
         rankCount: Int,
         threads: Int,
         opened shard: ShardReader? = nil
     ) {
-        self.directory = directory
+        self.location = location
+        self.openShard = openShard
         self.manifest = manifest
         self.rank = rank
         self.rankCount = rankCount
@@ -66,7 +71,7 @@ final class CheckpointShards: Sendable {
             throw CheckpointError(
                 .rankCountMismatch,
                 "checkpoint \(manifest.step) was written by \(manifest.rankCount) ranks but \(rankCount) are restoring it, and it records no block layout to re-partition its state by; restart with \(manifest.rankCount) ranks, or save distributed arrays with SnapshotWriter.write(_:as:block:) so that later checkpoints can be restored on any number of ranks (see Documentation/Migration.md)",
-                path: directory.path(for: manifest.step)
+                path: location
             )
         }
         return SnapshotReader(shard: try shard(defaultSource), threads: threads, checkpoint: self)
@@ -75,7 +80,7 @@ final class CheckpointShards: Sendable {
     /// The shard of old rank `old`, opened and checked against the manifest on first use.
     func shard(_ old: Int) throws(CheckpointError) -> ShardReader {
         if let shard = opened.withLock({ $0[old] }) { return shard }
-        let shard = try directory.openSnapshot(manifest: manifest, rank: old, threads: threads).shard
+        let shard = try openShard(old)
         statistics.withLock { _ = $0.shardsOpened.insert(old) }
         return opened.withLock { opened in
             if let existing = opened[old] { return existing }
@@ -120,7 +125,7 @@ final class CheckpointShards: Sendable {
             try readUnblocked(name, as: type, block: block, into: destination)
             return
         }
-        let path = directory.path(for: manifest.step)
+        let path = location
         if let unblocked = saved.unblockedRanks.first {
             throw CheckpointError(
                 .layoutMismatch,
@@ -179,11 +184,11 @@ final class CheckpointShards: Sendable {
                 throw CheckpointError(
                     .layoutMissing,
                     "'\(name)' was saved without a block layout, so checkpoint \(manifest.step) cannot give it to \(rankCount) ranks (it was written by \(manifest.rankCount)); restart with \(manifest.rankCount) ranks, or save the array with SnapshotWriter.write(_:as:block:) so later checkpoints can be re-partitioned",
-                    path: directory.path(for: manifest.step)
+                    path: location
                 )
             }
             _ = try shard(defaultSource).record(name)  // entryMissing, naming what the checkpoint holds
-            throw CheckpointError(.entryMissing, "entry '\(name)' is not in this checkpoint", path: directory.path)
+            throw CheckpointError(.entryMissing, "entry '\(name)' is not in this checkpoint", path: location)
         }
         let shard = try shard(rank)
         let record = try shard.record(name)
