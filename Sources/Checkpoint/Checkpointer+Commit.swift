@@ -96,7 +96,6 @@ extension Checkpointer {
                         action = machine.reportSent()
                     }
                 case .commit(let path, let reports):
-                    let crashAt = crashPoint.withLock { $0 }
                     var manifest = makeManifest(step: step, metadata: metadata, reports: reports)
                     if let nextBase {
                         manifest.incremental = incrementalRecord(reports: reports, sinceFull: nextBase.sinceFull)
@@ -106,7 +105,16 @@ extension Checkpointer {
                         try Self.checkSavedBlocks(manifest.shards)
                         try directory.commit(temporary: path, manifest: manifest, permissions: permissions.file) {
                             point throws(CheckpointError) in
-                            if point == crashAt { throw SimulatedCrash.error }
+                            let mapped: CrashPoint =
+                                switch point {
+                                case .shardsWritten: .shardWritten
+                                case .manifestWritten: .committing(.manifestWritten)
+                                case .checksumWritten: .committing(.checksumWritten)
+                                case .temporarySynced: .committing(.synced)
+                                case .renamed: .committing(.published)
+                                case .parentSynced: .committing(.parentSynced)
+                                }
+                            try crashes.reached(mapped)
                         }
                         temporary = nil
                         manifest.timings.commitSeconds = clock.elapsed
@@ -311,9 +319,4 @@ extension Manifest.Entry {
             chunks: record.chunks.count
         )
     }
-}
-
-/// The error a test's injected crash throws: the commit stops where it is, without cleaning up.
-enum SimulatedCrash {
-    static let error = CheckpointError(.ioFailure, "simulated crash (test seam)")
 }

@@ -45,8 +45,8 @@ public final class Checkpointer: Sendable {
     let logger: Logger
     private let lockDescriptor: Int32?
     let state: Locked<MutableState>
-    /// A test seam: stop a commit at this point as if the process had died there.
-    let crashPoint = Locked<CheckpointDirectory.CommitPoint?>(nil)
+    /// The test seam that stops a commit at a named point as if the process had died there.
+    let crashes = CrashInjector()
     /// The background pipeline and its own communicator, in asynchronous mode.
     let background: BackgroundPipeline?
     /// The node-local store and partner of this rank, when the configuration asks for redundancy.
@@ -206,5 +206,14 @@ public final class Checkpointer: Sendable {
         }
         background?.stop()
         if let lockDescriptor { Syscalls.closeDescriptor(lockDescriptor) }
+    }
+}
+
+extension Checkpointer {
+    /// Test seam: the `occurrence`-th time a commit reaches `point`, it stops as if the process died
+    /// there (`nil` disarms). Used by the crash tests and by `heat --crash-at`.
+    @_spi(Testing) public func injectCrash(at point: CrashPoint?, occurrence: Int = 1, by action: CrashAction = .throwError)
+    {
+        crashes.arm(point, occurrence: occurrence, action: action)
     }
 }

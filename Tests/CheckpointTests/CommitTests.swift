@@ -1,22 +1,22 @@
 import Foundation
 import Testing
 
-@testable import Checkpoint
+@_spi(Testing) @testable import Checkpoint
 
 @Suite("Commit protocol, retention and storage errors")
 struct CommitTests {
     @Test(
         "A crash between any two steps of a commit never loses the newest committed checkpoint",
-        arguments: CheckpointDirectory.CommitPoint.allCases
+        arguments: CrashPoint.commitPointsOfTheSharedStore
     )
-    func crashDuringCommit(point: CheckpointDirectory.CommitPoint) throws {
+    func crashDuringCommit(point: CrashPoint) throws {
         try withTemporaryDirectory { directory in
             let first = ArrayState(smoothField(2000, seed: 1))
             let second = ArrayState(smoothField(2000, seed: 2))
             do {
                 let checkpointer = try Checkpointer(directory: directory, configuration: testConfiguration())
                 try checkpointer.save(first, step: 1)
-                checkpointer.crashPoint.withLock { $0 = point }
+                checkpointer.injectCrash(at: point)
                 #expect(throws: CheckpointError.self) { try checkpointer.save(second, step: 2) }
             }
             // "Restart": a new checkpointer cleans up and restores whatever is committed.
@@ -24,13 +24,12 @@ struct CommitTests {
             let names = try FileManager.default.contentsOfDirectory(atPath: directory)
             #expect(!names.contains { $0.hasSuffix(".tmp") }, "stale temporaries removed: \(names)")
             let restored = try #require(try restarted.restoreLatest(ArrayState<Double>.self))
-            switch point {
-            case .shardsWritten, .manifestWritten, .checksumWritten, .temporarySynced:
-                #expect(restored.step == 1)
-                #expect(restored.state == first)
-            case .renamed, .parentSynced:
+            if point.leavesCheckpointCommitted {
                 #expect(restored.step == 2)
                 #expect(restored.state == second)
+            } else {
+                #expect(restored.step == 1)
+                #expect(restored.state == first)
             }
         }
     }

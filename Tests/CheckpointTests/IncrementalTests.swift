@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import Checkpoint
+@_spi(Testing) @testable import Checkpoint
 
 /// A field of `chunks` test-sized chunks (4 KiB = 512 doubles each), and a counter.
 struct ChunkedState: Checkpointable, Equatable {
@@ -366,7 +366,7 @@ struct IncrementalTests {
 
     @Test("A crash at any commit point keeps the newest committed checkpoint usable; the chain goes on")
     func crashDuringIncrementalCommit() throws {
-        for point in CheckpointDirectory.CommitPoint.allCases {
+        for point in CrashPoint.commitPointsOfTheSharedStore {
             try withTemporaryDirectory { directory in
                 var random = SplitMix64(seed: 13)
                 var state = ChunkedState(chunks: 10, seed: 12)
@@ -376,12 +376,12 @@ struct IncrementalTests {
                     _ = state.change(chunks: 2, using: &random)
                     try checkpointer.save(state, step: 2)
                     _ = state.change(chunks: 2, using: &random)
-                    checkpointer.crashPoint.withLock { $0 = point }
+                    checkpointer.injectCrash(at: point)
                     #expect(throws: CheckpointError.self) { try checkpointer.save(state, step: 3) }
                 }
                 let restarted = try Checkpointer(directory: directory, configuration: incrementalConfiguration())
                 var restored = try #require(try restarted.restoreLatest(ChunkedState.self))
-                #expect(restored.step == (point == .renamed || point == .parentSynced ? 3 : 2), "\(point)")
+                #expect(restored.step == (point.leavesCheckpointCommitted ? 3 : 2), "\(point)")
                 #expect(restored.step != 3 || restored.state == state)
                 _ = restored.state.change(chunks: 2, using: &random)
                 try restarted.save(restored.state, step: 4)

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import Checkpoint
+@_spi(Testing) @testable import Checkpoint
 
 /// A fresh directory under the system temporary directory, removed afterwards.
 func withTemporaryDirectory<R>(_ body: (String) throws -> R) throws -> R {
@@ -87,3 +87,10 @@ func readFile(_ path: String) throws -> [UInt8] { Array(try Data(contentsOf: URL
 
 /// Replaces a file's contents (keeping the path).
 func writeFile(_ path: String, _ bytes: [UInt8]) throws { try Data(bytes).write(to: URL(fileURLWithPath: path)) }
+
+extension CrashPoint {
+    /// The points a plain commit to the shared directory (no redundancy, rename) passes through.
+    static var commitPointsOfTheSharedStore: [CrashPoint] {
+        [.shardWritten] + StoreCommitPoint.allCases.map(CrashPoint.committing)
+    }
+}

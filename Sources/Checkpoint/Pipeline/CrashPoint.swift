@@ -23,6 +23,16 @@
             + StoreCommitPoint.allCases.map(CrashPoint.flushing) + [.retentionApplied, .dumped]
     }
 
+    /// Whether a crash here leaves the checkpoint committed (at the level it commits to first):
+    /// from the store's publication on.
+    public var leavesCheckpointCommitted: Bool {
+        switch self {
+        case .shardWritten, .partnerCopied: false
+        case .committing(let point): point == .published || point == .parentSynced
+        case .flushCopied, .flushing, .retentionApplied, .dumped: true
+        }
+    }
+
     /// `shard-written`, `commit.renamed`, `flush.manifest-written`, …
     public var description: String {
         switch self {
@@ -57,4 +67,49 @@
     case published
     /// The parent directory is synced: the commit is durable.
     case parentSynced = "parent-synced"
+}
+
+/// What an injected crash does.
+@_spi(Testing) public enum CrashAction: Sendable, Hashable {
+    /// The commit stops where it is with an error and cleans nothing up (in-process tests).
+    case throwError
+    /// The process kills itself with `SIGKILL` (whole-program tests: `heat --crash-at`).
+    case killProcess
+}
+
+/// The test seam behind ``CrashPoint``: armed with a point, it fires when the pipeline reaches that
+/// point for the `occurrence`-th time.
+final class CrashInjector: Sendable {
+    private struct Armed {
+        var point: CrashPoint
+        var remaining: Int
+        var action: CrashAction
+    }
+
+    private let armed = Locked<Armed?>(nil)
+
+    func arm(_ point: CrashPoint?, occurrence: Int, action: CrashAction) {
+        armed.withLock { $0 = point.map { Armed(point: $0, remaining: max(1, occurrence), action: action) } }
+    }
+
+    /// Called by the pipeline at each named point.
+    /// - Throws: ``SimulatedCrash/error`` when armed for this point with ``CrashAction/throwError``.
+    func reached(_ point: CrashPoint) throws(CheckpointError) {
+        let fire = armed.withLock { armed -> CrashAction? in
+            guard var current = armed, current.point == point else { return nil }
+            current.remaining -= 1
+            armed = current.remaining == 0 ? nil : current
+            return current.remaining == 0 ? current.action : nil
+        }
+        switch fire {
+        case nil: return
+        case .throwError: throw SimulatedCrash.error
+        case .killProcess: Syscalls.killThisProcess()
+        }
+    }
+}
+
+/// The error an injected crash throws: the commit stops where it is, without cleaning up.
+enum SimulatedCrash {
+    static let error = CheckpointError(.ioFailure, "simulated crash (test seam)")
 }

@@ -265,6 +265,12 @@ enum Syscalls {
     /// The number of processors online (at least 1): the default number of threads.
     @usableFromInline static var onlineProcessorCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
+    /// Ends this process at once with `SIGKILL`, as a crash would (the fault-injection seam).
+    static func killThisProcess() -> Never {
+        _ = kill(getpid(), SIGKILL)
+        _exit(137)
+    }
+
     /// The process id, used to name temporary directories.
     static var processID: Int32 { getpid() }
 
