@@ -212,8 +212,11 @@ public final class Checkpointer: Sendable {
 extension Checkpointer {
     /// Test seam: the `occurrence`-th time a commit reaches `point`, it stops as if the process died
     /// there (`nil` disarms). Used by the crash tests and by `heat --crash-at`.
-    @_spi(Testing) public func injectCrash(at point: CrashPoint?, occurrence: Int = 1, by action: CrashAction = .throwError)
-    {
+    @_spi(Testing) public func injectCrash(
+        at point: CrashPoint?,
+        occurrence: Int = 1,
+        by action: CrashAction = .throwError
+    ) {
         crashes.arm(point, occurrence: occurrence, action: action)
     }
 }

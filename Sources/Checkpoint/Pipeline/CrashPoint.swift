@@ -18,6 +18,7 @@
     /// Dump stage: the process dump ran and its record was written.
     case dumped
 
+    /// Every point, in the order a commit with every stage reaches them.
     public static var allCases: [CrashPoint] {
         [.shardWritten, .partnerCopied] + StoreCommitPoint.allCases.map(CrashPoint.committing) + [.flushCopied]
             + StoreCommitPoint.allCases.map(CrashPoint.flushing) + [.retentionApplied, .dumped]

@@ -26,7 +26,6 @@ public struct CheckpointDirectory: Sendable {
     /// The path of the committed checkpoint for `step`.
     public func path(for step: Step) -> String { path + "/" + CheckpointLayout.committedName(step) }
 
-
     /// The steps of all committed checkpoint directories, oldest first.
     ///
     /// A directory counts when its name is `ckpt-<digits>`; whether its contents verify is
@@ -87,7 +86,6 @@ public struct CheckpointDirectory: Sendable {
         }
         return records.isEmpty ? nil : records.sorted { $0.rank < $1.rank }
     }
-
 
     /// The images directory of a rank's process dump at `step`, relative to the checkpoint directory.
     public static func imagesFolder(rank: Int) -> String { CheckpointLayout.imagesFolder(rank: rank) }
