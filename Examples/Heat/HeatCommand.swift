@@ -9,9 +9,14 @@
 // field is saved as a distributed array, so a checkpoint of 4 ranks restores on 1, 3 or 8. The first
 // line is `fresh-start` or `resumed-from: <step>`, the last `checksum: <16 hex digits>`: a hash of the
 // final global field's bits, the same for any rank count, transport, or number of interruptions.
+//
+// The library's options combine: node-local checkpoints with partner copies (--local-dir,
+// --flush-every), --incremental FULL_EVERY, --async, process dumps (--dumper) and the commit method
+// (--commit-method rename|marker). Scripts/torture kills it at random instants and, through the
+// hidden test option --crash-at POINT[@N], at the library's named crash points.
 
 import ArgumentParser
-import Checkpoint
+@_spi(Testing) import Checkpoint
 import Foundation
 import HeatKernel
 import Logging
@@ -88,6 +93,31 @@ struct Heat: ParsableCommand {
     @Option(name: .customLong("flush-every"), help: "With --local-dir: every K-th checkpoint also goes to --dir.")
     var flushEvery = 10
 
+    @Option(
+        name: .customLong("incremental"),
+        help: ArgumentHelp(
+            "Incremental checkpoints: store only changed chunks, and all of them every FULL_EVERY-th checkpoint.",
+            valueName: "FULL_EVERY"
+        )
+    )
+    var incrementalFullEvery: Int?
+
+    @Option(
+        name: .customLong("commit-method"),
+        help: "How a checkpoint is committed: rename (a finished directory renamed into place) or marker (a commit marker written last)."
+    )
+    var commitMethod = "rename"
+
+    @Option(
+        name: .customLong("crash-at"),
+        help: ArgumentHelp(
+            "Test seam: kill this process (SIGKILL) when a commit reaches the named point for the N-th time (default 1), e.g. commit.published@3.",
+            valueName: "POINT[@N]",
+            visibility: .hidden
+        )
+    )
+    var crashAt: String?
+
     func validate() throws {
         guard ranks >= 1 && ranks <= 1024 else { throw ValidationError("--ranks must be between 1 and 1024") }
         guard grid >= 3 && grid <= 65_536 else { throw ValidationError("--grid must be between 3 and 65536") }
@@ -97,9 +127,18 @@ struct Heat: ParsableCommand {
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
         guard dumpEvery >= 1 else { throw ValidationError("--dump-every must be at least 1") }
         guard flushEvery >= 1 else { throw ValidationError("--flush-every must be at least 1") }
-        if localDirectory != nil && dumper != nil {
-            throw ValidationError("--local-dir and --dumper cannot be combined")
+        if let incrementalFullEvery {
+            let limit = Checkpointer.Configuration.Incremental.maximumFullEvery
+            guard (1...limit).contains(incrementalFullEvery) else {
+                throw ValidationError(
+                    "--incremental FULL_EVERY must be between 1 and \(limit) (1: every checkpoint full), not \(incrementalFullEvery)"
+                )
+            }
         }
+        guard Checkpointer.Configuration.CommitMethod(commitMethod) != nil else {
+            throw ValidationError("--commit-method must be rename or marker, not '\(commitMethod)'")
+        }
+        if let crashAt { _ = try Self.parseCrashAt(crashAt) }
         if let dumper, dumper != "criu", dumper != "dmtcp", !dumper.hasPrefix("command:") || dumper.count <= 8 {
             throw ValidationError("--dumper must be criu, dmtcp or 'command:PROGRAM ARGS', not '\(dumper)'")
         }
@@ -125,6 +164,8 @@ struct Heat: ParsableCommand {
         configuration.metadata = ["example": "heat", "grid": "\(grid)"]
         if asynchronous { configuration.mode = .asynchronous() }
         if stopOnSignal { configuration.stopSignals = StopSignals() }
+        if let incrementalFullEvery { configuration.incremental = .on(fullEvery: incrementalFullEvery) }
+        if let method = Checkpointer.Configuration.CommitMethod(commitMethod) { configuration.commitMethod = method }
         if let localDirectory {
             configuration.redundancy = .init(localDirectory: localDirectory, flushEvery: flushEvery)
         }
@@ -137,7 +178,7 @@ struct Heat: ParsableCommand {
                 }
             configuration.processDumps = ProcessDumps(dumper: processDumper, everyNthCheckpoint: dumpEvery)
         }
-        let settings = HeatSettings(
+        var settings = HeatSettings(
             grid: grid,
             steps: steps,
             directory: dir,
@@ -147,6 +188,13 @@ struct Heat: ParsableCommand {
             logger: logger,
             output: say
         )
+        if let crashAt {
+            let (point, occurrence) = try Self.parseCrashAt(crashAt)
+            settings.prepare = { checkpointer in
+                checkpointer.injectCrash(at: point, occurrence: occurrence, by: .killProcess)
+            }
+        }
+        let prepared = settings
         if mpi {
             #if MPI
             let communicator = try MPICommunicator.world()
@@ -155,15 +203,33 @@ struct Heat: ParsableCommand {
                     "--grid (\(grid)) must be at least the number of MPI ranks (\(communicator.size))"
                 )
             }
-            try runHeatRank(communicator, settings)
+            try runHeatRank(communicator, prepared)
             #else
             throw ValidationError("this heat was built without MPI; build it with `swift build --traits MPI`")
             #endif
         } else {
             _ = try LocalGroup.run(ranks: ranks, timeout: timeout) { communicator in
-                try runHeatRank(communicator, settings)
+                try runHeatRank(communicator, prepared)
             }
         }
+    }
+}
+
+extension Heat {
+    /// Parses `--crash-at POINT[@N]`: a crash point's name and the occurrence (at least 1) to crash at.
+    static func parseCrashAt(_ text: String) throws -> (CrashPoint, Int) {
+        let parts = text.split(separator: "@", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        guard let point = CrashPoint(parts[0]) else {
+            let names = CrashPoint.allCases.map(\.description).joined(separator: ", ")
+            throw ValidationError("--crash-at: unknown crash point '\(parts[0])'; use one of \(names)")
+        }
+        guard parts.count == 2 else { return (point, 1) }
+        guard let occurrence = Int(parts[1]), occurrence >= 1 else {
+            throw ValidationError(
+                "--crash-at: the occurrence after '@' must be a whole number of at least 1, not '\(parts[1])'"
+            )
+        }
+        return (point, occurrence)
     }
 }
 

@@ -20,6 +20,9 @@ public struct HeatSettings: Sendable {
     public var logger: Logger
     /// Where rank 0 writes its output lines (`fresh-start`, `resumed-from: N`, `checksum: …`).
     public var output: @Sendable (String) -> Void
+    /// Called with every rank's checkpointer once it exists, before it restores (heat's test
+    /// options arm crash points through it). Default: does nothing.
+    public var prepare: @Sendable (Checkpointer) -> Void = { _ in }
 
     /// Creates settings.
     public init(
@@ -63,6 +66,7 @@ public func runHeatRank(_ communicator: any Communicator, _ settings: HeatSettin
         configuration: configuration,
         logger: settings.logger
     )
+    settings.prepare(checkpointer)
     var (block, step) = try checkpointer.restoreLatest(or: fresh)
     guard block.grid == settings.grid else {
         throw HeatError(
