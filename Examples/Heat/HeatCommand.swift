@@ -104,7 +104,8 @@ struct Heat: ParsableCommand {
 
     @Option(
         name: .customLong("commit-method"),
-        help: "How a checkpoint is committed: rename (a finished directory renamed into place) or marker (a commit marker written last)."
+        help:
+            "How a checkpoint is committed: rename (a finished directory renamed into place) or marker (a commit marker written last)."
     )
     var commitMethod = "rename"
 

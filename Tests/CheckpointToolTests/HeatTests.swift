@@ -68,6 +68,44 @@ struct HeatTests {
         }
     }
 
+    @Test(
+        "--crash-at kills heat at a named point of the commit; the restart resumes from the newest committed checkpoint",
+        arguments: ["rename", "marker"],
+        [("commit.synced@3", 10), ("commit.published@3", 15)]
+    )
+    func crashAtNamedPoint(method: String, crash: (point: String, resumesFrom: Int)) throws {
+        try withScratch { scratch in
+            // Checkpoints at 5, 10, 15, …: the third commit is step 15's.
+            let arguments = ["--ranks", "2", "--steps", "30", "--commit-method", method, "--dir", scratch] + Self.grid
+            let expected = try #require(
+                try run(["--ranks", "2", "--steps", "30", "--no-checkpoints"] + Self.grid).last
+            )
+            let crashed = try runProgram(try Self.heat(), arguments + ["--crash-at", crash.point])
+            #expect(crashed.status == SIGKILL, "\(crashed)")
+            #expect(crashed.stdout == "fresh-start\n")
+            let resumed = try run(arguments)
+            #expect(resumed.first == "resumed-from: \(crash.resumesFrom)")
+            #expect(resumed.last == expected)
+        }
+    }
+
+    @Test("Bad values of the options that combine the library's features are clear errors")
+    func badCombinationValues() throws {
+        try withScratch { scratch in
+            let cases = [
+                (["--crash-at", "commit.nowhere"], "unknown crash point 'commit.nowhere'; use one of shard-written"),
+                (["--crash-at", "commit.published@0"], "must be a whole number of at least 1, not '0'"),
+                (["--crash-at", "commit.published@x"], "not 'x'"),
+                (["--commit-method", "copy"], "--commit-method must be rename or marker, not 'copy'"),
+                (["--incremental", "0"], "--incremental FULL_EVERY must be between 1 and 1000"),
+            ]
+            for (arguments, message) in cases {
+                let lines = try run(arguments + ["--dir", scratch], expectSuccess: false)
+                #expect(lines.joined(separator: "\n").contains(message), "\(arguments): \(lines)")
+            }
+        }
+    }
+
     private func withScratch(_ body: (String) throws -> Void) throws {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("heat-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)

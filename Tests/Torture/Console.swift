@@ -28,7 +28,8 @@ struct Console {
     }
 
     /// The breakdown of what was tried, the table, the failures and the `lost:` line.
-    func summary(_ summaries: [KindSummary], seed: UInt64) {
+    /// - Parameter repeatOptions: The options that, with `--seed`, `--kinds` and `--only`, repeat one trial.
+    func summary(_ summaries: [KindSummary], seed: UInt64, repeatOptions: [String] = []) {
         let lost = summaries.reduce(0) { $0 + $1.lost }
         if json {
             let encoder = JSONEncoder()
@@ -54,11 +55,24 @@ struct Console {
                     summary.notes
                 )
             )
+            for combination in summary.drawnCombinations {
+                say(
+                    row(
+                        "  " + combination.name,
+                        "\(combination.trials)",
+                        summary.kind.detects ? "\(combination.detected)" : "-",
+                        "\(combination.recovered)",
+                        "\(combination.lost)",
+                        combination.notes(summary.kind)
+                    )
+                )
+            }
         }
         let failures = summaries.flatMap { summary in summary.failures.map { (summary.kind, $0) } }
         if !failures.isEmpty {
             say("")
-            say("failed trials (repeat one with --seed \(seed) --kinds KIND --only INDEX):")
+            let options = (["--seed", "\(seed)", "--kinds", "KIND"] + repeatOptions + ["--only", "INDEX"])
+            say("failed trials (repeat one with \(options.joined(separator: " "))):")
             for (kind, failure) in failures {
                 var line =
                     "  \(kind.rawValue) #\(failure.index) \(failure.lost ? "LOST" : "flawed"): \(failure.scenario) — "
@@ -83,7 +97,8 @@ struct Console {
         func pad(_ text: String, _ width: Int) -> String {
             String(repeating: " ", count: max(0, width - text.count)) + text
         }
-        return kind.padding(toLength: 8, withPad: " ", startingAt: 0) + pad(trials, 7) + pad(detected, 10)
+        let label = kind + String(repeating: " ", count: max(1, 25 - kind.count))
+        return label + pad(trials, 7) + pad(detected, 10)
             + pad(recovered, 11) + pad(lost, 6) + "   " + notes
     }
 

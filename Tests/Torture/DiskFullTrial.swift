@@ -216,13 +216,6 @@ struct DiskFullTrial {
     }
 }
 
-/// The `.ckpt-*.tmp` directories in a checkpoint directory.
-func temporaries(in directory: String) -> [String] {
-    ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter {
-        $0.hasPrefix(".ckpt-") && $0.hasSuffix(".tmp")
-    }
-}
-
 /// A value shared between rank threads of a trial.
 final class SharedValue<Value: Sendable>: @unchecked Sendable {
     private let lock = NSLock()

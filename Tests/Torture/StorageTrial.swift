@@ -13,15 +13,23 @@ import Glibc
 /// temporary directory, keep the previous checkpoint exact, and the application's next save must
 /// commit. Slow storage (every call delayed) must still commit correctly, and a failing read during
 /// restore must stop it with an error rather than return anything.
+///
+/// Each trial runs with a combination of options (see ``Combination``): node-local checkpoints with
+/// partner copies and flushes (redundancy), incremental chunks, the marker commit method, so that
+/// faults reach every call of the combined commit: the node-local commit, the partner copy, the
+/// flush to the shared directory and retention at both levels. With redundancy a fault may hit one
+/// rank's node-local folder only, and reads fail too (the partner copy and the flush read shards).
 struct StorageTrial {
     var index: Int
     var seed: UInt64
     var directory: String
     var programs: Programs
+    var combination: Combination = .plain
 
     func run() -> TrialOutcome {
         var random = SplitMix64(seed: seed)
         var outcome = TrialOutcome(kind: .storage, index: index, seed: seed)
+        outcome.combination = combination.description
         defer { StorageFaults.removeAll() }
         do {
             let choice = Double.random(in: 0..<1, using: &random)
@@ -30,10 +38,46 @@ struct StorageTrial {
             } else {
                 try failingCommit(slowOnly: choice < 0.2, &random, &outcome)
             }
+        } catch let error as CheckpointError where error.code == .invalidConfiguration {
+            outcome.skipped = "refused by the library: \(error.message)"
         } catch {
             outcome.lose("\(error)")
         }
         return outcome
+    }
+
+    /// The trials' configuration with this trial's combination; `fullEvery` and `flushEvery` drawn.
+    private func configuration(
+        _ random: inout SplitMix64,
+        asynchronous: Bool
+    ) -> (configuration: Checkpointer.Configuration, local: String?, label: String) {
+        var configuration = trialConfiguration(mode: asynchronous ? .asynchronous() : .synchronous)
+        var label = "\(combination)"
+        if combination.incremental {
+            let fullEvery = Int.random(in: 2...4, using: &random)
+            configuration.incremental = .on(fullEvery: fullEvery)
+            label += ", full every \(fullEvery)"
+        }
+        if combination.marker { configuration.commitMethod = .marker }
+        guard combination.redundancy else { return (configuration, nil, label) }
+        let local = directory + "/local"
+        // The faulted save is the third: flushed with 1 and 3, node-local only with 2.
+        let flushEvery = Int.random(in: 1...3, using: &random)
+        configuration.redundancy = .init(localDirectory: local, flushEvery: flushEvery)
+        return (configuration, local, label + ", flush every \(flushEvery)")
+    }
+
+    /// Where a committed checkpoint of `step` has `rank`'s shard: the shared directory and, with
+    /// redundancy, the rank's node-local folder.
+    private func levels(holding step: Step, rank: Int, shared: String, local: String?) -> [String] {
+        var levels = [shared]
+        if let local { levels.append(local + "/" + shardName(rank).replacingOccurrences(of: ".snap", with: "")) }
+        return levels.filter { committedSteps($0).contains(step.rawValue) }
+    }
+
+    /// The checkpoint directories of every level (the shared one, and each rank's node-local one).
+    private func stores(shared: String, local: String?) -> [String] {
+        [shared] + (local.map(nodeLocalStores) ?? [])
     }
 
     /// What one rank saw.
@@ -64,18 +108,31 @@ struct StorageTrial {
     }
 
     private func failingCommit(slowOnly: Bool, _ random: inout SplitMix64, _ outcome: inout TrialOutcome) throws {
-        let ranks = Int.random(in: 1...4, using: &random)
+        // Redundancy needs a second rank for its partner copies.
+        let ranks = Int.random(in: (combination.redundancy ? 2 : 1)...4, using: &random)
         let asynchronous = random.chance(0.4)
         let size = Int.random(in: 500...20_000, using: &random)
-        let operations: [StorageFault.Operation] = [
+        var operations: [StorageFault.Operation] = [
             .open, .write, .sync, .syncDirectory, .rename, .makeDirectory, .remove,
         ]
+        // The partner copy and the flush read the node-local shards.
+        if combination.redundancy { operations.append(.read) }
         let operation = operations.randomElement(using: &random)!
         let number = [EIO, EIO, ENOSPC, EDQUOT, EROFS].randomElement(using: &random)!
-        // Opening, writing and syncing shards are per-rank calls: some faults hit one rank's only.
-        let perShard = [.open, .write, .sync].contains(operation)
-        let target =
-            perShard && ranks > 1 && random.chance(0.3) ? shardName(Int.random(in: 0..<ranks, using: &random)) : ""
+        // Opening, writing, reading and syncing shards are per-rank calls: some faults hit one rank's
+        // only; with redundancy, some hit every call in one rank's node-local folder.
+        let perShard = [.open, .write, .read, .sync].contains(operation)
+        var target = ""
+        if perShard && ranks > 1 && random.chance(0.3) {
+            target = shardName(Int.random(in: 0..<ranks, using: &random))
+        } else if combination.redundancy && random.chance(0.3) {
+            target =
+                "/local/"
+                + shardName(Int.random(in: 0..<ranks, using: &random)).replacingOccurrences(of: ".snap", with: "/")
+        }
+        let (configured, local, label) = configuration(&random, asynchronous: asynchronous)
+        // Each level commits, copies and retains: spread the skipped calls over all of them.
+        let levelsFactor = combination.redundancy ? 3 : 1
         let fault: StorageFault
         if slowOnly {
             let delay = Duration.milliseconds(Int.random(in: 1...5, using: &random))
@@ -86,7 +143,7 @@ struct StorageTrial {
             fault = StorageFault(
                 operation,
                 pathContains: target,
-                skip: Int.random(in: 0...Self.callsPerCommit(operation, ranks: ranks), using: &random),
+                skip: Int.random(in: 0...Self.callsPerCommit(operation, ranks: ranks) * levelsFactor, using: &random),
                 count: random.chance(0.7) ? 1 : .max,
                 errno: number,
                 delay: random.chance(0.2) ? .milliseconds(1) : .zero
@@ -94,13 +151,13 @@ struct StorageTrial {
             outcome.category = operation.rawValue
         }
         if asynchronous { outcome.count("async") }
-        outcome.scenario = "\(ranks) rank(s), \(asynchronous ? "async" : "sync"): \(fault)"
+        outcome.scenario = "\(label), \(ranks) rank(s), \(asynchronous ? "async" : "sync"): \(fault)"
         // The oldest checkpoint is there for retention to delete while the second one commits
         // (keep the newest two), so that unlink calls happen during the commit too.
         let (oldest, first, second, third): (Step, Step, Step, Step) = (50, 100, 200, 300)
         let checkpoints = directory + "/checkpoints"
         let dataSeed = seed
-        var settings = trialConfiguration(mode: asynchronous ? .asynchronous() : .synchronous)
+        var settings = configured
         settings.retention = .init(keepLast: 2)
         let configuration = settings
         let triggered = SharedValue(0)
@@ -135,31 +192,37 @@ struct StorageTrial {
                 triggered.value = StorageFaults.triggered
                 StorageFaults.removeAll()
                 // A failed unlink cannot clean up after itself; the next start removes what it left.
-                let leftovers = temporaries(in: checkpoints)
-                if !leftovers.isEmpty && operation != .remove {
-                    report.problems.append("temporary directories left: \(leftovers)")
+                for store in stores(shared: checkpoints, local: local) {
+                    let leftovers = temporaries(in: store)
+                    if !leftovers.isEmpty && operation != .remove {
+                        report.problems.append("temporary directories left in \(store): \(leftovers)")
+                    }
                 }
             }
             try communicator.barrier()
-            // Whatever is committed reads back exactly: the previous checkpoint always, the new one if it made it.
-            let committed = committedSteps(checkpoints)
-            for step in [first, second] where step == first || committed.contains(step.rawValue) {
-                if readTrialState(checkpoints, step: step, rank: rank)
+            // Whatever is committed reads back exactly at every level that holds it: the previous
+            // checkpoint always (at one level at least), the new one if it made it.
+            for step in [first, second] {
+                let holding = levels(holding: step, rank: rank, shared: checkpoints, local: local)
+                if step == first && holding.isEmpty {
+                    report.problems.append("LOST: rank \(rank)'s shard of checkpoint \(first) is gone from every level")
+                }
+                for level in holding
+                where readTrialState(level, step: step, rank: rank)
                     != TrialState(seed: dataSeed, rank: rank, step: step, size: size)
                 {
                     report.problems.append(
-                        "LOST: rank \(rank)'s shard of committed checkpoint \(step) does not read back exactly"
+                        "LOST: rank \(rank)'s shard of committed checkpoint \(step) in \(level) does not read back exactly"
                     )
                 }
             }
-            if !committed.contains(first.rawValue) { report.problems.append("LOST: checkpoint \(first) is gone") }
             try communicator.barrier()
             do { try save(third) } catch {
                 report.problems.append("the save after the fault was removed failed: \(error)")
             }
             return report
         }
-        let committedSecond = committedSteps(checkpoints).contains(second.rawValue)
+        let committedSecond = restorableSteps(shared: checkpoints, local: local, ranks: ranks).contains(second.rawValue)
         for problem in reports.flatMap(\.problems) {
             if problem.hasPrefix("LOST") { outcome.lose(problem) } else { outcome.complain(problem) }
         }
@@ -191,19 +254,31 @@ struct StorageTrial {
             }
         }
         // A restart restores the application's last checkpoint exactly, and removes anything left.
-        try checkRestore(checkpoints, ranks: ranks, step: third, size: size, &outcome)
-        let leftovers = temporaries(in: checkpoints)
-        if !leftovers.isEmpty { outcome.complain("temporary directories left after a restart: \(leftovers)") }
+        try checkRestore(checkpoints, ranks: ranks, step: third, size: size, configuration: configuration, &outcome)
+        for store in stores(shared: checkpoints, local: local) {
+            let leftovers = temporaries(in: store)
+            if !leftovers.isEmpty {
+                outcome.complain("temporary directories left in \(store) after a restart: \(leftovers)")
+            }
+        }
         outcome.recovered = !outcome.lost
     }
 
     private func failingRestore(_ random: inout SplitMix64, _ outcome: inout TrialOutcome) throws {
-        let ranks = Int.random(in: 1...4, using: &random)
+        let ranks = Int.random(in: (combination.redundancy ? 2 : 1)...4, using: &random)
         let size = Int.random(in: 500...20_000, using: &random)
         let checkpoints = directory + "/checkpoints"
         let steps: [Step] = [5, 6]
         let dataSeed = seed
-        try saveTrialStates(checkpoints, steps: steps, ranks: ranks, seed: dataSeed, size: size)
+        let (configuration, _, label) = configuration(&random, asynchronous: false)
+        try saveTrialStates(
+            checkpoints,
+            steps: steps,
+            ranks: ranks,
+            seed: dataSeed,
+            size: size,
+            configuration: configuration
+        )
         let target = ranks > 1 && random.chance(0.5) ? shardName(Int.random(in: 0..<ranks, using: &random)) : ""
         let fault = StorageFault(
             .read,
@@ -213,9 +288,9 @@ struct StorageTrial {
             errno: EIO
         )
         outcome.category = "read-during-restore"
-        outcome.scenario = "\(ranks) rank(s), restore with \(fault)"
+        outcome.scenario = "\(label), \(ranks) rank(s), restore with \(fault)"
         StorageFaults.install([fault])
-        let result = Result { try restoreTrialStates(checkpoints, ranks: ranks) }
+        let result = Result { try restoreTrialStates(checkpoints, ranks: ranks, configuration: configuration) }
         let fired = StorageFaults.triggered
         StorageFaults.removeAll()
         switch result {
@@ -237,7 +312,14 @@ struct StorageTrial {
             outcome.detected = fired > 0 && code == "ioFailure"
             if outcome.detected != true { outcome.complain("restore failed with \(error) (\(fired) read(s) failed)") }
         }
-        try checkRestore(checkpoints, ranks: ranks, step: steps.last!, size: size, &outcome)
+        try checkRestore(
+            checkpoints,
+            ranks: ranks,
+            step: steps.last!,
+            size: size,
+            configuration: configuration,
+            &outcome
+        )
         outcome.recovered = !outcome.lost
     }
 
@@ -247,11 +329,12 @@ struct StorageTrial {
         ranks: Int,
         step: Step,
         size: Int,
+        configuration: Checkpointer.Configuration,
         _ outcome: inout TrialOutcome
     )
         throws
     {
-        let restored = try restoreTrialStates(checkpoints, ranks: ranks)
+        let restored = try restoreTrialStates(checkpoints, ranks: ranks, configuration: configuration)
         for (rank, result) in restored.enumerated() {
             if let (state, restoredStep) = result, restoredStep == step,
                 state == TrialState(seed: seed, rank: rank, step: step, size: size)

@@ -71,16 +71,46 @@ struct RunTrials: ParsableCommand {
         abstract: "Fault-injection harness: crash, corrupt, fill and sabotage checkpoints; count what survives.",
         discussion: """
             Runs --trials trials of each fault kind: crash (kill -9 of the heat example at random \
-            instants, restarts until it finishes, checksum compared with an uninterrupted run), corrupt \
+            instants or at named points of the commit pipeline, restarts until it finishes, checksum \
+            compared with an uninterrupted run), corrupt \
             (damage to the newest checkpoint, then a restart that must fall back), enospc (a small tmpfs \
             that fills up mid-checkpoint; needs root), storage (failing or slow system calls injected \
-            through the library's storage seam). Prints what it tried, a table per kind and, last, \
-            `lost: N`. Exits with status 0 only when nothing was lost and every fault was detected.
+            through the library's storage seam). The crash and storage kinds run each trial with a \
+            combination of the library's options (redundancy, incremental, dumps, async, marker commit), \
+            drawn at random, or N of each with --trials-per-combination N; their tables have a row per \
+            combination. Prints what it tried, a table per kind and, last, `lost: N`. Exits with status \
+            0 only when nothing was lost and every fault was detected.
             """
     )
 
-    @Option(help: "Trials per fault kind.")
+    @Option(help: "Trials per fault kind (crash and storage: each with a combination drawn at random).")
     var trials = 10
+
+    @Option(
+        name: .customLong("trials-per-combination"),
+        help: ArgumentHelp(
+            "Crash and storage kinds: N trials of each combination (N x combinations trials) instead of --trials.",
+            valueName: "N"
+        )
+    )
+    var trialsPerCombination: Int?
+
+    @Option(
+        help:
+            "Crash and storage kinds: only these combinations (comma-separated): \(Combination.names.joined(separator: ", ")).",
+        transform: { text in
+            try text.split(separator: ",").map { name in
+                let name = name.trimmingCharacters(in: .whitespaces)
+                guard let combination = Combination(name: name) else {
+                    throw ValidationError(
+                        "unknown combination '\(name)'; use \(Combination.names.joined(separator: ", "))"
+                    )
+                }
+                return combination
+            }
+        }
+    )
+    var combinations: [Combination]?
 
     @Option(
         help: "Comma-separated fault kinds: \(FaultKind.allCases.map(\.rawValue).joined(separator: ",")).",
@@ -128,9 +158,18 @@ struct RunTrials: ParsableCommand {
 
     func validate() throws {
         guard trials >= 1 && trials <= 1_000_000 else { throw ValidationError("--trials must be at least 1") }
+        if let trialsPerCombination, !(1...100_000).contains(trialsPerCombination) {
+            throw ValidationError("--trials-per-combination must be at least 1")
+        }
         guard !kinds.isEmpty else { throw ValidationError("--kinds must name at least one kind") }
-        if let only, only < 0 || only >= trials {
-            throw ValidationError("--only must be a trial index between 0 and \(trials - 1)")
+        for kind in kinds where !Combination.all(for: kind).isEmpty && plan(kind).combinations.isEmpty {
+            throw ValidationError(
+                "--combinations names none of the \(kind.rawValue) kind's: \(Combination.all(for: kind).map(\.description).joined(separator: ", "))"
+            )
+        }
+        let most = kinds.map { plan($0).count }.max() ?? trials
+        if let only, only < 0 || only >= most {
+            throw ValidationError("--only must be a trial index between 0 and \(most - 1)")
         }
         if let mpiHeat, !FileManager.default.isExecutableFile(atPath: mpiHeat) {
             throw ValidationError("--mpi-heat \(mpiHeat) is not an executable")
@@ -143,21 +182,28 @@ struct RunTrials: ParsableCommand {
         let console = Console(json: json, verbose: verbose)
         console.say("seed: \(seed) (repeat with --seed \(seed)); work directory: \(root)")
         let mpi = noMPI ? nil : MPILauncher.detect(heat: mpiHeat, console: console)
-        let crashes = CrashTrials(programs: programs, mpi: mpi)
+        let crashes = CrashTrials(programs: programs, mpi: mpi, scratch: root)
         var summaries: [KindSummary] = []
         var kept: [String] = []
         for kind in FaultKind.allCases where kinds.contains(kind) {
-            var summary = KindSummary(kind: kind)
+            let plan = plan(kind)
+            var summary = KindSummary(kind: kind, combinations: plan.combinations)
             let clock = ContinuousClock.now
-            let indices = only.map { [$0] } ?? Array(0..<trials)
+            let indices = only.map { plan.count > $0 ? [$0] : [] } ?? Array(0..<plan.count)
             for (done, index) in indices.enumerated() {
                 let trialSeed = SplitMix64.derive(seed, [SplitMix64.label(kind.rawValue), UInt64(index)])
+                let combination = plan.combination(index: index, seed: trialSeed)
                 let directory = root + "/\(kind.rawValue)-\(index)"
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
                 var outcome =
                     kind == .crash
-                    ? crashes.run(index: index, seed: trialSeed, directory: directory)
-                    : runInChild(kind, index: index, seed: trialSeed, directory: directory)
+                    ? crashes.run(
+                        index: index,
+                        seed: trialSeed,
+                        directory: directory,
+                        combination: combination ?? .plain
+                    )
+                    : runInChild(kind, index: index, seed: trialSeed, directory: directory, combination: combination)
                 if keep && !outcome.passed {
                     outcome.directory = directory
                     kept.append(directory)
@@ -171,7 +217,12 @@ struct RunTrials: ParsableCommand {
             summaries.append(summary)
         }
         if kept.isEmpty { removeTree(root) }
-        console.summary(summaries, seed: seed)
+        var repeatOptions: [String] = []
+        if let trialsPerCombination { repeatOptions += ["--trials-per-combination", String(trialsPerCombination)] }
+        if let combinations {
+            repeatOptions += ["--combinations", combinations.map(\.description).joined(separator: ",")]
+        }
+        console.summary(summaries, seed: seed, repeatOptions: repeatOptions)
         let lost = summaries.reduce(0) { $0 + $1.lost }
         let failed = summaries.reduce(0) { $0 + $1.failures.count }
         if lost > 0 || failed > 0 { throw ExitCode.failure }
@@ -179,11 +230,19 @@ struct RunTrials: ParsableCommand {
 
     /// Runs one trial of an in-process kind in a child process of its own, so that a crash of the
     /// library (a trap on bad input, say) is counted instead of ending the harness.
-    private func runInChild(_ kind: FaultKind, index: Int, seed: UInt64, directory: String) -> TrialOutcome {
-        let arguments =
+    private func runInChild(
+        _ kind: FaultKind,
+        index: Int,
+        seed: UInt64,
+        directory: String,
+        combination: Combination?
+    ) -> TrialOutcome {
+        var arguments =
             [Programs.ownExecutable, "_trial", "--kind", kind.rawValue, "--index", String(index)]
             + ["--seed", String(seed), "--dir", directory + "/work"] + programs.arguments
+        if let combination { arguments += ["--combination", combination.description] }
         var outcome = TrialOutcome(kind: kind, index: index, seed: seed, category: "harness", scenario: "trial process")
+        outcome.combination = combination?.description
         do {
             // The trial runs several programs itself; give it room for a few slow ones.
             let run = try ChildProcess.run(arguments, in: directory, name: "trial", timeout: programs.runTimeout * 4)
@@ -191,6 +250,7 @@ struct RunTrials: ParsableCommand {
                 let decoded = try? JSONDecoder().decode(TrialOutcome.self, from: Data(line.utf8))
             {
                 outcome = decoded
+                outcome.combination = combination?.description
                 if run.hung { outcome.lose("the trial hung after reporting") }
             } else if run.hung {
                 outcome.lose("the trial hung (killed after \(Int(programs.timeout * 4)) s): \(run.errorTail)")
@@ -201,6 +261,13 @@ struct RunTrials: ParsableCommand {
             outcome.lose("\(error)")
         }
         return outcome
+    }
+
+    /// Which trials a kind runs: `--trials` of them, or with `--trials-per-combination N`, N of
+    /// each of its combinations that `--combinations` selects.
+    private func plan(_ kind: FaultKind) -> TrialPlan {
+        let selected = Combination.all(for: kind).filter { combinations?.contains($0) ?? true }
+        return TrialPlan(combinations: selected, perCombination: trialsPerCombination, trials: trials)
     }
 
     private func makeWorkRoot(seed: UInt64) throws -> String {
@@ -223,6 +290,7 @@ struct TrialCommand: ParsableCommand {
     @Option var index: Int
     @Option var seed: UInt64
     @Option var dir: String
+    @Option var combination: String?
     @OptionGroup var programs: Programs
 
     func run() throws {
@@ -231,7 +299,18 @@ struct TrialCommand: ParsableCommand {
         switch kind {
         case .corrupt: outcome = CorruptionTrial(index: index, seed: seed, directory: dir, programs: programs).run()
         case .enospc: outcome = DiskFullTrial(index: index, seed: seed, directory: dir, programs: programs).run()
-        case .storage: outcome = StorageTrial(index: index, seed: seed, directory: dir, programs: programs).run()
+        case .storage:
+            let combination = try combination.map { name in
+                guard let found = Combination(name: name) else { throw ValidationError("unknown combination \(name)") }
+                return found
+            }
+            outcome = StorageTrial(
+                index: index,
+                seed: seed,
+                directory: dir,
+                programs: programs,
+                combination: combination ?? .plain
+            ).run()
         case .crash: throw ValidationError("crash trials run in the harness itself")
         }
         let encoder = JSONEncoder()
@@ -243,6 +322,30 @@ struct TrialCommand: ParsableCommand {
 }
 
 extension FaultKind: ExpressibleByArgument {}
+
+/// The trials of one kind: how many, and which combination each runs with.
+struct TrialPlan {
+    /// The kind's combinations that were selected (empty: the kind has none).
+    var combinations: [Combination]
+    /// `--trials-per-combination`, if given.
+    var perCombination: Int?
+    /// `--trials`.
+    var trials: Int
+
+    var count: Int {
+        guard let perCombination, !combinations.isEmpty else { return trials }
+        return perCombination * combinations.count
+    }
+
+    /// Trial `index`'s combination: in turn with `--trials-per-combination` (so that a run cut short
+    /// has covered them all evenly), otherwise drawn from the trial's seed.
+    func combination(index: Int, seed: UInt64) -> Combination? {
+        guard !combinations.isEmpty else { return nil }
+        if perCombination != nil { return combinations[index % combinations.count] }
+        var random = SplitMix64(seed: SplitMix64.derive(seed, [SplitMix64.label("combination")]))
+        return combinations.randomElement(using: &random)
+    }
+}
 
 /// Removes a directory tree, unmounting anything mounted inside it first (the ENOSPC trials' tmpfs).
 func removeTree(_ path: String) {

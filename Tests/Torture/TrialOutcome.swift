@@ -18,8 +18,9 @@ enum FaultKind: String, CaseIterable, Codable, Sendable {
         case .crash:
             [
                 ("runs", "runs"), ("kills", "kills"), ("restarts", "restarts"), ("bit-identical", "bit-identical"),
-                ("kills-in-restore", "kills in startup/restore"), ("async", "async"), ("mpi", "mpi"),
-                ("hangs", "hangs"),
+                ("kills-in-restore", "kills in startup/restore"), ("named", "named crashes"),
+                ("named-missed", "named point not reached"), ("async", "async"), ("mpi", "mpi"),
+                ("dump-records", "dump records"), ("hangs", "hangs"),
             ]
         case .corrupt:
             [("undetected", "undetected"), ("ckpt-verify", "ckpt verify"), ("heat", "via heat")]
@@ -33,6 +34,17 @@ enum FaultKind: String, CaseIterable, Codable, Sendable {
             ]
         }
     }
+
+    /// The counters shown in a combination's row (the kind's row shows them all).
+    var combinationNotes: [(key: String, label: String)] {
+        switch self {
+        case .crash:
+            [("kills", "kills"), ("named", "named crashes"), ("named-missed", "not reached"), ("mpi", "mpi")]
+        case .storage:
+            [("not-triggered", "not triggered"), ("absorbed", "absorbed"), ("async", "async")]
+        case .corrupt, .enospc: []
+        }
+    }
 }
 
 /// What one trial tried and what survived; the `_trial` child prints it as JSON.
@@ -44,6 +56,8 @@ struct TrialOutcome: Codable, Sendable {
     var category: String
     /// The scenario in words.
     var scenario: String
+    /// The combination of options the trial ran with (crash and storage kinds), by name.
+    var combination: String?
     /// Whether the fault was noticed: an error, a skipped checkpoint (nil for crashes).
     var detected: Bool?
     /// Whether the application got the last good state back (and, for crashes, finished bit-identically).
@@ -98,6 +112,21 @@ struct KindSummary: Codable, Sendable {
     var skipReasons: [String] = []
     var failures: [Failure] = []
     var seconds = 0.0
+    /// One row per combination drawn (crash and storage kinds), in the order the kind lists them.
+    var combinations: [CombinationRow] = []
+
+    /// The tallies of one combination of options.
+    struct CombinationRow: Codable, Sendable {
+        var name: String
+        var trials = 0
+        var skipped = 0
+        var detected = 0
+        var recovered = 0
+        var lost = 0
+        var flawed = 0
+        var counters: [String: Int] = [:]
+        var skipReasons: [String] = []
+    }
 
     /// One failed trial, with how to repeat it.
     struct Failure: Codable, Sendable {
@@ -109,9 +138,16 @@ struct KindSummary: Codable, Sendable {
         var directory: String?
     }
 
-    init(kind: FaultKind) { self.kind = kind }
+    init(kind: FaultKind, combinations: [Combination] = []) {
+        self.kind = kind
+        self.combinations = combinations.map { CombinationRow(name: $0.description) }
+    }
 
     mutating func add(_ outcome: TrialOutcome) {
+        if let name = outcome.combination {
+            if !combinations.contains(where: { $0.name == name }) { combinations.append(CombinationRow(name: name)) }
+            combinations[combinations.firstIndex { $0.name == name }!].add(outcome)
+        }
         if let reason = outcome.skipped {
             skipped += 1
             if !skipReasons.contains(reason) { skipReasons.append(reason) }
@@ -138,12 +174,45 @@ struct KindSummary: Codable, Sendable {
         for (key, value) in outcome.counters { counters[key, default: 0] += value }
     }
 
+    /// The rows of the combinations that were drawn (or skipped).
+    var drawnCombinations: [CombinationRow] { combinations.filter { $0.trials + $0.skipped > 0 } }
+
     /// The notes column: the kind's counters, then flaws and skips.
     var notes: String {
         var parts = kind.notes.compactMap { key, label in counters[key].map { "\(label) \($0)" } }
         if flawed > 0 { parts.append("flawed \(flawed)") }
-        if skipped > 0 { parts.append("skipped \(skipped): \(skipReasons.joined(separator: "; "))") }
+        if skipped > 0 {
+            // With combinations, each row says why its trials were skipped.
+            parts.append(
+                combinations.isEmpty
+                    ? "skipped \(skipped): \(skipReasons.joined(separator: "; "))" : "skipped \(skipped) (see the rows)"
+            )
+        }
         parts.append(String(format: "%.0f s", seconds))
+        return parts.joined(separator: ", ")
+    }
+}
+
+extension KindSummary.CombinationRow {
+    mutating func add(_ outcome: TrialOutcome) {
+        if let reason = outcome.skipped {
+            skipped += 1
+            if !skipReasons.contains(reason) { skipReasons.append(reason) }
+            return
+        }
+        trials += 1
+        if outcome.detected == true { detected += 1 }
+        if outcome.recovered && !outcome.lost { recovered += 1 }
+        if outcome.lost { lost += 1 }
+        if !outcome.passed && !outcome.lost { flawed += 1 }
+        for (key, value) in outcome.counters { counters[key, default: 0] += value }
+    }
+
+    /// The notes column of a combination's row.
+    func notes(_ kind: FaultKind) -> String {
+        var parts = kind.combinationNotes.compactMap { key, label in counters[key].map { "\(label) \($0)" } }
+        if flawed > 0 { parts.append("flawed \(flawed)") }
+        if skipped > 0 { parts.append("skipped \(skipped): \(skipReasons.joined(separator: "; "))") }
         return parts.joined(separator: ", ")
     }
 }

@@ -99,13 +99,14 @@ func trialConfiguration(mode: Checkpointer.Configuration.Mode = .synchronous) ->
 func restoreTrialStates(
     _ checkpoints: String,
     ranks: Int,
-    logs: LogCollector = LogCollector()
+    logs: LogCollector = LogCollector(),
+    configuration: Checkpointer.Configuration = trialConfiguration()
 ) throws -> [(state: TrialState, step: Step)?] {
     try LocalGroup.run(ranks: ranks, timeout: 60) { communicator in
         let checkpointer = try Checkpointer(
             directory: checkpoints,
             communicator: communicator,
-            configuration: trialConfiguration(),
+            configuration: configuration,
             logger: logs.logger(label: "restore-rank-\(communicator.rank)")
         )
         return try checkpointer.restoreLatest(TrialState.self)
@@ -113,12 +114,19 @@ func restoreTrialStates(
 }
 
 /// Commits the trial states of `steps` on `ranks` in-process ranks.
-func saveTrialStates(_ checkpoints: String, steps: [Step], ranks: Int, seed: UInt64, size: Int) throws {
+func saveTrialStates(
+    _ checkpoints: String,
+    steps: [Step],
+    ranks: Int,
+    seed: UInt64,
+    size: Int,
+    configuration: Checkpointer.Configuration = trialConfiguration()
+) throws {
     _ = try LocalGroup.run(ranks: ranks, timeout: 60) { communicator in
         let checkpointer = try Checkpointer(
             directory: checkpoints,
             communicator: communicator,
-            configuration: trialConfiguration(),
+            configuration: configuration,
             logger: LogCollector().logger(label: "save")
         )
         for step in steps {

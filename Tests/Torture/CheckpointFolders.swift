@@ -1,0 +1,69 @@
+import Foundation
+
+// What the trials read from disk without the library: which checkpoints are committed at each
+// level, which of them a restart can restore, and what a crash or a failure left behind.
+
+/// The name of the file that makes a checkpoint directory committed: written last by a marker
+/// store, and present in every directory a renaming store renamed into place.
+private let commitMarker = "manifest.json.sha256"
+
+/// The steps of the committed checkpoints (`ckpt-<12+ digits>` holding the commit marker) in
+/// `directory`, oldest first.
+func committedSteps(_ directory: String) -> [UInt64] {
+    entries(directory).compactMap { name in
+        guard name.hasPrefix("ckpt-"), let step = UInt64(name.dropFirst(5)),
+            FileManager.default.fileExists(atPath: directory + "/" + name + "/" + commitMarker)
+        else { return nil }
+        return step
+    }.sorted()
+}
+
+/// What a finished or failed commit must not leave in a checkpoint directory: `.ckpt-*.tmp`
+/// directories, `ckpt-*` directories without the commit marker (a marker store's unfinished
+/// checkpoint), and hidden `*.tmp` files inside committed checkpoints (a shard being replaced).
+func temporaries(in directory: String) -> [String] {
+    entries(directory).flatMap { name -> [String] in
+        if name.hasPrefix(".ckpt-") && name.hasSuffix(".tmp") { return [name] }
+        guard name.hasPrefix("ckpt-") else { return [] }
+        let folder = directory + "/" + name
+        guard FileManager.default.fileExists(atPath: folder + "/" + commitMarker) else {
+            return [name + " (no commit marker)"]
+        }
+        return entries(folder).filter { $0.hasPrefix(".") && $0.hasSuffix(".tmp") }.map { name + "/" + $0 }
+    }
+}
+
+/// The node-local checkpoint directories of every rank (`LOCAL/rank-NNNNN`) that exist.
+func nodeLocalStores(_ local: String) -> [String] {
+    entries(local).filter { $0.hasPrefix("rank-") }.sorted().map { local + "/" + $0 }
+}
+
+/// The steps a restart on `ranks` ranks can restore, oldest first: those committed in the shared
+/// directory, and those for which every rank's shard (`rank-NNNNN.snap`) is in a committed
+/// node-local checkpoint of that step (its own, or the partner copy another rank keeps).
+func restorableSteps(shared: String, local: String?, ranks: Int) -> [UInt64] {
+    var steps = Set(committedSteps(shared))
+    guard let local else { return steps.sorted() }
+    var holders: [UInt64: Set<String>] = [:]
+    for store in nodeLocalStores(local) {
+        for step in committedSteps(store) {
+            let folder = store + "/ckpt-" + zeroPadded(step)
+            holders[step, default: []].formUnion(
+                entries(folder).filter { $0.hasPrefix("rank-") && $0.hasSuffix(".snap") }
+            )
+        }
+    }
+    let shards = Set((0..<ranks).map { "rank-" + zeroPadded(UInt64($0), width: 5) + ".snap" })
+    for (step, held) in holders where shards.isSubset(of: held) { steps.insert(step) }
+    return steps.sorted()
+}
+
+/// `value` in decimal, zero-padded to `width` digits (the layout's spelling of steps and ranks).
+func zeroPadded(_ value: UInt64, width: Int = 12) -> String {
+    let digits = String(value)
+    return String(repeating: "0", count: max(0, width - digits.count)) + digits
+}
+
+private func entries(_ directory: String) -> [String] {
+    (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+}

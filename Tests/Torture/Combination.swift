@@ -1,0 +1,86 @@
+/// A combination of the library's options that a trial runs with: the commit pipeline's stages
+/// (partner copy and flush with redundancy, incremental chunks, process dumps) and how it runs
+/// (synchronous or in the background, committed by rename or by a marker written last).
+///
+/// The crash kind draws every combination; the storage kind draws those it can run in-process
+/// (no dumps; asynchronous checkpoints are drawn on top of each).
+struct Combination: Hashable, Sendable, CustomStringConvertible {
+    var asynchronous = false
+    var incremental = false
+    var marker = false
+    var redundancy = false
+    var dumps = false
+
+    /// `plain`, `async`, `redundancy+incremental`, … (the name `--combinations` takes).
+    var description: String {
+        let parts = [
+            (marker, "marker"), (redundancy, "redundancy"), (asynchronous, "async"), (incremental, "incremental"),
+            (dumps, "dumps"),
+        ]
+        let name = parts.filter(\.0).map(\.1).joined(separator: "+")
+        return name.isEmpty ? "plain" : name
+    }
+
+    static let plain = Combination()
+
+    /// What the crash kind draws from, in table order.
+    static let crash: [Combination] = [
+        .plain,
+        Combination(asynchronous: true),
+        Combination(incremental: true),
+        Combination(marker: true),
+        Combination(redundancy: true),
+        Combination(incremental: true, redundancy: true),
+        Combination(redundancy: true, dumps: true),
+        Combination(asynchronous: true, dumps: true),
+        Combination(marker: true, redundancy: true),
+    ]
+
+    /// What the storage kind draws from, in table order (each also synchronous or asynchronous).
+    static let storage: [Combination] = [
+        .plain,
+        Combination(incremental: true),
+        Combination(marker: true),
+        Combination(redundancy: true),
+        Combination(incremental: true, redundancy: true),
+        Combination(marker: true, redundancy: true),
+    ]
+
+    /// The combinations a fault kind draws from (none: the kind has no combinations).
+    static func all(for kind: FaultKind) -> [Combination] {
+        switch kind {
+        case .crash: crash
+        case .storage: storage
+        case .corrupt, .enospc: []
+        }
+    }
+
+    /// Every name `--combinations` accepts.
+    static var names: [String] {
+        var names: [String] = []
+        for combination in crash + storage where !names.contains(combination.description) {
+            names.append(combination.description)
+        }
+        return names
+    }
+
+    /// The combination with this name (as ``description`` spells it), if any kind draws it.
+    init?(name: String) {
+        guard let found = (Self.crash + Self.storage).first(where: { $0.description == name }) else { return nil }
+        self = found
+    }
+
+    init(
+        asynchronous: Bool = false,
+        incremental: Bool = false,
+        marker: Bool = false,
+        redundancy: Bool = false,
+        dumps: Bool = false
+    ) {
+        self.asynchronous = asynchronous
+        self.incremental = incremental
+        self.marker = marker
+        self.redundancy = redundancy
+        self.dumps = dumps
+    }
+}
