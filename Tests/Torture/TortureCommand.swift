@@ -2,6 +2,7 @@
 // checks that the last good state always comes back.
 //
 //     Scripts/torture --trials 20 --kinds crash,corrupt --seed 7
+//     Scripts/torture --kinds crash --trials-per-combination 200 --seed 2027
 //
 // It prints what it tried per kind, a table of trials, detected, recovered and lost per fault kind,
 // and as its last line `lost: N`. The exit status is 0 only when nothing was lost and every fault
