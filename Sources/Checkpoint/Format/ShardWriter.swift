@@ -38,15 +38,27 @@ struct ShardSummary: Sendable {
 /// digest, size and filter are in `base` is not filtered, compressed or written again, but recorded
 /// as a reference to the shard that holds it.
 enum ShardWriter {
+    /// Writes a new shard file at `path` (created exclusively, with `options.permissions`).
     static func write(
         _ entries: [PendingEntry],
         to path: String,
         options: EncodingOptions,
         base: ChunkBase? = nil
     ) throws(CheckpointError) -> ShardSummary {
+        let file = try OpenFile.createExclusive(path, permissions: options.permissions)
+        return try write(entries, to: file, options: options, base: base)
+    }
+
+    /// Writes a shard into `file`, syncs and closes it.
+    static func write(
+        _ entries: [PendingEntry],
+        to file: any ByteSink,
+        options: EncodingOptions,
+        base: ChunkBase? = nil
+    ) throws(CheckpointError) -> ShardSummary {
+        defer { file.close() }
         let version = options.incremental ? ShardFormat.incrementalVersion : ShardFormat.selfContainedVersion
         let base = options.incremental ? base : nil
-        let file = try OpenFile.createExclusive(path, permissions: options.permissions)
         var header = ByteBuilder()
         header.append(contentsOf: ShardFormat.magic)
         header.append(version.major)
@@ -198,7 +210,7 @@ private func chunkRawSize(for entry: PendingEntry, options: EncodingOptions) -> 
 /// Writes encoded windows to the file in order on a background queue, so the next window is
 /// encoded while this one is written, and records where each chunk landed.
 private final class OrderedOutput: @unchecked Sendable {
-    private let file: OpenFile
+    private let file: any ByteSink
     private let queue = DispatchQueue(label: "swift-checkpoint.shard-writer")
     private let pending = DispatchGroup()
     // Touched only on `queue`, or after `waitForWrites()`.
@@ -207,7 +219,7 @@ private final class OrderedOutput: @unchecked Sendable {
     private(set) var writeSeconds = 0.0
     private var failure: CheckpointError?
 
-    init(file: OpenFile, offset: Int) {
+    init(file: any ByteSink, offset: Int) {
         self.file = file
         self.offset = offset
     }
