@@ -259,6 +259,7 @@ final class CommitDriver: Sendable {
         )
         let file = CheckpointLayout.shardFileName(rank: rank)
         let sink = try store.create(file, in: area)
+        defer { sink.close() }
         let summary = try ShardWriter.write(writer.entries, to: sink, options: options, base: run.incremental?.base)
         run.nextBase = run.incremental.map { plan in
             ChunkBase(index: summary.index, step: run.step, indexDigest: summary.indexDigest, sinceFull: plan.sinceFull)

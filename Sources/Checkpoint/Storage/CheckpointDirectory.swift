@@ -208,22 +208,6 @@ public struct CheckpointDirectory: Sendable {
         return SnapshotReader(shard: shard, threads: threads, checkpoint: shards)
     }
 
-    /// Re-reads every chunk of every shard of the checkpoint at `step` and checks every checksum.
-    /// - Returns: The manifest, when everything verified.
-    /// - Throws: The first problem found, naming the file and entry.
-    @discardableResult
-    public func verify(
-        step: Step,
-        threads: Int = Syscalls.onlineProcessorCount
-    ) throws(CheckpointError) -> Manifest {
-        let manifest = try loadManifest(step: step)
-        for rank in 0..<manifest.rankCount {
-            let reader = try openSnapshot(manifest: manifest, rank: rank, threads: threads)
-            try reader.shard.verifyAll(threads: threads)
-        }
-        return manifest
-    }
-
     /// Deletes all but the newest `keepLast` committed checkpoints (and, with `keepEvery`, keeps
     /// every checkpoint whose step is a multiple of it), as the retention rule would; a checkpoint
     /// whose chunks a kept checkpoint uses is kept too (see ``prunePlan(_:)``).
