@@ -74,88 +74,17 @@ extension Checkpointer {
     }
 
     /// What the policy decides from, now.
-    public func policyContext(_ step: Step) -> PolicyContext {
-        state.withLock { state in
-            PolicyContext(
-                step: step,
-                secondsSinceLast: state.lastCheckpoint.elapsed,
-                checkpointCost: state.cost,
-                runSeconds: state.started.elapsed,
-                checkpointSeconds: state.blockedSeconds
-            )
-        }
-    }
+    public func policyContext(_ step: Step) -> PolicyContext { scheduler.policyContext(step) }
 
     // MARK: Safe points
-
-    /// The collective decision of one safe point: every rank learns the same answer.
-    struct Decision {
-        var policyDue: Bool
-        var stop: Bool
-        var anyBusy: Bool
-        var anyFailed: Bool
-        var take: Bool { policyDue || stop }
-    }
-
-    /// How often ranks decide together: often enough that a time-based rule, a signal or a
-    /// deadline is acted on within `decisionPeriod` seconds, rarely enough that a fast loop does not
-    /// pay a global synchronization at every step.
-    static let decisionPeriod = 0.05
-
-    /// The collective decision of one safe point, or `nil` when the ranks agreed earlier to skip it.
-    ///
-    /// With several ranks a decision is an `allreduce`, which synchronizes every rank. Ranks
-    /// therefore decide only at the safe points rank 0 scheduled at the previous decision (about
-    /// every ``decisionPeriod`` seconds, from the measured time per safe point), and at every step
-    /// where a step-based rule may fire; both are the same on every rank, so no rank ever waits
-    /// alone in a collective.
-    func decide(_ step: Step) throws -> Decision? {
-        let (index, scheduled) = state.withLock { state -> (Int, Bool) in
-            defer { state.safePoints += 1 }
-            return (state.safePoints, state.safePoints >= state.nextDecision)
-        }
-        if communicator.size > 1 && !scheduled && !configuration.policy.mayBeDue(atStep: step) { return nil }
-        let (stopAlreadyRequested, cost, startDate) = state.withLock { ($0.stopRequested, $0.cost, $0.startDate) }
-        let deadlineNear =
-            configuration.deadline.map { $0.remaining(now: Date(), start: startDate) <= 2 * (cost ?? 1) } ?? false
-        let signalled = configuration.stopSignals != nil && SignalMonitor.isPending
-        let local: [Int64] = [
-            rank == 0 && isDue(step) ? 1 : 0,
-            !stopAlreadyRequested && (signalled || (rank == 0 && deadlineNear)) ? 1 : 0,
-            background?.isBusy == true ? 1 : 0,
-            background?.hasFailure == true ? 1 : 0,
-            rank == 0 ? Int64(safePointsUntilNextDecision(index)) : 0,
-        ]
-        let agreed = communicator.size == 1 ? local : try communicator.allreduce(local, .max)
-        state.withLock { $0.nextDecision = index + Int(agreed[4]) }
-        return Decision(
-            policyDue: agreed[0] == 1,
-            stop: agreed[1] == 1,
-            anyBusy: agreed[2] == 1,
-            anyFailed: agreed[3] == 1
-        )
-    }
-
-    /// Rank 0's pacing: how many safe points fit in the decision period at the recent pace.
-    private func safePointsUntilNextDecision(_ index: Int) -> Int {
-        let period = min(Self.decisionPeriod, configuration.policy.decisionPeriod)
-        return state.withLock { state in
-            let elapsed = state.lastDecision.elapsed
-            let calls = index - state.safePointsAtLastDecision
-            state.lastDecision.restart()
-            state.safePointsAtLastDecision = index
-            guard calls > 0, elapsed > 0, period > 0 else { return 1 }
-            return max(1, min(1_000_000, Int(period / (elapsed / Double(calls)))))
-        }
-    }
 
     private func safePoint(
         step: Step,
         metadata: [String: String],
         collect: (inout SnapshotWriter) throws -> Void
     ) throws -> Manifest? {
-        try runPendingDump()
-        guard let decision = try decide(step) else { return nil }
+        try dumps.runPending()
+        guard let decision = try scheduler.decide(step, background: background) else { return nil }
         if decision.anyFailed, let background {
             // Every rank's background commit failed together; every rank reports it here.
             if let failure = background.waitUntilIdle() { throw failure }
@@ -167,14 +96,9 @@ extension Checkpointer {
                 "stop requested: checkpointing now, then the application should stop",
                 metadata: ["step": "\(step)"]
             )
-            localLevel?.flushRequested.withLock { $0 = true }
+            levels.local?.flushRequested.withLock { $0 = true }
         }
-        defer {
-            if decision.stop {
-                SignalMonitor.received.store(0, ordering: .relaxed)
-                state.withLock { $0.stopRequested = true }
-            }
-        }
+        defer { if decision.stop { scheduler.stopHandled() } }
         guard let background else {
             return try saveNow(step: step, metadata: metadata, collect: collect)
         }
@@ -209,24 +133,20 @@ extension Checkpointer {
         writer.copyOwnedMemory(pool: background.pool)
         let blocked = clock.elapsed
         let staged = writer
-        state.withLock { state in
-            state.lastCheckpoint.restart()
-            state.blockedSeconds += blocked
-            state.lastStep = step
-        }
+        scheduler.checkpointTaken(step, blocked: blocked)
         background.submit { [self] in
-            let manifest = try commit(
+            let manifest = try driver.commit(
                 staged,
                 step: step,
                 metadata: metadata,
                 stageSeconds: blocked,
                 stagingError: stagingError,
-                over: background.communicator
+                over: background.communicator,
+                inBackground: true
             )
             background.pool.recycle(staged.stagedStorage)
-            recordCost(clock.elapsed)
+            scheduler.recordCost(clock.elapsed)
             logCommit(manifest)
-            try checkpointCommitted(step, inBackground: true)
         }
         return nil
     }
@@ -252,29 +172,19 @@ extension Checkpointer {
         clock: Stopwatch,
         stagingError: (any Error)?
     ) throws -> Manifest {
-        let manifest = try commit(
+        let manifest = try driver.commit(
             writer,
             step: step,
             metadata: metadata,
             stageSeconds: clock.elapsed,
             stagingError: stagingError,
-            over: communicator
+            over: communicator,
+            inBackground: false
         )
-        let elapsed = clock.elapsed
-        state.withLock { state in
-            state.lastCheckpoint.restart()
-            state.blockedSeconds += elapsed
-            state.lastStep = step
-        }
-        recordCost(elapsed)
+        scheduler.checkpointTaken(step, blocked: clock.elapsed)
+        scheduler.recordCost(clock.elapsed)
         logCommit(manifest)
-        try checkpointCommitted(step, inBackground: false)
         return manifest
-    }
-
-    /// Updates the moving average of a checkpoint's duration.
-    private func recordCost(_ seconds: Double) {
-        state.withLock { state in state.cost = state.cost.map { 0.5 * $0 + 0.5 * seconds } ?? seconds }
     }
 
     private func logCommit(_ manifest: Manifest) {
@@ -286,6 +196,5 @@ extension Checkpointer {
                 "stored": "\(manifest.storedBytes)",
             ]
         )
-        applyRetention()
     }
 }

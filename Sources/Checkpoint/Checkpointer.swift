@@ -44,39 +44,17 @@ public final class Checkpointer: Sendable {
 
     let logger: Logger
     private let lockDescriptor: Int32?
-    let state: Locked<MutableState>
     /// The test seam that stops a commit at a named point as if the process had died there.
     let crashes = CrashInjector()
     /// The background pipeline and its own communicator, in asynchronous mode.
     let background: BackgroundPipeline?
-    /// The node-local store and partner of this rank, when the configuration asks for redundancy.
-    let localLevel: LocalLevel?
-
-    /// What the checkpointer has measured and decided so far.
-    struct MutableState {
-        var lastCheckpoint = Stopwatch()
-        let started = Stopwatch()
-        let startDate = Date()
-        /// Moving average of a checkpoint's duration (seconds), for Young/Daly.
-        var cost: Double?
-        /// Seconds the application spent blocked in checkpoints.
-        var blockedSeconds = 0.0
-        var lastStep: Step?
-        var stopRequested = false
-        /// Safe points seen so far, and the one at which the ranks decide next (see `decide`).
-        var safePoints = 0
-        var nextDecision = 0
-        /// Rank 0's clock and safe-point count at the last decision, to pace the next one.
-        var lastDecision = Stopwatch()
-        var safePointsAtLastDecision = 0
-        /// Committed checkpoints, for ``ProcessDumps/everyNthCheckpoint``.
-        var committedCount = 0
-        /// A dump a background commit left for the application's thread, and the last dump's images.
-        var pendingDump: Step?
-        var lastDumpImages: String?
-        /// This rank's chunks in the last committed checkpoint, for the next incremental one.
-        var chunkBase: ChunkBase?
-    }
+    /// The shared and (with redundancy) node-local levels.
+    let levels: StorageLevels
+    /// The owners the façade delegates to.
+    let scheduler: SafePointScheduler
+    let driver: CommitDriver
+    let restart: RestartAgreement
+    let dumps: DumpStage
 
     var rank: Int { communicator.rank }
 
@@ -102,7 +80,7 @@ public final class Checkpointer: Sendable {
         self.configuration = configuration
         self.communicator = communicator
         self.logger = logger
-        state = Locked(MutableState())
+        let sharedStore = StorageLevels.store(checkpointDirectory, configuration)
         var lock: Int32?
         var removed: [String] = []
         let rank = communicator.rank
@@ -116,7 +94,7 @@ public final class Checkpointer: Sendable {
                 }
                 try Syscalls.checkWritableDirectory(directory)
                 lock = try Syscalls.lockExclusively(directory + "/.lock", permissions: configuration.filePermissions)
-                removed = try checkpointDirectory.removeStaleTemporaries()
+                removed = try sharedStore.removeUnfinished()
             }
             prepared = .success(true)
         } catch {
@@ -149,16 +127,10 @@ public final class Checkpointer: Sendable {
                     return true
                 }
             )
-            if let redundancy = configuration.redundancy {
-                localLevel = try LocalLevel.prepare(
-                    redundancy,
-                    communicator: communicator,
-                    permissions: configuration.directoryPermissions,
-                    logger: logger
-                )
-            } else {
-                localLevel = nil
-            }
+            levels = StorageLevels(
+                shared: sharedStore,
+                local: try LocalLevel.prepare(configuration, communicator: communicator, logger: logger)
+            )
             if case .asynchronous(let options) = configuration.mode.value {
                 background = BackgroundPipeline(
                     communicator: try communicator.duplicate(),
@@ -172,6 +144,36 @@ public final class Checkpointer: Sendable {
             if let lock { Syscalls.closeDescriptor(lock) }
             throw error
         }
+        scheduler = SafePointScheduler(configuration: configuration, communicator: communicator)
+        dumps = DumpStage(
+            configuration: configuration,
+            participants: dumpParticipants,
+            directory: levels.primary.directory,
+            rank: rank,
+            ranksShareProcess: communicator.ranksShareProcess,
+            logger: logger,
+            crashes: crashes
+        )
+        driver = CommitDriver(
+            configuration: configuration,
+            levels: levels,
+            incremental: IncrementalBases(
+                fullEvery: configuration.incremental.fullEvery,
+                rank: rank,
+                rankCount: communicator.size,
+                logger: logger
+            ),
+            dumps: dumps,
+            crashes: crashes,
+            logger: logger,
+            rank: rank
+        )
+        restart = RestartAgreement(
+            configuration: configuration,
+            communicator: communicator,
+            levels: levels,
+            logger: logger
+        )
         if let stopSignals = configuration.stopSignals { SignalMonitor.install(stopSignals) }
         for name in removed {
             logger.notice(
@@ -187,18 +189,18 @@ public final class Checkpointer: Sendable {
     /// - Throws: The background checkpoint's error, if it failed.
     public func finish() throws {
         if let background, let failure = background.waitUntilIdle() { throw failure }
-        try runPendingDump()
+        try dumps.runPending()
     }
 
     /// Whether the application should stop: a stop signal arrived or the deadline is near, and the
     /// checkpoint taken in response has been started (synchronous: committed).
-    public var shouldStop: Bool { state.withLock { $0.stopRequested } }
+    public var shouldStop: Bool { scheduler.stopRequested }
 
     /// The step of the last checkpoint this checkpointer took (or restored), if any.
-    public var lastCheckpointStep: Step? { state.withLock { $0.lastStep } }
+    public var lastCheckpointStep: Step? { scheduler.lastStep }
 
     /// The measured cost of one checkpoint in seconds (moving average), once one was taken.
-    public var measuredCheckpointCost: Double? { state.withLock { $0.cost } }
+    public var measuredCheckpointCost: Double? { scheduler.cost }
 
     deinit {
         if let background, let failure = background.waitUntilIdle() {

@@ -81,30 +81,22 @@ struct VerifyResult: Encodable {
     /// The older checkpoints whose chunks this one uses (and that were read too), `nil` unless ok.
     var references: [UInt64]?
 
-    /// Reads the manifest and every entry of every shard, as `CheckpointDirectory.verify(step:threads:)`
-    /// does, but entry by entry so that `progress` moves.
+    /// Verifies the checkpoint with the library (`CheckpointDirectory.verification(of:threads:progress:)`,
+    /// the checks of `CheckpointDirectory.verify(step:threads:)`), moving `progress` as it goes.
     init(step: Step, in directory: CheckpointDirectory, threads: Int, progress: ProgressBar) {
         self.step = step.rawValue
-        do throws(CheckpointError) {
-            let manifest = try directory.loadManifest(step: step)
-            for rank in 0..<manifest.rankCount {
-                let reader = try directory.openSnapshot(step: step, rank: rank, threads: threads)
-                var left = manifest.shards[rank].fileBytes + (manifest.shards[rank].referencedBytes ?? 0)
-                for entry in reader.entries {
-                    _ = try reader.readBytes(entry.name)
-                    progress.advance(by: entry.storedBytes)
-                    left -= entry.storedBytes
-                }
-                progress.advance(by: max(0, left))  // the shard's header and index
-            }
-            status = "ok"
-            storedBytes = manifest.storedBytes + (manifest.incremental?.referencedBytes ?? 0)
-            references = manifest.incremental.map { $0.references.map(\.rawValue) }
-        } catch {
+        let verification = directory.verification(of: step, threads: threads) { progress.advance(by: $0) }
+        if let error = verification.problem {
             status = error.isCorruption ? "corrupt" : "error"
             code = error.code.description
             message = error.message
             path = error.path
+        } else {
+            // A verification without a problem has a manifest.
+            let manifest = verification.manifest
+            status = "ok"
+            storedBytes = manifest.map { $0.storedBytes + ($0.incremental?.referencedBytes ?? 0) }
+            references = manifest?.incremental.map { $0.references.map(\.rawValue) }
         }
     }
 

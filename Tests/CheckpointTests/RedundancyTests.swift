@@ -192,7 +192,7 @@ struct RedundancyTests {
         func save(to writer: inout SnapshotWriter) throws { try writer.write(values, as: "rows", block: layout) }
     }
 
-    @Test("A restart on another number of ranks uses the newest flushed checkpoint")
+    @Test("A restart on another number of ranks reads node-local copies where they are, else the flushed checkpoint")
     func migrationReadsTheSharedCopy() throws {
         try withLevels { shared, local in
             _ = try LocalGroup.run(ranks: 4, timeout: 60, nodes: Self.nodes) { communicator in
@@ -205,16 +205,25 @@ struct RedundancyTests {
                     try checkpointer.save(try Rows(part: communicator.rank, of: 4, step: step), step: Step(step))
                 }
             }
-            let restored = try LocalGroup.run(ranks: 3, timeout: 60) { communicator in
-                let checkpointer = try Checkpointer(
-                    directory: shared,
-                    communicator: communicator,
-                    configuration: Self.configuration(local: local)
-                )
-                return try #require(try checkpointer.restoreLatest(Rows.self))
+            func restartOnThreeRanks() throws -> [(state: Rows, step: Step)] {
+                try LocalGroup.run(ranks: 3, timeout: 60) { communicator in
+                    let checkpointer = try Checkpointer(
+                        directory: shared,
+                        communicator: communicator,
+                        configuration: Self.configuration(local: local)
+                    )
+                    return try #require(try checkpointer.restoreLatest(Rows.self))
+                }
             }
-            for (rank, result) in restored.enumerated() {
-                #expect(result.step == 3, "the flushed checkpoint, not the node-local step 4")
+            // Every old rank's node-local folder is on this machine: the newest step is readable.
+            for (rank, result) in try restartOnThreeRanks().enumerated() {
+                #expect(result.step == 4, "the node-local step 4, read on another number of ranks")
+                #expect(result.state == (try Rows(part: rank, of: 3, step: 4)))
+            }
+            // Without the node-local folders, the newest flushed checkpoint.
+            try FileManager.default.removeItem(atPath: local)
+            for (rank, result) in try restartOnThreeRanks().enumerated() {
+                #expect(result.step == 3, "the flushed checkpoint, not the lost node-local step 4")
                 #expect(result.state == (try Rows(part: rank, of: 3, step: 3)))
             }
         }
@@ -261,9 +270,11 @@ struct RedundancyTests {
         #expect(throws: CheckpointError.self) { try configuration.validate() }
         configuration.redundancy = .init(localDirectory: "")
         #expect(throws: CheckpointError.self) { try configuration.validate() }
+        // Redundancy combines with incremental checkpoints and process dumps.
         configuration.redundancy = .init(localDirectory: "/tmp/x")
         configuration.incremental = .on(fullEvery: 5)
-        #expect(throws: CheckpointError.self) { try configuration.validate() }
+        configuration.processDumps = ProcessDumps(dumper: CommandDumper(commandLine: "true"))
+        #expect(throws: Never.self) { try configuration.validate() }
     }
 
     // MARK: Helpers

@@ -1,5 +1,3 @@
-import Foundation
-
 @testable import Checkpoint
 
 /// One fuzzer input: a mode byte, then the bytes that mode reads.
@@ -86,16 +84,15 @@ struct FuzzInput {
         return nil
     }
 
-    /// Writes `bytes` to a scratch file, opens it as a shard and decodes every entry.
+    /// Opens `bytes` as a shard, from memory, and decodes every entry (raw digests checked too).
+    /// A shard that uses older shards' chunks is incomplete here: none is given.
     private func readShard(_ bytes: [UInt8]) throws {
-        try Self.withScratchFile(bytes) { path in
-            let reader = try ShardReader(path: path)
-            try reader.verifyAll(threads: 1)
-        }
+        let reader = try ShardReader(source: MemoryByteSource(bytes, name: "fuzz shard"), baseSource: nil)
+        try reader.verifyAll(threads: 1)
     }
 
-    /// Writes the older shard and the shard to scratch files, opens the shard with the older one
-    /// as every base, and decodes every entry (raw digests checked too).
+    /// Opens the shard from memory with the older shard, also in memory, as every base, and
+    /// decodes every entry (raw digests checked too).
     private func readPair(repairing: Bool) throws {
         var cursor = ByteCursor(body, path: "fuzz")
         let baseLength = Int(try cursor.u32())
@@ -106,12 +103,9 @@ struct FuzzInput {
             base = Self.repairingChecksums(base)
             shard = Self.repairingChecksums(shard, baseDigest: Self.indexDigest(of: base))
         }
-        try Self.withScratchFile(base, name: "base") { basePath in
-            try Self.withScratchFile(shard) { path in
-                let reader = try ShardReader(path: path, basePath: { _ in basePath })
-                try reader.verifyAll(threads: 1)
-            }
-        }
+        let baseSource = MemoryByteSource(base, name: "fuzz base shard")
+        let reader = try ShardReader(source: MemoryByteSource(shard, name: "fuzz shard")) { _ in baseSource }
+        try reader.verifyAll(threads: 1)
     }
 
     /// The index digest a shard's footer records (what a base table entry must name), if any.
@@ -145,13 +139,10 @@ struct FuzzInput {
             rawSize: rawSize,
             chunks: [chunk]
         )
-        try Self.withScratchFile(stored) { path in
-            let file = try OpenFile.openForReading(path)
-            let decoder = try ChunkDecoder(scratchSize: max(stored.count, rawSize))
-            let target = UnsafeMutableRawBufferPointer.allocate(byteCount: rawSize, alignment: 64)
-            defer { target.deallocate() }
-            try decoder.decode(chunk, of: record, from: file, into: target)
-        }
+        let decoder = try ChunkDecoder(scratchSize: max(stored.count, rawSize))
+        let target = UnsafeMutableRawBufferPointer.allocate(byteCount: rawSize, alignment: 64)
+        defer { target.deallocate() }
+        try decoder.decode(chunk, of: record, from: MemoryByteSource(stored, name: "fuzz chunk"), into: target)
     }
 
     /// Recomputes every chunk digest (and raw digest) and the index digest of a shard whose index
@@ -200,14 +191,5 @@ struct FuzzInput {
         footer.append(contentsOf: ShardFormat.footerMagic)
         repaired += footer.bytes
         return repaired
-    }
-
-    /// Runs `body` with a scratch file holding `bytes` (in /dev/shm when available: no disk I/O).
-    static func withScratchFile(_ bytes: [UInt8], name: String = "shard", _ body: (String) throws -> Void) throws {
-        let folder = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
-        let path = "\(folder)/checkpoint-fuzz-\(getpid())-\(name).snap"
-        guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else { return }
-        defer { unlink(path) }
-        try body(path)
     }
 }

@@ -72,7 +72,7 @@ enum SeedCorpus {
                 let shard = try bytes(checkpoint + "/rank-0000\(rank).snap")
                 seeds.append(FuzzInput(mode: .shard, body: shard))
                 seeds.append(FuzzInput(mode: .shardWithRepairedChecksums, body: shard))
-                let reader = try ShardReader(path: checkpoint + "/rank-0000\(rank).snap")
+                let reader = try ShardReader(source: MemoryByteSource(shard), baseSource: nil)
                 let indexStart =
                     shard.count - ShardFormat.footerSize
                     - ShardIndex(entries: reader.index.entries)

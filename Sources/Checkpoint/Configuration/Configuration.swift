@@ -129,19 +129,7 @@ extension Checkpointer {
                 }
                 guard processDumps.timeout > 0 else { throw fail("processDumps.timeout must be positive") }
             }
-            if let redundancy {
-                try redundancy.validate()
-                if processDumps != nil {
-                    throw fail(
-                        "process dumps cannot be combined with redundancy yet; dump from a configuration without redundancy"
-                    )
-                }
-                if incremental != .off {
-                    throw fail(
-                        "incremental checkpoints cannot be combined with redundancy yet (a flushed shard would refer to chunks only node-local storage holds); turn one of them off"
-                    )
-                }
-            }
+            if let redundancy { try redundancy.validate() }
             if let stopSignals {
                 guard stopSignals.gracePeriod > 0 else { throw fail("the stop signals' grace period must be positive") }
                 for signal in stopSignals.signals

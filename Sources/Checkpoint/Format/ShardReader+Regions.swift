@@ -40,11 +40,11 @@ extension ShardReader {
             if source <= chunkStart, source + runs.length >= chunkEnd {
                 let place = target + (chunkStart - source)
                 let slice = UnsafeMutableRawBufferPointer(rebasing: destination[place..<place + chunk.rawSize])
-                try worker.decoder.decode(chunk, of: record, from: file(for: chunk), into: slice)
+                try worker.decoder.decode(chunk, of: record, from: self.source(for: chunk), into: slice)
                 return
             }
             let scratch = UnsafeMutableRawBufferPointer(rebasing: worker.scratch[..<chunk.rawSize])
-            try worker.decoder.decode(chunk, of: record, from: file(for: chunk), into: scratch)
+            try worker.decoder.decode(chunk, of: record, from: self.source(for: chunk), into: scratch)
             var next = first
             while next < runs.count {
                 let (source, target) = runs.run(next)

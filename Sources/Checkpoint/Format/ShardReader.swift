@@ -1,22 +1,25 @@
-/// Reads a shard file: validates its header, footer and index up front, then decodes entries
-/// chunk by chunk (in parallel), verifying each chunk's SHA-256 before decompressing it.
+/// Reads a shard: validates its header, footer and index up front, then decodes entries chunk by
+/// chunk (in parallel), verifying each chunk's SHA-256 before decompressing it.
+///
+/// It reads only through ``ByteSource``s (a file, or bytes in memory), at explicit offsets, so
+/// chunks are read concurrently without copies beyond the decoder's own buffers.
 ///
 /// A 2.x shard may use chunks stored in older checkpoints' shards of the same rank (its
 /// ``ShardIndex/bases``); those shards are opened and identified here too, so a missing or
-/// replaced one is reported when the shard is opened, and chunks are read from whichever file
-/// holds them (``file(for:)``).
+/// replaced one is reported when the shard is opened, and chunks are read from whichever source
+/// holds them (``source(for:)``).
 final class ShardReader: @unchecked Sendable {
     let path: String
     let index: ShardIndex
     let fileSize: Int
     let indexDigest: [UInt8]
     let formatVersion: (major: UInt16, minor: UInt16)
-    let file: OpenFile
-    /// The open base shards, in the order of `index.bases`.
-    private let baseFiles: [OpenFile]
+    let source: any ByteSource
+    /// The base shards' sources, in the order of `index.bases`.
+    private let baseSources: [any ByteSource]
     private let byName: [String: Int]
 
-    /// Opens and validates a shard, and the base shards whose chunks it uses.
+    /// Opens and validates a shard file, and the base shards whose chunks it uses.
     ///
     /// - Parameters:
     ///   - path: The shard file.
@@ -24,12 +27,31 @@ final class ShardReader: @unchecked Sendable {
     ///     directory layout's `../ckpt-<step>/<same file name>`.
     /// - Throws: `notFound`, `permissionDenied`, `truncated`, `badMagic`, `unsupportedFormatVersion` or
     ///   `corruptData`; `incompleteCheckpoint` when a base shard is missing or was replaced.
-    init(path: String, basePath: ((UInt64) -> String)? = nil) throws(CheckpointError) {
-        let file = try OpenFile.openForReading(path)
-        let size = try file.size()
+    convenience init(path: String, basePath: ((UInt64) -> String)? = nil) throws(CheckpointError) {
+        let locate = basePath ?? { step in Self.defaultBasePath(of: path, step: step) }
+        try self.init(source: OpenFile.openForReading(path)) { (step) throws(CheckpointError) in
+            try OpenFile.openForReading(locate(step))
+        }
+    }
+
+    /// Validates a shard read from `source`, and the base shards whose chunks it uses.
+    ///
+    /// - Parameters:
+    ///   - source: The shard's bytes.
+    ///   - baseSource: Opens the shard of the same rank of the checkpoint of a step; a `notFound`
+    ///     error means that shard is missing. `nil` when no older shards can be read: a shard that
+    ///     uses any is then incomplete.
+    /// - Throws: `truncated`, `badMagic`, `unsupportedFormatVersion` or `corruptData`, or what reading
+    ///   the source throws; `incompleteCheckpoint` when a base shard is missing or was replaced.
+    init(
+        source: any ByteSource,
+        baseSource: ((UInt64) throws(CheckpointError) -> any ByteSource)?
+    ) throws(CheckpointError) {
+        let path = source.path
+        let size = try source.size()
         guard size >= ShardFormat.headerSize + ShardFormat.footerSize else {
             if size >= ShardFormat.magic.count,
-                try Self.readBytes(file, 0, ShardFormat.magic.count) != ShardFormat.magic
+                try Self.readBytes(source, 0, ShardFormat.magic.count) != ShardFormat.magic
             {
                 throw CheckpointError(.badMagic, "not a swift-checkpoint shard (wrong magic bytes)", path: path)
             }
@@ -39,7 +61,7 @@ final class ShardReader: @unchecked Sendable {
                 path: path
             )
         }
-        let header = try Self.readBytes(file, 0, ShardFormat.headerSize)
+        let header = try Self.readBytes(source, 0, ShardFormat.headerSize)
         guard Array(header[0..<8]) == ShardFormat.magic else {
             throw CheckpointError(.badMagic, "not a swift-checkpoint shard (wrong magic bytes)", path: path)
         }
@@ -61,7 +83,7 @@ final class ShardReader: @unchecked Sendable {
                 path: path
             )
         }
-        let footer = try Self.readBytes(file, size - ShardFormat.footerSize, ShardFormat.footerSize)
+        let footer = try Self.readBytes(source, size - ShardFormat.footerSize, ShardFormat.footerSize)
         guard Array(footer[48..<56]) == ShardFormat.footerMagic else {
             throw CheckpointError(
                 .truncated,
@@ -79,7 +101,7 @@ final class ShardReader: @unchecked Sendable {
         else {
             throw CheckpointError(.corruptData, "shard footer points outside the file", path: path)
         }
-        let indexBytes = try Self.readBytes(file, Int(indexOffset), Int(indexLength))
+        let indexBytes = try Self.readBytes(source, Int(indexOffset), Int(indexLength))
         guard sha256(indexBytes) == digest else {
             throw CheckpointError(.corruptData, "shard index fails its SHA-256 checksum", path: path)
         }
@@ -89,12 +111,11 @@ final class ShardReader: @unchecked Sendable {
             path: path,
             version: ShardFormat.Version(major: major, minor: minor)
         )
-        let locate = basePath ?? { step in Self.defaultBasePath(of: path, step: step) }
-        var baseFiles: [OpenFile] = []
+        var baseSources: [any ByteSource] = []
         var baseDataEnds: [Int] = []
         for base in index.bases {
-            let (baseFile, dataEnd) = try Self.openBase(base, at: locate(base.step), usedBy: path)
-            baseFiles.append(baseFile)
+            let (baseSource, dataEnd) = try Self.openBase(base, with: baseSource, usedBy: path)
+            baseSources.append(baseSource)
             baseDataEnds.append(dataEnd)
         }
         for entry in index.entries {
@@ -108,7 +129,7 @@ final class ShardReader: @unchecked Sendable {
             }
         }
         self.index = index
-        self.baseFiles = baseFiles
+        self.baseSources = baseSources
         var byName: [String: Int] = [:]
         for (position, entry) in index.entries.enumerated() { byName[entry.name] = position }
         self.byName = byName
@@ -116,7 +137,7 @@ final class ShardReader: @unchecked Sendable {
         self.fileSize = size
         self.indexDigest = digest
         self.formatVersion = (major, minor)
-        self.file = file
+        self.source = source
     }
 
     /// The index record of an entry.
@@ -131,8 +152,8 @@ final class ShardReader: @unchecked Sendable {
         return index.entries[position]
     }
 
-    /// The file that holds `chunk`'s stored bytes: this shard, or the base shard it refers to.
-    func file(for chunk: ChunkRecord) -> OpenFile { chunk.base.map { baseFiles[$0] } ?? file }
+    /// The source that holds `chunk`'s stored bytes: this shard, or the base shard it refers to.
+    func source(for chunk: ChunkRecord) -> any ByteSource { chunk.base.map { baseSources[$0] } ?? source }
 
     /// The steps of the checkpoints whose shards hold chunks this one uses, ascending.
     var baseSteps: [UInt64] { index.bases.map(\.step) }
@@ -163,19 +184,24 @@ final class ShardReader: @unchecked Sendable {
             let target = UnsafeMutableRawBufferPointer(
                 rebasing: destination[starts[index]..<starts[index] + chunk.rawSize]
             )
-            try decoder.decode(chunk, of: record, from: file(for: chunk), into: target)
+            try decoder.decode(chunk, of: record, from: source(for: chunk), into: target)
             if checkRawDigests, let rawDigest = chunk.rawDigest, sha256(UnsafeRawBufferPointer(target)) != rawDigest {
                 throw CheckpointError(
                     .corruptData,
                     "entry '\(record.name)': the chunk at byte \(chunk.offset) decodes to bytes whose SHA-256 differs from the digest the index records for them",
-                    path: file(for: chunk).path
+                    path: source(for: chunk).path
                 )
             }
         }
     }
 
-    /// Reads and verifies every chunk of every entry, discarding the data.
-    func verifyAll(threads: Int) throws(CheckpointError) {
+    /// Reads and verifies every chunk of every entry, discarding the data: each chunk's stored
+    /// digest, and (2.x) the digest of the bytes it decodes to.
+    ///
+    /// - Parameters:
+    ///   - threads: Threads that decode the chunks of an entry.
+    ///   - verified: Called after each entry verified, in index order (for progress).
+    func verifyAll(threads: Int, verified: (EntryRecord) -> Void = { _ in }) throws(CheckpointError) {
         for record in index.entries {
             let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, record.rawSize), alignment: 64)
             defer { scratch.deallocate() }
@@ -185,6 +211,7 @@ final class ShardReader: @unchecked Sendable {
                 threads: threads,
                 checkRawDigests: true
             )
+            verified(record)
         }
     }
 
@@ -197,21 +224,29 @@ final class ShardReader: @unchecked Sendable {
     }
 
     /// Opens a base shard and checks that it is the one the references were made against.
-    /// - Returns: The open file and the end of its data region.
+    /// - Returns: The base shard's source and the end of its data region.
     private static func openBase(
         _ base: ShardBase,
-        at basePath: String,
+        with open: ((UInt64) throws(CheckpointError) -> any ByteSource)?,
         usedBy path: String
-    ) throws(CheckpointError) -> (OpenFile, Int) {
-        let baseFile: OpenFile
-        do { baseFile = try OpenFile.openForReading(basePath) } catch  where error.code == .notFound {
+    ) throws(CheckpointError) -> (any ByteSource, Int) {
+        guard let open else {
+            throw CheckpointError(
+                .incompleteCheckpoint,
+                "this checkpoint uses chunks stored in checkpoint \(base.step), whose shard was not given to the reader",
+                path: path
+            )
+        }
+        let baseSource: any ByteSource
+        do { baseSource = try open(base.step) } catch  where error.code == .notFound {
             throw CheckpointError(
                 .incompleteCheckpoint,
                 "this checkpoint uses chunks stored in checkpoint \(base.step), whose shard is missing (the checkpoint was deleted or moved); restore from a checkpoint that does not depend on it",
-                path: basePath
+                path: error.path
             )
         }
-        let size = try baseFile.size()
+        let basePath = baseSource.path
+        let size = try baseSource.size()
         guard size >= ShardFormat.headerSize + ShardFormat.footerSize else {
             throw CheckpointError(
                 .incompleteCheckpoint,
@@ -219,14 +254,14 @@ final class ShardReader: @unchecked Sendable {
                 path: basePath
             )
         }
-        guard try readBytes(baseFile, 0, ShardFormat.magic.count) == ShardFormat.magic else {
+        guard try readBytes(baseSource, 0, ShardFormat.magic.count) == ShardFormat.magic else {
             throw CheckpointError(
                 .corruptData,
                 "this checkpoint uses chunks stored in checkpoint \(base.step), whose shard is not a swift-checkpoint shard (wrong magic bytes)",
                 path: basePath
             )
         }
-        let footer = try readBytes(baseFile, size - ShardFormat.footerSize, ShardFormat.footerSize)
+        let footer = try readBytes(baseSource, size - ShardFormat.footerSize, ShardFormat.footerSize)
         var cursor = ByteCursor(footer, path: basePath)
         let indexOffset = try cursor.u64()
         _ = try cursor.u64()
@@ -245,13 +280,17 @@ final class ShardReader: @unchecked Sendable {
                 path: basePath
             )
         }
-        return (baseFile, Int(indexOffset))
+        return (baseSource, Int(indexOffset))
     }
 
-    private static func readBytes(_ file: OpenFile, _ offset: Int, _ count: Int) throws(CheckpointError) -> [UInt8] {
+    private static func readBytes(
+        _ source: any ByteSource,
+        _ offset: Int,
+        _ count: Int
+    ) throws(CheckpointError) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
         try withTypedThrows {
-            try bytes.withUnsafeMutableBytes { buffer in try file.read(into: buffer, at: offset) }
+            try bytes.withUnsafeMutableBytes { buffer in try source.read(into: buffer, at: offset) }
         }
         return bytes
     }
@@ -277,7 +316,7 @@ final class ChunkDecoder {
     func decode(
         _ chunk: ChunkRecord,
         of record: EntryRecord,
-        from file: OpenFile,
+        from source: any ByteSource,
         into target: UnsafeMutableRawBufferPointer
     ) throws(CheckpointError) {
         let filtered =
@@ -285,12 +324,12 @@ final class ChunkDecoder {
         // A raw chunk is read straight to where its bytes belong; a frame goes through scratch.
         let bytes =
             chunk.codec == .raw ? filtered : UnsafeMutableRawBufferPointer(rebasing: stored[..<chunk.storedSize])
-        try file.read(into: bytes, at: chunk.offset)
+        try source.read(into: bytes, at: chunk.offset)
         guard sha256(UnsafeRawBufferPointer(bytes)) == chunk.digest else {
             throw CheckpointError(
                 .corruptData,
                 "entry '\(record.name)': the chunk at byte \(chunk.offset) fails its SHA-256 checksum",
-                path: file.path
+                path: source.path
             )
         }
         if chunk.codec == .zstd {
@@ -298,7 +337,7 @@ final class ChunkDecoder {
                 throw CheckpointError(
                     .corruptData,
                     "entry '\(record.name)', chunk at byte \(chunk.offset): \(error.message)",
-                    path: file.path
+                    path: source.path
                 )
             }
         }

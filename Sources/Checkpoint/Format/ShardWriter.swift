@@ -31,30 +31,49 @@ struct ShardSummary: Sendable {
     var index: ShardIndex { ShardIndex(entries: entries, bases: bases, version: version) }
 }
 
-/// Writes one shard file: header, chunks (filtered, compressed and hashed in parallel, written in
-/// order), index, footer, then `fsync`.
+/// Writes one shard: header, chunks (filtered, compressed and hashed in parallel, written in
+/// order), index, footer, then syncs.
+///
+/// It writes only into a ``ByteSink``, in order; the overload that takes a path creates the file.
 ///
 /// Incremental (`options.incremental`): each chunk's raw bytes are hashed first; a chunk whose raw
 /// digest, size and filter are in `base` is not filtered, compressed or written again, but recorded
 /// as a reference to the shard that holds it.
 enum ShardWriter {
+    /// Creates the shard file at `path` (it must not exist) with `options.permissions`, writes the
+    /// shard into it, syncs and closes it.
     static func write(
         _ entries: [PendingEntry],
         to path: String,
         options: EncodingOptions,
         base: ChunkBase? = nil
     ) throws(CheckpointError) -> ShardSummary {
+        let file = try OpenFile.createExclusive(path, permissions: options.permissions)
+        defer { file.close() }
+        return try write(entries, to: file, options: options, base: base)
+    }
+
+    /// Writes the shard into `sink`, from its first byte, and syncs it.
+    ///
+    /// When it returns or throws, nothing uses the sink any more; the caller closes it.
+    static func write(
+        _ entries: [PendingEntry],
+        to sink: any ByteSink,
+        options: EncodingOptions,
+        base: ChunkBase? = nil
+    ) throws(CheckpointError) -> ShardSummary {
         let version = options.incremental ? ShardFormat.incrementalVersion : ShardFormat.selfContainedVersion
         let base = options.incremental ? base : nil
-        let file = try OpenFile.createExclusive(path, permissions: options.permissions)
         var header = ByteBuilder()
         header.append(contentsOf: ShardFormat.magic)
         header.append(version.major)
         header.append(version.minor)
         header.append(UInt32(0))
-        try withTypedThrows { try header.bytes.withUnsafeBytes { bytes in try file.writeAll(bytes) } }
+        try withTypedThrows { try header.bytes.withUnsafeBytes { bytes in try sink.writeAll(bytes) } }
 
-        let output = OrderedOutput(file: file, offset: ShardFormat.headerSize)
+        let output = OrderedOutput(sink: sink, offset: ShardFormat.headerSize)
+        // After a failure, writes queued earlier may still be running.
+        defer { output.drain() }
         var records: [EntryRecord] = []
         var clock = Stopwatch()
         var encodeSeconds = 0.0
@@ -168,13 +187,12 @@ enum ShardWriter {
         footer.append(UInt64(index.count))
         footer.append(contentsOf: digest)
         footer.append(contentsOf: ShardFormat.footerMagic)
-        try withTypedThrows { try index.withUnsafeBytes { bytes in try file.writeAll(bytes) } }
-        try withTypedThrows { try footer.bytes.withUnsafeBytes { bytes in try file.writeAll(bytes) } }
+        try withTypedThrows { try index.withUnsafeBytes { bytes in try sink.writeAll(bytes) } }
+        try withTypedThrows { try footer.bytes.withUnsafeBytes { bytes in try sink.writeAll(bytes) } }
         writeSeconds += clock.elapsed
         clock.restart()
-        try file.sync()
+        try sink.sync()
         let syncSeconds = clock.elapsed
-        file.close()
         return ShardSummary(
             fileSize: offset + index.count + ShardFormat.footerSize,
             indexDigest: digest,
@@ -195,10 +213,10 @@ private func chunkRawSize(for entry: PendingEntry, options: EncodingOptions) -> 
     return max(elementSize, options.chunkSize / elementSize * elementSize)
 }
 
-/// Writes encoded windows to the file in order on a background queue, so the next window is
+/// Writes encoded windows to the sink in order on a background queue, so the next window is
 /// encoded while this one is written, and records where each chunk landed.
 private final class OrderedOutput: @unchecked Sendable {
-    private let file: OpenFile
+    private let sink: any ByteSink
     private let queue = DispatchQueue(label: "swift-checkpoint.shard-writer")
     private let pending = DispatchGroup()
     // Touched only on `queue`, or after `waitForWrites()`.
@@ -207,8 +225,8 @@ private final class OrderedOutput: @unchecked Sendable {
     private(set) var writeSeconds = 0.0
     private var failure: CheckpointError?
 
-    init(file: OpenFile, offset: Int) {
-        self.file = file
+    init(sink: any ByteSink, offset: Int) {
+        self.sink = sink
         self.offset = offset
     }
 
@@ -240,7 +258,7 @@ private final class OrderedOutput: @unchecked Sendable {
                         )
                         continue
                     }
-                    try file.writeAll(UnsafeRawBufferPointer(rebasing: slots.buffer(slot)[..<result.storedSize]))
+                    try sink.writeAll(UnsafeRawBufferPointer(rebasing: slots.buffer(slot)[..<result.storedSize]))
                     chunks.append(
                         ChunkRecord(
                             offset: offset,
@@ -259,6 +277,9 @@ private final class OrderedOutput: @unchecked Sendable {
             writeSeconds += clock.elapsed
         }
     }
+
+    /// Waits until every queued write finished.
+    func drain() { pending.wait() }
 
     /// Waits until every queued write finished; throws the first write error.
     func waitForWrites() throws(CheckpointError) {

@@ -54,22 +54,6 @@
     }
 }
 
-/// The points of one store's commit, in order. A store fires those that apply to how it commits:
-/// a renaming store all but none; a marker store has no rename, so it fires `manifestWritten`,
-/// `synced`, `published` (the marker written) and `parentSynced`.
-@_spi(Testing) public enum StoreCommitPoint: String, Hashable, Sendable, CaseIterable {
-    /// The manifest is written into the staging area.
-    case manifestWritten = "manifest-written"
-    /// The manifest's checksum file is written (renaming store; for a marker store it is the marker).
-    case checksumWritten = "checksum-written"
-    /// The staging area's files and directory are synced.
-    case synced
-    /// The checkpoint became visible: renamed into place, or its marker written.
-    case published
-    /// The parent directory is synced: the commit is durable.
-    case parentSynced = "parent-synced"
-}
-
 /// What an injected crash does.
 @_spi(Testing) public enum CrashAction: Sendable, Hashable {
     /// The commit stops where it is with an error and cleans nothing up (in-process tests).

@@ -208,22 +208,6 @@ public struct CheckpointDirectory: Sendable {
         return SnapshotReader(shard: shard, threads: threads, checkpoint: shards)
     }
 
-    /// Re-reads every chunk of every shard of the checkpoint at `step` and checks every checksum.
-    /// - Returns: The manifest, when everything verified.
-    /// - Throws: The first problem found, naming the file and entry.
-    @discardableResult
-    public func verify(
-        step: Step,
-        threads: Int = Syscalls.onlineProcessorCount
-    ) throws(CheckpointError) -> Manifest {
-        let manifest = try loadManifest(step: step)
-        for rank in 0..<manifest.rankCount {
-            let reader = try openSnapshot(manifest: manifest, rank: rank, threads: threads)
-            try reader.shard.verifyAll(threads: threads)
-        }
-        return manifest
-    }
-
     /// Deletes all but the newest `keepLast` committed checkpoints (and, with `keepEvery`, keeps
     /// every checkpoint whose step is a multiple of it), as the retention rule would; a checkpoint
     /// whose chunks a kept checkpoint uses is kept too (see ``prunePlan(_:)``).
@@ -251,7 +235,8 @@ public struct CheckpointDirectory: Sendable {
         let lock = try Syscalls.lockExclusively(path + "/.lock", permissions: 0o600)
         defer { Syscalls.closeDescriptor(lock) }
         let doomed = try prunePlan(retention).delete
-        for step in doomed { try delete(step: step, permissions: 0o700) }
+        let store = RenamingStore(directory: self, permissions: StorePermissions(file: 0o600, directory: 0o700))
+        for step in doomed { try store.delete(step: step) }
         return doomed
     }
 
@@ -303,142 +288,6 @@ public struct CheckpointDirectory: Sendable {
             keep: steps.filter { keep.contains($0) },
             keptForReferences: keptForReferences
         )
-    }
-
-    // MARK: Writing (used by Checkpointer)
-
-    /// What an incremental checkpoint of `step` can build on after a restart: the chunks of this
-    /// rank's shard of the newest committed checkpoint older than `step`, when that checkpoint was
-    /// written incrementally by the same number of ranks and opens cleanly; otherwise `nil`.
-    func chunkBase(before step: Step, rank: Int, rankCount: Int) throws(CheckpointError) -> ChunkBase? {
-        guard let previous = try committedSteps().last(where: { $0 < step }) else { return nil }
-        let manifest = try loadManifest(step: previous)
-        guard let incremental = manifest.incremental, manifest.rankCount == rankCount else { return nil }
-        let reader = try openSnapshot(manifest: manifest, rank: rank, threads: 1)
-        return ChunkBase(
-            index: reader.shard.index,
-            step: previous,
-            indexDigest: reader.shard.indexDigest,
-            sinceFull: incremental.sinceFull
-        )
-    }
-
-    /// Whether the committed checkpoint of `holder.step` still has, for `rank`, the shard whose index
-    /// digest is `holder.indexDigest` (it may have been deleted or replaced since it was recorded).
-    func holds(_ holder: ChunkBase.Holder, rank: Int) -> Bool {
-        let shard = path(for: holder.step) + "/" + Self.shardFileName(rank: rank)
-        guard let file = try? OpenFile.openForReading(shard), let size = try? file.size(),
-            size >= ShardFormat.headerSize + ShardFormat.footerSize
-        else { return false }
-        var footer = [UInt8](repeating: 0, count: ShardFormat.footerSize)
-        let read: Void? = try? withTypedThrows {
-            try footer.withUnsafeMutableBytes { buffer in try file.read(into: buffer, at: size - ShardFormat.footerSize)
-            }
-        }
-        return read != nil && Array(footer[16..<48]) == holder.indexDigest
-            && Array(footer[48..<56]) == ShardFormat.footerMagic
-    }
-
-    /// Removes temporary directories that crashed or interrupted runs left behind.
-    func removeStaleTemporaries() throws(CheckpointError) -> [String] {
-        var removed: [String] = []
-        for name in try Syscalls.listDirectory(path)
-        where name.hasPrefix(CheckpointLayout.temporaryPrefix) && name.hasSuffix(CheckpointLayout.temporarySuffix) {
-            try Syscalls.removeTree(path + "/" + name)
-            removed.append(name)
-        }
-        return removed
-    }
-
-    /// Creates a fresh temporary directory for a checkpoint of `step`.
-    func makeTemporary(step: Step, permissions: UInt16) throws(CheckpointError) -> String {
-        let name =
-            CheckpointLayout.temporaryPrefix + zeroPadded(step.rawValue, width: 12) + "."
-            + String(Syscalls.processID) + "." + String(UInt32.random(in: 0...UInt32.max), radix: 16)
-            + CheckpointLayout.temporarySuffix
-        let temporary = path + "/" + name
-        try Syscalls.makeDirectory(temporary, permissions: permissions)
-        return temporary
-    }
-
-    /// The steps of a commit, in order; tests stop a commit at each to simulate a crash there.
-    enum CommitPoint: CaseIterable, Sendable {
-        case shardsWritten
-        case manifestWritten
-        case checksumWritten
-        case temporarySynced
-        case renamed
-        case parentSynced
-    }
-
-    /// Writes the manifest and its checksum into `temporary`, syncs, and renames it into place.
-    ///
-    /// Crash safety: until the rename, the checkpoint is a temporary directory that restarts
-    /// ignore and remove. The rename is atomic; an existing checkpoint of the same step is swapped
-    /// out atomically (`RENAME_EXCHANGE`) and then removed.
-    func commit(
-        temporary: String,
-        manifest: Manifest,
-        permissions: UInt16,
-        checkpoint: (CommitPoint) throws(CheckpointError) -> Void
-    ) throws(CheckpointError) {
-        try checkpoint(.shardsWritten)
-        let bytes = try manifest.encoded()
-        try Self.writeFileSynced(temporary + "/" + Manifest.fileName, bytes, permissions: permissions)
-        try checkpoint(.manifestWritten)
-        let line = Array((hexString(sha256(bytes)) + "  " + Manifest.fileName + "\n").utf8)
-        try Self.writeFileSynced(temporary + "/" + Manifest.checksumFileName, line, permissions: permissions)
-        try checkpoint(.checksumWritten)
-        try Syscalls.syncDirectory(temporary)
-        try checkpoint(.temporarySynced)
-        let destination = path(for: manifest.step)
-        if Syscalls.exists(destination) {
-            guard try Syscalls.exchange(temporary, destination) else {
-                // Without an atomic exchange, replacing would leave a window with neither version
-                // committed. Keep the committed one: it captured the same step.
-                try Syscalls.removeTree(temporary)
-                throw CheckpointError(
-                    .ioFailure,
-                    "checkpoint \(manifest.step) already exists and this file system cannot replace a directory atomically (no RENAME_EXCHANGE); the existing one was kept",
-                    path: destination
-                )
-            }
-            do { try Syscalls.syncDirectory(path) } catch {
-                // Not durable: put the previous version back (`temporary` holds it now).
-                _ = try? Syscalls.exchange(temporary, destination)
-                throw error
-            }
-            try Syscalls.removeTree(temporary)
-        } else {
-            try Syscalls.rename(temporary, to: destination)
-        }
-        try checkpoint(.renamed)
-        do { try Syscalls.syncDirectory(path) } catch {
-            // The rename may not survive a power loss: withdraw the checkpoint, so that a failed
-            // fsync never leaves a commit behind (a crash before the withdrawal is harmless: the
-            // checkpoint is complete and verified).
-            try? withdraw(step: manifest.step)
-            throw error
-        }
-        try checkpoint(.parentSynced)
-    }
-
-    /// Moves a committed checkpoint out of the committed namespace and removes it, without
-    /// syncing (used when syncing is what failed).
-    private func withdraw(step: Step) throws(CheckpointError) {
-        let retired = try makeTemporary(step: step, permissions: 0o700)
-        defer { try? Syscalls.removeTree(retired) }
-        try Syscalls.rename(path(for: step), to: retired + "/old")
-    }
-
-    /// Deletes a committed checkpoint: first renamed out of the committed namespace (atomic), then removed.
-    func delete(step: Step, permissions: UInt16) throws(CheckpointError) {
-        let retired = try makeTemporary(step: step, permissions: permissions)
-        // Whatever fails, the temporary directory does not outlive this call (if removing it
-        // fails too, the next start removes it).
-        defer { try? Syscalls.removeTree(retired) }
-        try Syscalls.rename(path(for: step), to: retired + "/old")
-        try Syscalls.syncDirectory(path)
     }
 
     static func writeFileSynced(_ path: String, _ bytes: [UInt8], permissions: UInt16) throws(CheckpointError) {

@@ -1,8 +1,9 @@
-extension Checkpointer {
+/// The checks that make a checkpoint restorable on any number of ranks.
+enum BlockChecks {
     /// Rank 0's check before it commits: the ranks' blocks of each distributed entry share one
     /// global shape and element type and tile it exactly, so that the checkpoint can be restored on
     /// any number of ranks. A failure aborts the checkpoint on every rank.
-    static func checkSavedBlocks(_ shards: [Manifest.Shard]) throws(CheckpointError) {
+    static func checkSaved(_ shards: [Manifest.Shard]) throws(CheckpointError) {
         var blocks: [String: [(rank: Int, block: BlockLayout)]] = [:]
         var types: [String: (rank: Int, type: String, scalar: String)] = [:]
         for shard in shards {
@@ -42,7 +43,7 @@ extension Checkpointer {
     /// After every rank built its state: the new blocks each rank read of each distributed entry
     /// must tile the array, or the restored state would have gaps or duplicates. Every rank checks
     /// the same gathered blocks, so every rank throws the same error.
-    static func checkRestoredBlocks(
+    static func checkRestored(
         _ blocksRead: [[String: [BlockLayout]]],
         checkpoint path: String
     ) throws(CheckpointError) {

@@ -1,0 +1,324 @@
+import Foundation
+import Logging
+
+/// The restart agreement: the ranks find the newest checkpoint every one of them can restore.
+///
+/// Candidates are the steps any level holds (node-local on any rank, or shared), newest first. For
+/// each, every rank locates its shards: with redundancy, its node-local copy; a rank whose copy is
+/// gone gets it back from its partner's copy (streamed, bounded memory) and stores it again; a
+/// restart on another number of ranks reads old ranks' shards from node-local folders on its node
+/// where they are, else the shared copy. Each rank builds its state (decoded and verified before
+/// anything of the application's is touched); all ranks learn every rank's outcome and take the
+/// same decision.
+final class RestartAgreement: Sendable {
+    let configuration: Checkpointer.Configuration
+    let communicator: any Communicator
+    let levels: StorageLevels
+    let logger: Logger
+
+    private static let recoveryTag = 7_101
+
+    init(
+        configuration: Checkpointer.Configuration,
+        communicator: any Communicator,
+        levels: StorageLevels,
+        logger: Logger
+    ) {
+        self.configuration = configuration
+        self.communicator = communicator
+        self.levels = levels
+        self.logger = logger
+    }
+
+    var rank: Int { communicator.rank }
+    var shared: CheckpointDirectory { levels.shared.directory }
+
+    /// Collective: restores the newest checkpoint all ranks can build `Value` from.
+    func restoreNewest<Value>(_ build: (SnapshotReader) throws -> Value) throws -> (Value, Step)? {
+        let steps = try candidates()
+        guard !steps.isEmpty else { return nil }
+        var reasons: [String] = []
+        for step in steps.reversed() {
+            var value: Value?
+            var localError: (any Error)?
+            let status: RestoreStatus
+            let shards = try locate(step)
+            do {
+                let shards = try shards.get()
+                value = try build(try shards.reader())
+                status = .restored(blocksRead: shards.readSoFar.blocksRead)
+            } catch let error as CheckpointError where error.isCorruption {
+                status = .damaged(error.description)
+            } catch {
+                localError = error
+                status = .failed(RankFailure(rank: rank, error: error))
+            }
+            let all =
+                try communicator.size == 1
+                ? [status]
+                : communicator.allgather(JSONCoding.encoder.encode(status).bytes).map {
+                    try JSONCoding.decoder.decode(RestoreStatus.self, from: Data($0))
+                }
+            if let failure = all.lazy.compactMap(\.failure).first {
+                if failure.rank == rank, let localError { throw localError }
+                throw failure.error
+            }
+            let damaged = all.enumerated().compactMap { rank, status in status.damage.map { "rank \(rank): \($0)" } }
+            if damaged.isEmpty, let value {
+                try BlockChecks.checkRestored(all.map(\.blocksRead), checkpoint: shared.path(for: step))
+                if !reasons.isEmpty {
+                    logger.warning(
+                        "restored an older checkpoint",
+                        metadata: ["step": "\(step)", "skipped": "\(reasons.count)"]
+                    )
+                }
+                logger.info("restored checkpoint", metadata: ["step": "\(step)"])
+                return (value, step)
+            }
+            logger.warning(
+                "skipping damaged checkpoint",
+                metadata: ["step": "\(step)", "reason": "\(damaged.joined(separator: "; "))"]
+            )
+            reasons.append("step \(step): \(damaged.joined(separator: "; "))")
+        }
+        throw CheckpointError(
+            .noCheckpoint,
+            "none of the \(steps.count) checkpoints verifies, so none was restored; inspect them with `ckpt verify \(shared.path) --all` — "
+                + reasons.joined(separator: "; "),
+            path: shared.path
+        )
+    }
+
+    /// Collective: the steps any level holds, oldest first.
+    private func candidates() throws -> [Step] {
+        let listedShared = Shared<[Step]>(rank: rank) { rank == 0 ? try shared.committedSteps() : [] }
+        guard let local = levels.local else {
+            return try communicator.broadcast(value: rank == 0 ? listedShared : nil, root: 0).get()
+        }
+        let mine = Candidates(local: local.committedSteps(), shared: listedShared)
+        let all = try communicator.allgather(JSONCoding.encoder.encode(mine).bytes)
+        var steps = Set<Step>()
+        for bytes in all {
+            let candidates = try JSONCoding.decoder.decode(Candidates.self, from: Data(bytes))
+            steps.formUnion(candidates.local)
+            steps.formUnion(try candidates.shared.get())
+        }
+        return steps.sorted()
+    }
+
+    private struct Candidates: Codable {
+        var local: [Step]
+        var shared: Shared<[Step]>
+    }
+
+    /// Collective: this rank's view of the shards of `step`, or why it has none.
+    private func locate(_ step: Step) throws -> Result<CheckpointShards, CheckpointError> {
+        let size = communicator.size
+        guard let local = levels.local else {
+            return Result { () throws(CheckpointError) in try shards(step, manifestFrom: shared, folders: [shared]) }
+        }
+        // Same rank count: each rank's own node-local copy, or its partner's, or the shared one.
+        let own = local.holds(step, of: rank, rankCount: size)
+        let partners = local.partners
+        let copy = local.settings.partnerCopy && size > 1 && local.holds(step, of: partners.held[rank], rankCount: size)
+        let flags = try communicator.allgather([own ? 1 : 0, copy ? 1 : 0])
+        let needs = { (rank: Int) in flags[rank][0] == 0 && flags[partners.partner[rank]][1] == 1 }
+        let recovered = try recoverLostShards(step, needs: needs, local: local)
+        var folders = [local.store.directory]
+        folders += nodeLocalFolders(local.settings).filter { $0.path != local.store.directory.path }
+        folders.append(shared)
+        let manifestSource = own || recovered ? local.store.directory : shared
+        return Result { () throws(CheckpointError) in
+            do throws(CheckpointError) {
+                return try shards(step, manifestFrom: manifestSource, folders: folders)
+            } catch  where manifestSource.path != shared.path && error.isCorruption {
+                return try shards(step, manifestFrom: shared, folders: [shared])
+            }
+        }
+    }
+
+    /// The shards of `step` as this rank restores them, each old rank's shard taken from the first
+    /// folder that holds the one the manifest records.
+    private func shards(
+        _ step: Step,
+        manifestFrom source: CheckpointDirectory,
+        folders: [CheckpointDirectory]
+    ) throws(CheckpointError) -> CheckpointShards {
+        let manifest: Manifest
+        do { manifest = try source.loadManifest(step: step) } catch {
+            // A level that lacks this step (a node-local store after a node loss): read it from another.
+            guard
+                let other = folders.first(where: { $0.path != source.path && (try? $0.loadManifest(step: step)) != nil }
+                )
+            else { throw error }
+            manifest = try other.loadManifest(step: step)
+        }
+        let threads = configuration.threads
+        return CheckpointShards(
+            location: shared.path(for: step),
+            openShard: { old throws(CheckpointError) in
+                var firstError: CheckpointError?
+                for folder in folders {
+                    do throws(CheckpointError) {
+                        return try folder.openSnapshot(manifest: manifest, rank: old, threads: threads).shard
+                    } catch {
+                        if firstError == nil || folder.path == folders.last?.path { firstError = error }
+                    }
+                }
+                throw firstError ?? CheckpointError(.incompleteCheckpoint, "no copy of rank \(old)'s shard")
+            },
+            manifest: manifest,
+            rank: rank,
+            rankCount: communicator.size,
+            threads: threads
+        )
+    }
+
+    /// The node-local folders of every rank that this node holds (`localDirectory/rank-*`).
+    private func nodeLocalFolders(_ settings: Checkpointer.Configuration.Redundancy) -> [CheckpointDirectory] {
+        let names = (try? Syscalls.listDirectory(settings.localDirectory)) ?? []
+        return names.filter { $0.hasPrefix("rank-") }.sorted().map {
+            CheckpointDirectory(path: settings.localDirectory + "/" + $0)
+        }
+    }
+
+    /// Collective: a rank whose node-local copy of `step` is gone gets it from its partner, with
+    /// the shards of the older checkpoints an incremental shard uses, and stores them again.
+    /// - Returns: Whether this rank recovered its shard.
+    private func recoverLostShards(_ step: Step, needs: (Int) -> Bool, local: LocalLevel) throws -> Bool {
+        guard communicator.size > 1 else { return false }
+        let partners = local.partners
+        let held = partners.held[rank]
+        let outgoing: Result<[FileExchange.Outgoing], CheckpointError>? =
+            needs(held)
+            ? Result { () throws(CheckpointError) in try package(step, of: held, local: local) } : nil
+        let exchange = FileExchange(communicator: communicator, tag: Self.recoveryTag)
+        let area = Locked<[String: [UInt8]]>([:])
+        let scratch = needs(rank) ? try? Self.recoveryFolder(local) : nil
+        var store: ((String, Int) throws(CheckpointError) -> any ByteSink)?
+        if let scratch {
+            let permissions = configuration.filePermissions
+            store = { (name: String, _: Int) throws(CheckpointError) -> any ByteSink in
+                guard !name.contains("/"), !name.hasPrefix(".") else {
+                    throw CheckpointError(.corruptData, "the partner sent a file named '\(name)'")
+                }
+                return try OpenFile.createExclusive(scratch + "/" + name, permissions: permissions)
+            }
+        }
+        let received = try exchange.run(
+            sending: outgoing,
+            to: needs(held) ? held : nil,
+            from: needs(rank) ? partners.partner[rank] : nil,
+            store: store
+        )
+        guard needs(rank) else { return false }
+        defer { if let scratch { try? Syscalls.removeTree(scratch) } }
+        do {
+            guard let scratch else { throw CheckpointError(.ioFailure, "no room to receive the partner's copy") }
+            let names = try (received ?? .success([])).get()
+            try install(names, from: scratch, local: local)
+            logger.notice(
+                "recovered this rank's lost node-local shard from its partner's copy",
+                metadata: ["step": "\(step)", "rank": "\(rank)", "partner": "\(partners.partner[rank])"]
+            )
+            return true
+        } catch {
+            logger.warning(
+                "could not recover the shard from the partner's copy; trying the shared directory",
+                metadata: ["step": "\(step)", "error": "\(error)"]
+            )
+            return false
+        }
+    }
+
+    /// The files that restore `owner`'s shard of `step`: per checkpoint (the step, and the older ones
+    /// its incremental shard uses) the manifest, its checksum and the shard, named `STEP.FILE`.
+    private func package(
+        _ step: Step,
+        of owner: Int,
+        local: LocalLevel
+    ) throws(CheckpointError) -> [FileExchange.Outgoing] {
+        let directory = local.store.directory
+        let manifest = try directory.loadManifest(step: step)
+        var steps = [step]
+        if owner < manifest.shards.count { steps += manifest.shards[owner].references ?? [] }
+        var files: [FileExchange.Outgoing] = []
+        for step in steps {
+            for name in [Manifest.fileName, Manifest.checksumFileName, CheckpointLayout.shardFileName(rank: owner)] {
+                files.append(
+                    FileExchange.Outgoing(
+                        name: String(step.rawValue) + "." + name,
+                        source: try local.store.openCommitted(name, step: step)
+                    )
+                )
+            }
+        }
+        return files
+    }
+
+    /// A fresh folder inside this rank's node-local store to receive a partner's copy into
+    /// (a temporary name: a crash leaves it for the next start to remove).
+    private static func recoveryFolder(_ local: LocalLevel) throws(CheckpointError) -> String {
+        let folder =
+            local.store.directory.path + "/" + CheckpointLayout.temporaryPrefix + "recovery."
+            + String(Syscalls.processID) + "." + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+            + CheckpointLayout.temporarySuffix
+        try Syscalls.makeDirectory(folder, permissions: 0o700)
+        return folder
+    }
+
+    /// Stores the received files in this rank's node-local store: into a committed checkpoint that
+    /// is there (it keeps another rank's copy), or as a new commit with the received manifest.
+    private func install(_ names: [String], from scratch: String, local: LocalLevel) throws {
+        let shardName = CheckpointLayout.shardFileName(rank: rank)
+        let steps = Set(names.compactMap { $0.split(separator: ".").first.flatMap { UInt64($0) } }).sorted(by: >)
+        for raw in steps {
+            let step = Step(rawValue: raw)
+            let prefix = scratch + "/" + String(raw) + "."
+            let manifestBytes = try CheckpointDirectory.readWholeFile(prefix + Manifest.fileName, limit: 256 << 20)
+            let checksum = try CheckpointDirectory.readWholeFile(prefix + Manifest.checksumFileName, limit: 4096)
+            let manifest = try Manifest.decode(manifestBytes, checksumLine: checksum, path: "partner copy")
+            guard manifest.step == step else {
+                throw CheckpointError(.corruptData, "the partner's copy is of another step")
+            }
+            if local.holds(step, of: rank, rankCount: manifest.rankCount) { continue }
+            let source = try OpenFile.openForReading(prefix + shardName)
+            let committed = local.store.directory.path(for: step)
+            if Syscalls.isDirectory(committed) {
+                // The checkpoint is there (with the copy this rank keeps for another): add the shard.
+                let partial = committed + "/." + shardName + ".tmp"
+                try? Syscalls.removeTree(partial)
+                try CommitDriver.stream(
+                    from: source,
+                    to: try OpenFile.createExclusive(partial, permissions: configuration.filePermissions)
+                )
+                try Syscalls.rename(partial, to: committed + "/" + shardName)
+                try Syscalls.syncDirectory(committed)
+                continue
+            }
+            let area = try local.store.begin(step: step)
+            do {
+                try CommitDriver.stream(from: source, to: try local.store.create(shardName, in: area))
+                try local.store.commit(area, manifest: manifest) { _ throws(CheckpointError) in }
+            } catch {
+                local.store.abandon(area)
+                throw error
+            }
+        }
+    }
+}
+
+/// One rank's result of trying to restore one checkpoint.
+enum RestoreStatus: Codable {
+    /// Built; with the blocks of distributed entries it read (for the tiling check).
+    case restored(blocksRead: [String: [BlockLayout]])
+    case damaged(String)
+    case failed(RankFailure)
+
+    var blocksRead: [String: [BlockLayout]] {
+        if case .restored(let blocks) = self { blocks } else { [:] }
+    }
+
+    var failure: RankFailure? { if case .failed(let failure) = self { failure } else { nil } }
+    var damage: String? { if case .damaged(let reason) = self { reason } else { nil } }
+}

@@ -1,0 +1,99 @@
+/// A store that commits by writing a marker last, the way object stores commit (they have no
+/// rename): shards and manifest are written in place (`ckpt-STEP/`) and synced, then the
+/// manifest's checksum file (`manifest.json.sha256`) is written as the commit marker.
+///
+/// A checkpoint without its marker is not committed: restarts skip it and the next start removes
+/// it. Deleting removes the marker first (the checkpoint stops being committed at once), then the
+/// files. A checkpoint of a step that is already committed is refused and the existing one kept:
+/// replacing it in place would destroy it before its successor is durable.
+///
+/// On POSIX this store is a test of the pipeline's claim that a store without rename fits without
+/// touching the protocol; an object-store implementation follows the same sequence.
+struct MarkerStore: CheckpointStore {
+    let directory: CheckpointDirectory
+    let permissions: StorePermissions
+
+    init(directory: CheckpointDirectory, permissions: StorePermissions) {
+        self.directory = directory
+        self.permissions = permissions
+    }
+
+    var path: String { directory.path }
+
+    private func marker(_ step: Step) -> String { directory.path(for: step) + "/" + Manifest.checksumFileName }
+
+    func removeUnfinished() throws(CheckpointError) -> [String] {
+        var removed: [String] = []
+        for name in try Syscalls.listDirectory(path) {
+            let unmarked =
+                CheckpointLayout.step(ofCommitted: name).map { !Syscalls.exists(marker($0)) } ?? false
+            guard unmarked || CheckpointLayout.isTemporary(name) else { continue }
+            try Syscalls.removeTree(path + "/" + name)
+            removed.append(name)
+        }
+        if !removed.isEmpty { try Syscalls.syncDirectory(path) }
+        return removed
+    }
+
+    func begin(step: Step) throws(CheckpointError) -> StagingArea {
+        let location = directory.path(for: step)
+        if Syscalls.exists(location) {
+            guard !Syscalls.exists(marker(step)) else {
+                throw CheckpointError(
+                    .ioFailure,
+                    "checkpoint \(step) is already committed and a marker store cannot replace it atomically (that needs a rename); the existing one was kept — save another step, or use the rename commit method",
+                    path: location
+                )
+            }
+            // An unmarked checkpoint of this step is what a crash left: never committed.
+            try Syscalls.removeTree(location)
+        }
+        try Syscalls.makeDirectory(location, permissions: permissions.directory)
+        return StagingArea(step: step, location: location)
+    }
+
+    func create(_ name: String, in area: StagingArea) throws(CheckpointError) -> any ByteSink {
+        try OpenFile.createExclusive(area.location + "/" + name, permissions: permissions.file)
+    }
+
+    func open(_ name: String, in area: StagingArea) throws(CheckpointError) -> any ByteSource {
+        try OpenFile.openForReading(area.location + "/" + name)
+    }
+
+    func commit(
+        _ area: StagingArea,
+        manifest: Manifest,
+        reached: (StoreCommitPoint) throws(CheckpointError) -> Void
+    ) throws(CheckpointError) {
+        let checksum = try writeManifest(manifest, in: area, permissions: permissions.file)
+        try reached(.manifestWritten)
+        // Everything the marker vouches for is durable before the marker exists.
+        try Syscalls.syncDirectory(area.location)
+        try Syscalls.syncDirectory(path)
+        try reached(.synced)
+        try CheckpointDirectory.writeFileSynced(marker(area.step), checksum, permissions: permissions.file)
+        try reached(.published)
+        do {
+            try Syscalls.syncDirectory(area.location)
+        } catch {
+            // The marker may not survive a power loss: withdraw it, so that a failed fsync never
+            // leaves a commit behind.
+            try? Syscalls.removeTree(marker(area.step))
+            throw error
+        }
+        try reached(.parentSynced)
+    }
+
+    func abandon(_ area: StagingArea) {
+        // Only an unmarked checkpoint is ever staged here (`begin` refuses a committed one).
+        guard !Syscalls.exists(marker(area.step)) else { return }
+        try? Syscalls.removeTree(area.location)
+    }
+
+    func delete(step: Step) throws(CheckpointError) {
+        let location = directory.path(for: step)
+        try Syscalls.removeTree(marker(step))
+        try Syscalls.syncDirectory(location)
+        try Syscalls.removeTree(location)
+    }
+}

@@ -1,0 +1,150 @@
+import Foundation
+import Testing
+
+@_spi(Testing) @testable import Checkpoint
+
+/// Every combination of the pipeline's stages round-trips, and a crash at every named point of it
+/// keeps the newest committed checkpoint (and only committed ones) restorable.
+@Suite("Commit pipeline combinations")
+struct PipelineCombinationTests {
+    /// A combination of features, and the crash points its commits pass through.
+    struct Combination: CustomTestStringConvertible, Sendable {
+        var name: String
+        var ranks = 2
+        var redundancy = false
+        var incremental = false
+        var dumps = false
+        var asynchronous = false
+        var marker = false
+        /// Crash tests flush every checkpoint, so that the flush's points are reached.
+        var flushEvery = 3
+
+        var testDescription: String { name }
+
+        func configuration(local: String, imagesLog: String) -> Checkpointer.Configuration {
+            var configuration = testConfiguration(keepLast: 2)
+            if redundancy { configuration.redundancy = .init(localDirectory: local, flushEvery: flushEvery) }
+            if incremental { configuration.incremental = .on(fullEvery: 3) }
+            if asynchronous { configuration.mode = .asynchronous() }
+            if marker { configuration.commitMethod = .marker }
+            if dumps {
+                configuration.processDumps = ProcessDumps(
+                    dumper: CommandDumper(arguments: ["/bin/sh", "-c", "echo {step} {rank} > {dir}/image"])
+                )
+            }
+            return configuration
+        }
+
+        /// The points a commit passes through (flushed, with redundancy: see ``flushEvery``).
+        var points: [CrashPoint] {
+            let store = StoreCommitPoint.allCases.filter { !marker || $0 != .checksumWritten }
+            var points: [CrashPoint] = [.shardWritten]
+            if redundancy { points.append(.partnerCopied) }
+            points += store.map(CrashPoint.committing)
+            if redundancy { points += [.flushCopied] + store.map(CrashPoint.flushing) }
+            points.append(.retentionApplied)
+            if dumps { points.append(.dumped) }
+            return points
+        }
+    }
+
+    static let combinations: [Combination] = [
+        Combination(name: "plain"),
+        Combination(name: "marker store", marker: true),
+        Combination(name: "redundancy", redundancy: true),
+        Combination(name: "redundancy + incremental", redundancy: true, incremental: true),
+        Combination(name: "redundancy + dumps", redundancy: true, dumps: true),
+        Combination(name: "redundancy + marker store", redundancy: true, marker: true),
+        Combination(name: "incremental + marker store", incremental: true, marker: true),
+        Combination(name: "asynchronous + dumps", dumps: true, asynchronous: true),
+        Combination(
+            name: "asynchronous + redundancy + incremental",
+            redundancy: true,
+            incremental: true,
+            asynchronous: true
+        ),
+    ]
+
+    static let nodes = ["a", "b"]
+
+    static func state(rank: Int, step: Int) -> ArrayState<Double> {
+        // Most chunks stay the same from step to step (incremental references them).
+        ArrayState((0..<6_000).map { Double(rank * 100_000 + $0) + ($0 < 500 ? Double(step) : 0) })
+    }
+
+    /// Runs steps on every rank (through safe points in asynchronous mode), with an optional crash.
+    static func run(
+        _ combination: Combination,
+        steps: ClosedRange<Int>,
+        root: String,
+        crash: CrashPoint? = nil
+    ) throws -> [Step?] {
+        try LocalGroup.run(ranks: combination.ranks, timeout: 30, nodes: Self.nodes) { communicator in
+            let checkpointer = try Checkpointer(
+                directory: root + "/shared",
+                communicator: communicator,
+                configuration: combination.configuration(local: root + "/local", imagesLog: root + "/log")
+            )
+            let restored = try checkpointer.restoreLatest(ArrayState<Double>.self)
+            if let restored {
+                #expect(restored.state == Self.state(rank: communicator.rank, step: Int(restored.step.rawValue)))
+            }
+            for step in steps where Step(step) > (restored?.step ?? 0) {
+                // The crash is armed for the last step of the range.
+                if step == steps.upperBound, let crash { checkpointer.injectCrash(at: crash) }
+                let state = Self.state(rank: communicator.rank, step: step)
+                if combination.asynchronous {
+                    try checkpointer.checkpoint(state, step: Step(step))
+                    try checkpointer.finish()
+                } else {
+                    try checkpointer.save(state, step: Step(step))
+                }
+            }
+            return restored?.step
+        }
+    }
+
+    @Test("Each combination round-trips", arguments: combinations)
+    func roundTrip(_ combination: Combination) throws {
+        try withTemporaryDirectory { root in
+            _ = try Self.run(combination, steps: 1...4, root: root)
+            let restarted = try Self.run(combination, steps: 1...5, root: root)
+            #expect(restarted.allSatisfy { $0 == 4 })
+            try Self.expectNoTemporaries(root)
+            for step in try CheckpointDirectory(path: root + "/shared").committedSteps() {
+                try CheckpointDirectory(path: root + "/shared").verify(step: step)
+            }
+        }
+    }
+
+    @Test("A crash at every named point of each combination loses nothing", arguments: combinations)
+    func crashes(_ combination: Combination) throws {
+        var combination = combination
+        combination.flushEvery = 1
+        for point in combination.points {
+            try withTemporaryDirectory { root in
+                _ = try Self.run(combination, steps: 1...2, root: root)
+                #expect(throws: (any Error).self, "\(combination.name), \(point)") {
+                    try Self.run(combination, steps: 1...3, root: root, crash: point)
+                }
+                // Restart: the newest committed checkpoint comes back, nothing uncommitted does.
+                let restarted = try Self.run(combination, steps: 1...4, root: root)
+                let expected: Step = point.leavesCheckpointCommitted ? 3 : 2
+                #expect(restarted.allSatisfy { $0 == expected }, "\(combination.name), crash at \(point): \(restarted)")
+                try Self.expectNoTemporaries(root)
+            }
+        }
+    }
+
+    static func expectNoTemporaries(_ root: String) throws {
+        var folders = [root + "/shared"]
+        let local = root + "/local"
+        if let ranks = try? FileManager.default.contentsOfDirectory(atPath: local) {
+            folders += ranks.map { local + "/" + $0 }
+        }
+        for folder in folders {
+            let names = try FileManager.default.contentsOfDirectory(atPath: folder)
+            #expect(!names.contains { $0.hasSuffix(".tmp") }, "temporaries left in \(folder): \(names)")
+        }
+    }
+}
