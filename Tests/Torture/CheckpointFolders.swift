@@ -27,7 +27,7 @@ func temporaries(in directory: String) -> [String] {
         guard name.hasPrefix("ckpt-") else { return [] }
         let folder = directory + "/" + name
         guard FileManager.default.fileExists(atPath: folder + "/" + commitMarker) else {
-            return [name + " (no commit marker)"]
+            return [name + " (no commit marker; holds \(entries(folder).sorted()))"]
         }
         return entries(folder).filter { $0.hasPrefix(".") && $0.hasSuffix(".tmp") }.map { name + "/" + $0 }
     }

@@ -92,8 +92,8 @@ final class CrashTrials {
             case .committing(let step): return combination.marker && step == .checksumWritten ? [] : all
             case .flushCopied: return every(flushEvery)
             case .flushing(let step): return combination.marker && step == .checksumWritten ? [] : every(flushEvery)
-            // heat keeps the newest 3 checkpoints: from the 4th on, each commit deletes one.
-            case .retentionApplied: return all.filter { $0 > 3 }
+            // Retention runs after every commit (from the 4th on, heat's keep-3 deletes one).
+            case .retentionApplied: return all
             case .dumped: return every(dumpEvery)
             }
         }
