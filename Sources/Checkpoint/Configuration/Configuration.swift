@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-
 extension Checkpointer {
     /// Everything a ``Checkpointer`` can be told; every property has a default chosen from measurement.
     ///
@@ -132,8 +128,7 @@ extension Checkpointer {
             if let redundancy { try redundancy.validate() }
             if let stopSignals {
                 guard stopSignals.gracePeriod > 0 else { throw fail("the stop signals' grace period must be positive") }
-                for signal in stopSignals.signals
-                where signal <= 0 || signal >= 65 || signal == SIGKILL || signal == SIGSTOP {
+                for signal in stopSignals.signals where !Syscalls.canHandleSignal(signal) {
                     throw fail("signal \(signal) cannot be handled; use SIGTERM, SIGUSR1, SIGUSR2, SIGINT…")
                 }
             }

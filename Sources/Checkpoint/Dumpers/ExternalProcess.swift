@@ -63,7 +63,7 @@ struct ExternalProcess {
     /// own process group, so a shell script's children go too (killing the shell alone would leave
     /// them running, holding the dumper's resources).
     private static func killGroup(_ leader: Int32) {
-        if kill(-leader, SIGKILL) != 0 { kill(leader, SIGKILL) }
+        Syscalls.killProcessGroup(leader)
     }
 
     /// Runs a program outside this process's tree of children, for a dumper that dumps this very
@@ -118,7 +118,7 @@ struct ExternalProcess {
                 try? FileManager.default.removeItem(atPath: gate)
                 throw CheckpointError(.timedOut, "'\(program)' did not finish within \(timeout) s and was killed")
             }
-            usleep(20_000)
+            Syscalls.sleep(microseconds: 20_000)
         }
         try? FileManager.default.removeItem(atPath: gate)
         let code = Int32(readText(status).trimmingCharacters(in: .whitespacesAndNewlines))
@@ -134,45 +134,19 @@ struct ExternalProcess {
     /// other descriptor.
     /// - Returns: The shell's process id, which is also the group's.
     private static func spawnLauncher(_ script: String, _ arguments: [String]) throws(CheckpointError) -> Int32 {
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        var allSignals = sigset_t()
-        sigfillset(&allSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        posix_spawnattr_setsigdefault(&attributes, &allSignals)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(
-            &attributes,
-            Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
-        )
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        // Every other inherited descriptor is closed (glibc ignores ones that closed meanwhile).
-        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-        for descriptor in open.compactMap({ Int32($0) }) where descriptor > 2 {
-            posix_spawn_file_actions_addclose(&actions, descriptor)
-        }
-        var argv: [UnsafeMutablePointer<CChar>?] = (["/bin/sh", "-c", script, "sh"] + arguments).map { strdup($0) }
-        argv.append(nil)
-        defer { for argument in argv { free(argument) } }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, "/bin/sh", &actions, &attributes, argv, environ)
-        guard result == 0 else {
+        let pid: Int32
+        do {
+            let shell = ["/bin/sh", "-c", script, "sh"]
+            pid = try Syscalls.spawnInNewProcessGroup("/bin/sh", arguments: shell + arguments)
+        } catch {
             throw CheckpointError(
                 .ioFailure,
-                "could not start /bin/sh to launch a dumper (error \(result))",
-                underlying: SendableDescription(POSIXError(POSIXErrorCode(rawValue: result) ?? .EIO))
+                "could not start /bin/sh to launch a dumper",
+                underlying: error.underlying
             )
         }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        // A launcher that cannot be waited for is no longer this process's child: it has ended.
+        _ = try? Syscalls.waitForExit(of: pid)
         return pid
     }
 

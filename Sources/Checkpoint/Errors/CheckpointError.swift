@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// The one error type of swift-checkpoint.
 ///
 /// Every failure carries a ``Code`` to switch on, a message that says what went wrong and what
@@ -159,47 +153,4 @@ extension CheckpointError {
         /// without a block while re-partitioning.
         public static let layoutMismatch = Code(value: .layoutMismatch)
     }
-}
-
-extension CheckpointError {
-    /// Maps a failed system call's `errno` to an error with a code and a message that says what to do.
-    static func system(_ operation: String, errno number: Int32, path: String?) -> CheckpointError {
-        let reason = String(cString: strerror(number))
-        let underlying = SystemError(errno: number, operation: operation)
-        switch number {
-        case ENOENT, ENOTDIR:
-            return CheckpointError(
-                .notFound,
-                "\(operation) failed: \(reason); check that the path exists",
-                path: path,
-                underlying: underlying
-            )
-        case EACCES, EPERM, EROFS:
-            return CheckpointError(
-                .permissionDenied,
-                "\(operation) failed: \(reason); check ownership and permissions",
-                path: path,
-                underlying: underlying
-            )
-        case ENOSPC, EDQUOT:
-            return CheckpointError(
-                .diskFull,
-                "\(operation) failed: \(reason); free space or choose another checkpoint directory",
-                path: path,
-                underlying: underlying
-            )
-        default:
-            return CheckpointError(.ioFailure, "\(operation) failed: \(reason)", path: path, underlying: underlying)
-        }
-    }
-}
-
-/// A failed system call: the operation and its `errno`.
-public struct SystemError: Error, Sendable, CustomStringConvertible {
-    /// The `errno` value the call set.
-    public var errno: Int32
-    /// The call that failed, e.g. `"fsync"`.
-    public var operation: String
-    /// `operation: strerror(errno) (errno N)`.
-    public var description: String { "\(operation): \(String(cString: strerror(errno))) (errno \(errno))" }
 }

@@ -169,7 +169,8 @@ final class CommitDriver: Sendable {
                 case .agree(let local):
                     action = machine.agreed(try communicator.agreement(local))
                 case .abandonLocal(let area, let withdraw, let failure):
-                    if let area { levels.local?.store.abandon(area) }
+                    // A failed local commit leaves its area staged: remove it too.
+                    if let area = area ?? run.staged[.local] { levels.local?.store.abandon(area) }
                     run.staged[.local] = nil
                     if withdraw { try? levels.local?.store.delete(step: step) }
                     run.committedLocally = nil

@@ -193,7 +193,6 @@ final class RestartAgreement: Sendable {
             needs(held)
             ? Result { () throws(CheckpointError) in try package(step, of: held, local: local) } : nil
         let exchange = FileExchange(communicator: communicator, tag: Self.recoveryTag)
-        let area = Locked<[String: [UInt8]]>([:])
         let scratch = needs(rank) ? try? Self.recoveryFolder(local) : nil
         var store: ((String, Int) throws(CheckpointError) -> any ByteSink)?
         if let scratch {

@@ -1,10 +1,6 @@
 import Foundation
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Scheduler signals that ask a job to checkpoint and stop: Slurm's `--signal=USR1@120`, PBS,
 /// and Kubernetes preemption (`SIGTERM`).
 ///
@@ -56,56 +52,45 @@ enum SignalMonitor {
         var watchdogStarted = false
     }
 
-    nonisolated(unsafe) private static let wakeWatchdog: UnsafeMutablePointer<sem_t> = {
-        let semaphore = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
-        sem_init(semaphore, 0, 0)
-        return semaphore
-    }()
+    /// Posted by the handler; the watchdog thread waits on it.
+    private static let wakeWatchdog = Syscalls.SignalSemaphore()
 
     /// Installs the handler for `signals` (once per signal per process).
     static func install(_ configuration: StopSignals) {
         // Statics are initialized lazily (through `swift_once`, which is not async-signal-safe):
         // touch everything the handler uses before the handler can run.
-        let semaphore = wakeWatchdog
+        _ = wakeWatchdog
         _ = received.load(ordering: .relaxed)
-        _ = semaphoreForHandler
+        let handler: Syscalls.SignalHandler = { number in
+            SignalMonitor.received.store(number, ordering: .relaxed)
+            SignalMonitor.wakeWatchdog.post()
+        }
         state.withLock { state in
             state.gracePeriod = min(state.gracePeriod, configuration.gracePeriod)
+            // `Configuration.validate` admits only signals that can be handled: installing succeeds.
             for signal in configuration.signals where !state.installed.contains(signal) {
-                var action = sigaction()
-                action.__sigaction_handler.sa_handler = { number in
-                    SignalMonitor.received.store(number, ordering: .relaxed)
-                    sem_post(SignalMonitor.semaphoreForHandler)
-                }
-                sigemptyset(&action.sa_mask)
-                action.sa_flags = SA_RESTART
-                sigaction(signal, &action, nil)
-                state.installed.insert(signal)
+                if (try? Syscalls.installSignalHandler(signal, handler)) != nil { state.installed.insert(signal) }
             }
             if !state.watchdogStarted {
                 state.watchdogStarted = true
-                let box = UncheckedBox(semaphore)
-                let thread = Thread { watchdog(box.value) }
+                let thread = Thread { watchdog() }
                 thread.name = "checkpoint-signal-watchdog"
                 thread.start()
             }
         }
     }
 
-    nonisolated(unsafe) static var semaphoreForHandler: UnsafeMutablePointer<sem_t> { wakeWatchdog }
-
     /// Waits for a signal, then gives the application the grace period to reach a safe point and
     /// exit; after that, takes the signal's default action.
-    private static func watchdog(_ semaphore: UnsafeMutablePointer<sem_t>) {
-        while sem_wait(semaphore) != 0 {}
+    private static func watchdog() {
+        wakeWatchdog.wait()
         let signal = received.load(ordering: .relaxed)
         let grace = state.withLock { $0.gracePeriod }
         Thread.sleep(forTimeInterval: grace)
         FileHandle.standardError.write(
             Data("swift-checkpoint: no safe point within \(grace) s of signal \(signal); stopping now\n".utf8)
         )
-        Glibc.signal(signal, SIG_DFL)
-        raise(signal)
+        Syscalls.takeDefaultAction(of: signal)
     }
 
     /// Whether a stop signal has arrived.

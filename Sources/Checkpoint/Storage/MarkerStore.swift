@@ -93,7 +93,8 @@ struct MarkerStore: CheckpointStore {
     func delete(step: Step) throws(CheckpointError) {
         let location = directory.path(for: step)
         try Syscalls.removeTree(marker(step))
+        // Unmarked, the checkpoint is garbage: its files go even when the sync fails.
+        defer { try? Syscalls.removeTree(location) }
         try Syscalls.syncDirectory(location)
-        try Syscalls.removeTree(location)
     }
 }

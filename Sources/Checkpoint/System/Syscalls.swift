@@ -4,8 +4,11 @@ import Glibc
 import Darwin
 #endif
 
-// Every POSIX call of the library lives in this file. Each wrapper retries `EINTR`, loops over
-// partial reads and writes, and turns `errno` into a `CheckpointError` that names the path.
+// Every POSIX call of the library lives in System/: the file and directory calls in this file,
+// processes in Syscalls+Process.swift, signals in Syscalls+Signals.swift. Each wrapper retries
+// `EINTR`, loops over partial reads and writes, and turns `errno` into a `CheckpointError` that
+// names the path (CheckpointError+System.swift). Scripts/check-layers fails when a file outside
+// System/ imports the C library.
 
 /// An open file descriptor and the path it was opened from (for error messages).
 ///
@@ -139,6 +142,15 @@ enum Syscalls {
     static func exists(_ path: String) -> Bool {
         var info = stat()
         return lstat(path, &info) == 0
+    }
+
+    /// The size in bytes of the file at `path` (following symbolic links).
+    /// - Throws: The `stat` failure as a ``CheckpointError`` (``CheckpointError/Code/notFound`` when
+    ///   nothing is there).
+    static func fileSize(_ path: String) throws(CheckpointError) -> Int {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw .system("stat", errno: errno, path: path) }
+        return Int(info.st_size)
     }
 
     /// Atomically renames `source` to `destination` (which must not be a non-empty directory).
