@@ -64,7 +64,9 @@ final class CrashTrials {
             steps = Int.random(in: 30...90, using: &random)
             every = Int.random(in: 1...6, using: &random)
             delayMs = Int.random(in: 1...4, using: &random)
-            mpi = mpiAvailable && random.chance(0.3)
+            // Drawn either way, so that a seed repeats the same trials with and without MPI.
+            let underMPI = random.chance(0.3)
+            mpi = mpiAvailable && underMPI
             if combination.incremental { fullEvery = Int.random(in: 2...5, using: &random) }
             if combination.redundancy { flushEvery = Int.random(in: 1...4, using: &random) }
             if combination.dumps { dumpEvery = Int.random(in: 1...3, using: &random) }

@@ -115,8 +115,9 @@ struct StorageTrial {
         var operations: [StorageFault.Operation] = [
             .open, .write, .sync, .syncDirectory, .rename, .makeDirectory, .remove,
         ]
-        // The partner copy and the flush read the node-local shards.
+        // The partner copy and the flush read the node-local shards; a marker store never renames.
         if combination.redundancy { operations.append(.read) }
+        if combination.marker { operations.removeAll { $0 == .rename } }
         let operation = operations.randomElement(using: &random)!
         let number = [EIO, EIO, ENOSPC, EDQUOT, EROFS].randomElement(using: &random)!
         // Opening, writing, reading and syncing shards are per-rank calls: some faults hit one rank's
