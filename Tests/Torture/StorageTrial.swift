@@ -96,15 +96,50 @@ struct StorageTrial {
         }
     }
 
-    /// Roughly how many calls of `operation` one commit makes, so that a random skip lands anywhere in it.
-    private static func callsPerCommit(_ operation: StorageFault.Operation, ranks: Int) -> Int {
-        switch operation {
-        case .makeDirectory, .rename: 2  // the temporary directory and its rename; retention's
-        case .syncDirectory: 4
-        case .open, .sync: 2 * ranks + 3  // shards, manifest, checksum
-        case .remove: ranks + 5  // retention's unlinks of the oldest checkpoint
-        case .write, .read: 8 * ranks + 4
+    /// Runs the trial's saves without failures in a scratch directory and counts, per operation,
+    /// the calls on paths containing `target` that the third save (the one a trial faults) makes.
+    private func rehearse(
+        _ operations: [StorageFault.Operation],
+        target: String,
+        ranks: Int,
+        size: Int,
+        configuration: Checkpointer.Configuration
+    ) throws -> [StorageFault.Operation: Int] {
+        let scratch = directory + "/rehearsal"
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        var configuration = configuration
+        if let redundancy = configuration.redundancy {
+            configuration.redundancy = .init(localDirectory: scratch + "/local", flushEvery: redundancy.flushEvery)
         }
+        let counters = operations.map { StorageFault($0, pathContains: target, errno: 0) }
+        let counted = SharedValue([Int]())
+        let dataSeed = seed
+        let settings = configuration
+        try LocalGroup.run(ranks: ranks, timeout: 60) { communicator in
+            let rank = communicator.rank
+            let checkpointer = try Checkpointer(
+                directory: scratch + "/checkpoints",
+                communicator: communicator,
+                configuration: settings,
+                logger: LogCollector().logger(label: "rehearsal")
+            )
+            func save(_ step: Step) throws {
+                try checkpointer.checkpoint(TrialState(seed: dataSeed, rank: rank, step: step, size: size), step: step)
+                try checkpointer.finish()
+            }
+            try save(50)
+            try save(100)
+            try communicator.barrier()
+            if rank == 0 { StorageFaults.install(counters) }
+            try communicator.barrier()
+            try save(200)
+            try communicator.barrier()
+            if rank == 0 {
+                counted.value = StorageFaults.matchedCalls
+                StorageFaults.removeAll()
+            }
+        }
+        return Dictionary(zip(operations, counted.value), uniquingKeysWith: +)
     }
 
     private func failingCommit(slowOnly: Bool, _ random: inout SplitMix64, _ outcome: inout TrialOutcome) throws {
@@ -118,11 +153,11 @@ struct StorageTrial {
         // The partner copy and the flush read the node-local shards; a marker store never renames.
         if combination.redundancy { operations.append(.read) }
         if combination.marker { operations.removeAll { $0 == .rename } }
-        let operation = operations.randomElement(using: &random)!
+        var drawn = operations.randomElement(using: &random)!
         let number = [EIO, EIO, ENOSPC, EDQUOT, EROFS].randomElement(using: &random)!
         // Opening, writing, reading and syncing shards are per-rank calls: some faults hit one rank's
         // only; with redundancy, some hit every call in one rank's node-local folder.
-        let perShard = [.open, .write, .read, .sync].contains(operation)
+        let perShard = [.open, .write, .read, .sync].contains(drawn)
         var target = ""
         if perShard && ranks > 1 && random.chance(0.3) {
             target = shardName(Int.random(in: 0..<ranks, using: &random))
@@ -131,36 +166,45 @@ struct StorageTrial {
                 "/local/"
                 + shardName(Int.random(in: 0..<ranks, using: &random)).replacingOccurrences(of: ".snap", with: "/")
         }
-        let (configured, local, label) = configuration(&random, asynchronous: asynchronous)
-        // Each level commits, copies and retains: spread the skipped calls over all of them.
-        let levelsFactor = combination.redundancy ? 3 : 1
+        var (configured, localFolder, label) = configuration(&random, asynchronous: asynchronous)
+        configured.retention = .init(keepLast: 2)
+        let local = localFolder
         let fault: StorageFault
         if slowOnly {
             let delay = Duration.milliseconds(Int.random(in: 1...5, using: &random))
-            fault = StorageFault(operation, errno: 0, delay: delay)
+            fault = StorageFault(drawn, errno: 0, delay: delay)
             outcome.count("slow")
-            outcome.category = "slow-\(operation.rawValue)"
+            outcome.category = "slow-\(drawn.rawValue)"
         } else {
+            // A rehearsal counts the calls the faulted save makes, so that the fault lands on any one
+            // of them: in the node-local commit, the partner copy, the flush or retention at either
+            // level. An operation this combination's save never calls is replaced by one it does.
+            let calls = try rehearse(operations, target: target, ranks: ranks, size: size, configuration: configured)
+            if calls[drawn, default: 0] == 0,
+                let called = operations.filter({ calls[$0, default: 0] > 0 }).randomElement(using: &random)
+            {
+                drawn = called
+            }
             fault = StorageFault(
-                operation,
+                drawn,
                 pathContains: target,
-                skip: Int.random(in: 0...Self.callsPerCommit(operation, ranks: ranks) * levelsFactor, using: &random),
+                skip: Int.random(in: 0..<max(1, calls[drawn, default: 0]), using: &random),
                 count: random.chance(0.7) ? 1 : .max,
                 errno: number,
                 delay: random.chance(0.2) ? .milliseconds(1) : .zero
             )
-            outcome.category = operation.rawValue
+            outcome.category = drawn.rawValue
         }
+        let operation = drawn
         if asynchronous { outcome.count("async") }
         outcome.scenario = "\(label), \(ranks) rank(s), \(asynchronous ? "async" : "sync"): \(fault)"
+        if !slowOnly { outcome.scenario += fault.count == 1 ? " (once)" : " (persistent)" }
         // The oldest checkpoint is there for retention to delete while the second one commits
         // (keep the newest two), so that unlink calls happen during the commit too.
         let (oldest, first, second, third): (Step, Step, Step, Step) = (50, 100, 200, 300)
         let checkpoints = directory + "/checkpoints"
         let dataSeed = seed
-        var settings = configured
-        settings.retention = .init(keepLast: 2)
-        let configuration = settings
+        let configuration = configured
         let triggered = SharedValue(0)
         let reports = try LocalGroup.run(ranks: ranks, timeout: 60) { communicator -> RankReport in
             let rank = communicator.rank
@@ -250,8 +294,14 @@ struct StorageTrial {
                 )
             }
             if committedSecond {
+                // The application was told the checkpoint failed; a restart would still restore it.
+                // Only a persistent fault excuses it: withdrawing may need the very call that fails.
                 outcome.count("committed-anyway")
-                outcome.scenario += " (committed although the save threw)"
+                if fault.count == 1 {
+                    outcome.complain("checkpoint \(second) is committed although the save threw on every rank")
+                } else {
+                    outcome.scenario += " (committed although the save threw)"
+                }
             }
         }
         // A restart restores the application's last checkpoint exactly, and removes anything left.

@@ -96,6 +96,10 @@ import Darwin
     /// How many failures were injected since the last ``install(_:)``.
     public static var triggered: Int { active.withLock { $0.triggered } }
 
+    /// How many calls each installed fault matched (its operation on its paths) since the last
+    /// ``install(_:)``, failing or not: faults with `errno: 0` count the calls a scenario makes.
+    public static var matchedCalls: [Int] { active.withLock { $0.seen } }
+
     /// Called by the system-call wrappers before `operation` on `path`: sleeps and fails as the
     /// active faults say.
     static func check(_ operation: StorageFault.Operation, _ name: String, path: String) throws(CheckpointError) {
