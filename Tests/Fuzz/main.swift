@@ -6,16 +6,15 @@
 // files given as arguments (`checkpoint-fuzz crash-123`) or writes the seed corpus
 // (`checkpoint-fuzz --make-corpus DIR`).
 //
-// The first byte of an input selects what the rest is fed to; see `FuzzInput`.
+// The first byte of an input selects what the rest is fed to; see `FuzzInput` in Sources/Checkpoint/Fuzzing.
 
+@_spi(Fuzzing) import Checkpoint
 import Foundation
-
-@testable import Checkpoint
 
 /// libFuzzer's entry point: feeds one input to the readers.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
-    FuzzInput(Array(UnsafeBufferPointer(start: data, count: size))).run()
+    _ = ReaderFuzzing.run(Array(UnsafeBufferPointer(start: data, count: size)))
     return 0
 }
 
@@ -27,7 +26,7 @@ let commandLine: Void = runCommandLine(Array(CommandLine.arguments.dropFirst()))
 func runCommandLine(_ arguments: [String]) {
     if arguments.first == "--make-corpus", arguments.count == 2 {
         do {
-            let count = try SeedCorpus.write(to: arguments[1])
+            let count = try ReaderFuzzing.writeSeedCorpus(to: arguments[1])
             print("wrote \(count) seeds to \(arguments[1])")
         } catch {
             print("error: \(error)")
@@ -40,11 +39,11 @@ func runCommandLine(_ arguments: [String]) {
             print("error: cannot read \(path)")
             exit(1)
         }
-        let input = FuzzInput(Array(bytes))
-        if let error = input.run() {
-            print("\(path) (\(input.mode)): rejected: \(error)")
+        let (mode, rejection) = ReaderFuzzing.run(Array(bytes))
+        if let rejection {
+            print("\(path) (\(mode)): rejected: \(rejection)")
         } else {
-            print("\(path) (\(input.mode)): read completely")
+            print("\(path) (\(mode)): read completely")
         }
     }
 }

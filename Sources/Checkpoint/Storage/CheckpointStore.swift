@@ -104,3 +104,21 @@ extension CheckpointStore {
         return Array((hexString(sha256(bytes)) + "  " + Manifest.fileName + "\n").utf8)
     }
 }
+
+/// A store whose staging areas are directories of a POSIX file system (both in-repo stores).
+protocol FileSystemStore: CheckpointStore {
+    var permissions: StorePermissions { get }
+}
+
+extension FileSystemStore {
+    /// The store's directory.
+    var path: String { directory.path }
+
+    func create(_ name: String, in area: StagingArea) throws(CheckpointError) -> any ByteSink {
+        try OpenFile.createExclusive(area.location + "/" + name, permissions: permissions.file)
+    }
+
+    func open(_ name: String, in area: StagingArea) throws(CheckpointError) -> any ByteSource {
+        try OpenFile.openForReading(area.location + "/" + name)
+    }
+}

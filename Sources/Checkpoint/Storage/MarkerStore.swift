@@ -9,7 +9,7 @@
 ///
 /// On POSIX this store is a test of the pipeline's claim that a store without rename fits without
 /// touching the protocol; an object-store implementation follows the same sequence.
-struct MarkerStore: CheckpointStore {
+struct MarkerStore: FileSystemStore {
     let directory: CheckpointDirectory
     let permissions: StorePermissions
 
@@ -17,8 +17,6 @@ struct MarkerStore: CheckpointStore {
         self.directory = directory
         self.permissions = permissions
     }
-
-    var path: String { directory.path }
 
     private func marker(_ step: Step) -> String { directory.path(for: step) + "/" + Manifest.checksumFileName }
 
@@ -50,14 +48,6 @@ struct MarkerStore: CheckpointStore {
         }
         try Syscalls.makeDirectory(location, permissions: permissions.directory)
         return StagingArea(step: step, location: location)
-    }
-
-    func create(_ name: String, in area: StagingArea) throws(CheckpointError) -> any ByteSink {
-        try OpenFile.createExclusive(area.location + "/" + name, permissions: permissions.file)
-    }
-
-    func open(_ name: String, in area: StagingArea) throws(CheckpointError) -> any ByteSource {
-        try OpenFile.openForReading(area.location + "/" + name)
     }
 
     func commit(

@@ -6,7 +6,7 @@
 /// and remove. A checkpoint of a step that is already committed replaces it atomically
 /// (`renameat2(RENAME_EXCHANGE)`), and the previous version is deleted only once the new one is
 /// durable.
-struct RenamingStore: CheckpointStore {
+struct RenamingStore: FileSystemStore {
     let directory: CheckpointDirectory
     let permissions: StorePermissions
 
@@ -14,8 +14,6 @@ struct RenamingStore: CheckpointStore {
         self.directory = directory
         self.permissions = permissions
     }
-
-    var path: String { directory.path }
 
     func removeUnfinished() throws(CheckpointError) -> [String] {
         var removed: [String] = []
@@ -28,14 +26,6 @@ struct RenamingStore: CheckpointStore {
 
     func begin(step: Step) throws(CheckpointError) -> StagingArea {
         StagingArea(step: step, location: try makeTemporary(step: step))
-    }
-
-    func create(_ name: String, in area: StagingArea) throws(CheckpointError) -> any ByteSink {
-        try OpenFile.createExclusive(area.location + "/" + name, permissions: permissions.file)
-    }
-
-    func open(_ name: String, in area: StagingArea) throws(CheckpointError) -> any ByteSource {
-        try OpenFile.openForReading(area.location + "/" + name)
     }
 
     func commit(

@@ -1,5 +1,3 @@
-@testable import Checkpoint
-
 /// One fuzzer input: a mode byte, then the bytes that mode reads.
 ///
 /// Checksums stop almost every random mutation at the first SHA-256 check, so some modes repair

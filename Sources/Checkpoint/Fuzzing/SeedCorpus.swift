@@ -1,7 +1,5 @@
 import Foundation
 
-@testable import Checkpoint
-
 /// Writes real checkpoints with the library and turns their files into fuzzer seeds.
 enum SeedCorpus {
     /// A state with one entry of each kind the format stores.
