@@ -53,8 +53,9 @@ extension Checkpointer {
     }
 
     /// The manifests of the committed checkpoints that have valid manifests, oldest first.
+    /// - Throws: When the directory cannot be listed.
     public func checkpoints() throws(CheckpointError) -> [Manifest] {
-        try directory.committedSteps().compactMap { step in try? directory.loadManifest(step: step) }
+        try levels.shared.committedSteps().compactMap { step in try? directory.loadManifest(step: step) }
     }
 
     /// The restart agreement (collective), recording the restored step.

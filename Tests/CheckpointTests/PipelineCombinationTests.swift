@@ -136,6 +136,82 @@ struct PipelineCombinationTests {
         }
     }
 
+    @Test(
+        "A step committed on some ranks only is discarded at restart and saved again",
+        arguments: [false, true]
+    )
+    func partlyCommittedStep(marker: Bool) throws {
+        let combination = Combination(name: "redundancy", redundancy: true, marker: marker, flushEvery: 10)
+        try withTemporaryDirectory { root in
+            _ = try Self.run(combination, steps: 1...3, root: root)
+            // Step 3 as a crash between the ranks' node-local commits leaves it: rank 1 never
+            // committed it, and so rank 0 holds no copy of rank 1's shard either.
+            let local = root + "/local"
+            try FileManager.default.removeItem(atPath: local + "/rank-00001/ckpt-000000000003")
+            try FileManager.default.removeItem(atPath: local + "/rank-00000/ckpt-000000000003/rank-00001.snap")
+            let restarted = try Self.run(combination, steps: 1...5, root: root)
+            #expect(restarted.allSatisfy { $0 == 2 })
+            #expect(!marker || FileManager.default.fileExists(atPath: local + "/rank-00000/ckpt-000000000005"))
+            let again = try Self.run(combination, steps: 1...5, root: root)
+            #expect(again.allSatisfy { $0 == 5 })
+        }
+    }
+
+    @Test(
+        "A damaged newest checkpoint stays for inspection and is replaced when its step is written again",
+        arguments: [false, true]
+    )
+    func damagedNewestReplaced(marker: Bool) throws {
+        let combination = Combination(name: "plain", marker: marker)
+        try withTemporaryDirectory { root in
+            _ = try Self.run(combination, steps: 1...3, root: root)
+            let shard = root + "/shared/ckpt-000000000003/rank-00001.snap"
+            var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: shard)))
+            bytes[bytes.count / 2] ^= 0xFF
+            try Data(bytes).write(to: URL(fileURLWithPath: shard))
+            // The restart falls back to step 2 and runs on to step 3 only: the damaged one is there
+            // until its step is written again.
+            #expect(try Self.run(combination, steps: 1...2, root: root).allSatisfy { $0 == 2 })
+            #expect(FileManager.default.fileExists(atPath: shard))
+            #expect(try Self.run(combination, steps: 1...4, root: root).allSatisfy { $0 == 2 })
+            #expect(try Self.run(combination, steps: 1...4, root: root).allSatisfy { $0 == 4 })
+            try CheckpointDirectory(path: root + "/shared").verify(step: 3)
+        }
+    }
+
+    @Test(
+        "A node-local shard that cannot be read fails the restart with the read error, not 'missing'",
+        arguments: [StorageFault.Operation.open, .read],
+        [false, true]
+    )
+    func unreadableLocalShard(operation: StorageFault.Operation, incremental: Bool) throws {
+        try withStorageFaults {
+            let combination = Combination(
+                name: "redundancy",
+                redundancy: true,
+                incremental: incremental,
+                flushEvery: 10
+            )
+            try withTemporaryDirectory { root in
+                // Nothing is flushed: the shards live node-locally only.
+                _ = try Self.run(combination, steps: 1...2, root: root)
+                StorageFaults.install([
+                    StorageFault(operation, pathContains: root + "/local", "rank-00001.snap")
+                ])
+                defer { StorageFaults.removeAll() }
+                #expect {
+                    try Self.run(combination, steps: 1...2, root: root)
+                } throws: { error in
+                    let error = try #require(error as? CheckpointError)
+                    return error.code == .ioFailure && error.description.contains(String(cString: strerror(EIO)))
+                }
+                StorageFaults.removeAll()
+                // Nothing was discarded for it: once the storage recovers, the checkpoint restores.
+                #expect(try Self.run(combination, steps: 1...2, root: root).allSatisfy { $0 == 2 })
+            }
+        }
+    }
+
     static func expectNoTemporaries(_ root: String) throws {
         var folders = [root + "/shared"]
         let local = root + "/local"

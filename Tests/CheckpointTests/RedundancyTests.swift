@@ -125,29 +125,31 @@ struct RedundancyTests {
 
     @Test("A rank that cannot write node-locally fails the checkpoint on every rank; nothing half-committed")
     func localFailure() throws {
-        try withLevels { shared, local in
-            try run(steps: 1...1, shared: shared, local: local)
-            StorageFaults.install([StorageFault(.write, pathContains: local, "rank-00002.snap")])
-            defer { StorageFaults.removeAll() }
-            let errors = try LocalGroup.run(ranks: 4, timeout: 60, nodes: Self.nodes) { communicator -> String? in
-                let checkpointer = try Checkpointer(
-                    directory: shared,
-                    communicator: communicator,
-                    configuration: Self.configuration(local: local)
-                )
-                do {
-                    try checkpointer.save(Self.state(rank: communicator.rank, step: 2), step: 2)
-                    return nil
-                } catch let error as CheckpointError {
-                    return error.message
+        try withStorageFaults {
+            try withLevels { shared, local in
+                try run(steps: 1...1, shared: shared, local: local)
+                StorageFaults.install([StorageFault(.write, pathContains: local, "rank-00002.snap")])
+                defer { StorageFaults.removeAll() }
+                let errors = try LocalGroup.run(ranks: 4, timeout: 60, nodes: Self.nodes) { communicator -> String? in
+                    let checkpointer = try Checkpointer(
+                        directory: shared,
+                        communicator: communicator,
+                        configuration: Self.configuration(local: local)
+                    )
+                    do {
+                        try checkpointer.save(Self.state(rank: communicator.rank, step: 2), step: 2)
+                        return nil
+                    } catch let error as CheckpointError {
+                        return error.message
+                    }
                 }
+                StorageFaults.removeAll()
+                #expect(errors.allSatisfy { $0 != nil && $0 == errors[0] }, "\(errors)")
+                for rank in 0..<4 {
+                    #expect(try CheckpointDirectory(path: local + "/rank-0000\(rank)").committedSteps() == [1])
+                }
+                #expect(try restore(shared: shared, local: local) == 1)
             }
-            StorageFaults.removeAll()
-            #expect(errors.allSatisfy { $0 != nil && $0 == errors[0] }, "\(errors)")
-            for rank in 0..<4 {
-                #expect(try CheckpointDirectory(path: local + "/rank-0000\(rank)").committedSteps() == [1])
-            }
-            #expect(try restore(shared: shared, local: local) == 1)
         }
     }
 

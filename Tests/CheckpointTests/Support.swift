@@ -11,6 +11,21 @@ func withTemporaryDirectory<R>(_ body: (String) throws -> R) throws -> R {
     return try body(path)
 }
 
+/// Runs `body` as the only test with storage faults installed, and removes them afterwards.
+///
+/// Injected faults are process-wide (``StorageFaults``) and Swift Testing runs tests in parallel:
+/// without taking turns, one test's `removeAll()` would clear another's faults mid-test.
+func withStorageFaults<R>(_ body: () throws -> R) rethrows -> R {
+    storageFaultTurn.lock()
+    defer {
+        StorageFaults.removeAll()
+        storageFaultTurn.unlock()
+    }
+    return try body()
+}
+
+private let storageFaultTurn = NSLock()
+
 /// Small chunks so tests cross chunk boundaries with small arrays.
 func testConfiguration(
     compression: Checkpointer.Configuration.Compression = .zstd(level: 1),

@@ -80,7 +80,10 @@ final class CommitDriver: Sendable {
                 case .beginShared(let phase):
                     action = try machine.sharedBegun(
                         attempt {
-                            let area = try levels.shared.begin(step: step)
+                            let area = try levels.shared.begin(
+                                step: step,
+                                replacingUnrestorable: levels.unrestorable.withLock { $0.remove(step) != nil }
+                            )
                             run.staged[phase == .primary ? .primaryShared : .flush] = area
                             return area
                         }
@@ -446,7 +449,8 @@ final class CommitDriver: Sendable {
         if rank == 0 { stores.append(levels.shared) }
         for store in stores {
             do {
-                for step in try store.directory.prunePlan(configuration.retention).delete {
+                for step in try store.directory.prunePlan(configuration.retention, among: store.committedSteps()).delete
+                {
                     try store.delete(step: step)
                     logger.debug(
                         "deleted old checkpoint",

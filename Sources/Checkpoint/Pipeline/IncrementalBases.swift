@@ -41,7 +41,7 @@ final class IncrementalBases: Sendable {
         var previous = last.withLock { $0 }
         if previous == nil {
             do {
-                previous = try newestBase(before: step, in: store.directory)
+                previous = try newestBase(before: step, in: store)
             } catch {
                 logger.debug(
                     "incremental checkpoint: the previous checkpoint cannot be built on; this one is full",
@@ -63,11 +63,12 @@ final class IncrementalBases: Sendable {
     /// was written incrementally by the same number of ranks and opens cleanly; otherwise `nil`.
     private func newestBase(
         before step: Step,
-        in directory: CheckpointDirectory
+        in store: any CheckpointStore
     ) throws(CheckpointError)
         -> ChunkBase?
     {
-        guard let previous = try directory.committedSteps().last(where: { $0 < step }) else { return nil }
+        let directory = store.directory
+        guard let previous = try store.committedSteps().last(where: { $0 < step }) else { return nil }
         let manifest = try directory.loadManifest(step: previous)
         guard let incremental = manifest.incremental, manifest.rankCount == rankCount else { return nil }
         let reader = try directory.openSnapshot(step: previous, rank: rank, threads: 1)

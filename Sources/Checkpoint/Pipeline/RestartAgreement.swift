@@ -73,6 +73,7 @@ final class RestartAgreement: Sendable {
                     )
                 }
                 logger.info("restored checkpoint", metadata: ["step": "\(step)"])
+                retire(steps.filter { $0 > step })
                 return (value, step)
             }
             logger.warning(
@@ -89,9 +90,37 @@ final class RestartAgreement: Sendable {
         )
     }
 
+    /// Retires the checkpoints newer than the restored one, which the agreement found unrestorable
+    /// (damaged, or committed on some ranks only) and which the run writes again.
+    ///
+    /// Node-local ones are deleted: a later restart must not combine a rank's copy from before this
+    /// restart with another rank's from after it. Shared ones stay for inspection (`ckpt verify`)
+    /// until the run writes their step again; a store that cannot replace a committed checkpoint
+    /// atomically (``MarkerStore``) deletes such a one first. A copy that cannot be deleted is logged.
+    private func retire(_ newer: [Step]) {
+        guard !newer.isEmpty else { return }
+        if rank == 0 { levels.unrestorable.withLock { $0.formUnion(newer) } }
+        guard let local = levels.local else { return }
+        let held = Set(local.committedSteps())
+        for step in newer where held.contains(step) {
+            do {
+                try local.store.delete(step: step)
+                logger.notice(
+                    "deleted a node-local checkpoint newer than the restored one; the run writes its step again",
+                    metadata: ["step": "\(step)", "level": "\(local.store.directory.path)"]
+                )
+            } catch {
+                logger.warning(
+                    "could not delete a node-local checkpoint newer than the restored one",
+                    metadata: ["step": "\(step)", "level": "\(local.store.directory.path)", "error": "\(error)"]
+                )
+            }
+        }
+    }
+
     /// Collective: the steps any level holds, oldest first.
     private func candidates() throws -> [Step] {
-        let listedShared = Shared<[Step]>(rank: rank) { rank == 0 ? try shared.committedSteps() : [] }
+        let listedShared = Shared<[Step]>(rank: rank) { rank == 0 ? try levels.shared.committedSteps() : [] }
         guard let local = levels.local else {
             return try communicator.broadcast(value: rank == 0 ? listedShared : nil, root: 0).get()
         }
@@ -157,21 +186,29 @@ final class RestartAgreement: Sendable {
         return CheckpointShards(
             location: shared.path(for: step),
             openShard: { old throws(CheckpointError) in
-                var firstError: CheckpointError?
+                // The most telling error wins: a failing read (the data may be fine: say so, never
+                // call it damaged), then damage, then a copy that is not there.
+                var worst: CheckpointError?
                 for folder in folders {
                     do throws(CheckpointError) {
                         return try folder.openSnapshot(manifest: manifest, rank: old, threads: threads).shard
                     } catch {
-                        if firstError == nil || folder.path == folders.last?.path { firstError = error }
+                        if worst.map({ Self.weight(error) > Self.weight($0) }) ?? true { worst = error }
                     }
                 }
-                throw firstError ?? CheckpointError(.incompleteCheckpoint, "no copy of rank \(old)'s shard")
+                throw worst ?? CheckpointError(.incompleteCheckpoint, "no copy of rank \(old)'s shard")
             },
             manifest: manifest,
             rank: rank,
             rankCount: communicator.size,
             threads: threads
         )
+    }
+
+    /// How much an error opening one copy of a shard says about the checkpoint: a copy that is not
+    /// there (0) says least, damage (1) more, and a failing read (2) means the data may be fine.
+    private static func weight(_ error: CheckpointError) -> Int {
+        error.code == .incompleteCheckpoint ? 0 : error.isCorruption ? 1 : 2
     }
 
     /// The node-local folders of every rank that this node holds (`localDirectory/rank-*`).

@@ -8,6 +8,10 @@ struct StorageLevels: Sendable {
     /// This rank's node-local level, when the configuration asks for redundancy.
     let local: LocalLevel?
 
+    /// Steps of the shared level that the restart agreement found unrestorable (newer than the
+    /// restored checkpoint): the run writes them again, replacing them (rank 0 only).
+    let unrestorable = Locked(Set<Step>())
+
     /// The level a checkpoint commits to first: node-local with redundancy, else shared.
     var primary: any CheckpointStore { local?.store ?? shared }
 
@@ -98,5 +102,5 @@ final class LocalLevel: Sendable {
     }
 
     /// The committed steps of this rank's store (none when the store is gone).
-    func committedSteps() -> [Step] { (try? store.directory.committedSteps()) ?? [] }
+    func committedSteps() -> [Step] { (try? store.committedSteps()) ?? [] }
 }

@@ -261,7 +261,14 @@ public struct CheckpointDirectory: Sendable {
     /// - Throws: `notFound` or `permissionDenied` for the directory; `unsupportedFormatVersion` (or an
     ///   I/O error) when a kept checkpoint's manifest cannot be read, since then what it uses is unknown.
     public func prunePlan(_ retention: Checkpointer.Configuration.Retention) throws(CheckpointError) -> PrunePlan {
-        let steps = try committedSteps()
+        try prunePlan(retention, among: committedSteps())
+    }
+
+    /// Which of `steps` (committed, ascending) `retention` keeps; see ``prunePlan(_:)``.
+    func prunePlan(
+        _ retention: Checkpointer.Configuration.Retention,
+        among steps: [Step]
+    ) throws(CheckpointError) -> PrunePlan {
         let existing = Set(steps)
         let candidates = retention.stepsToDelete(from: steps)
         var keep = existing.subtracting(candidates)

@@ -41,10 +41,17 @@ protocol CheckpointStore: Sendable {
     /// Removes what crashed or interrupted runs left behind; returns the names removed.
     func removeUnfinished() throws(CheckpointError) -> [String]
 
+    /// The steps of the committed checkpoints, oldest first (whether they verify is checked when
+    /// they are read): what retention counts and restarts try.
+    /// - Throws: When the store cannot be listed.
+    func committedSteps() throws(CheckpointError) -> [Step]
+
     /// Begins a checkpoint of `step`.
+    /// - Parameter replacingUnrestorable: The restart found the committed checkpoint of `step` (if
+    ///   any) unrestorable, so a store that cannot replace it atomically may delete it first.
     /// - Throws: When the store cannot hold it (disk full, permissions, a marker store that already
-    ///   holds this step committed).
-    func begin(step: Step) throws(CheckpointError) -> StagingArea
+    ///   holds this step committed and restorable).
+    func begin(step: Step, replacingUnrestorable: Bool) throws(CheckpointError) -> StagingArea
 
     /// Creates a file of a staged checkpoint for streaming into; the caller syncs and closes it.
     func create(_ name: String, in area: StagingArea) throws(CheckpointError) -> any ByteSink
@@ -76,6 +83,11 @@ struct StorePermissions: Sendable, Hashable {
 }
 
 extension CheckpointStore {
+    /// Begins a checkpoint of `step`, never deleting a committed one first.
+    func begin(step: Step) throws(CheckpointError) -> StagingArea {
+        try begin(step: step, replacingUnrestorable: false)
+    }
+
     /// Opens a file of a committed checkpoint for reading.
     func openCommitted(_ name: String, step: Step) throws(CheckpointError) -> any ByteSource {
         try OpenFile.openForReading(directory.path(for: step) + "/" + name)

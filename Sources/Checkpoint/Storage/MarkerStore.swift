@@ -5,7 +5,8 @@
 /// A checkpoint without its marker is not committed: restarts skip it and the next start removes
 /// it. Deleting removes the marker first (the checkpoint stops being committed at once), then the
 /// files. A checkpoint of a step that is already committed is refused and the existing one kept:
-/// replacing it in place would destroy it before its successor is durable.
+/// replacing it in place would destroy it before its successor is durable. Only one the restart
+/// found unrestorable is deleted first, to be written again.
 ///
 /// On POSIX this store is a test of the pipeline's claim that a store without rename fits without
 /// touching the protocol; an object-store implementation follows the same sequence.
@@ -33,8 +34,17 @@ struct MarkerStore: FileSystemStore {
         return removed
     }
 
-    func begin(step: Step) throws(CheckpointError) -> StagingArea {
+    /// Only checkpoints with their marker: one being written in place is not committed yet.
+    func committedSteps() throws(CheckpointError) -> [Step] {
+        try directory.committedSteps().filter { Syscalls.exists(marker($0)) }
+    }
+
+    func begin(step: Step, replacingUnrestorable: Bool) throws(CheckpointError) -> StagingArea {
         let location = directory.path(for: step)
+        if replacingUnrestorable && Syscalls.exists(marker(step)) {
+            // Nothing can restore it (the restart skipped it): it may go before its successor is durable.
+            try delete(step: step)
+        }
         if Syscalls.exists(location) {
             guard !Syscalls.exists(marker(step)) else {
                 throw CheckpointError(
@@ -75,8 +85,9 @@ struct MarkerStore: FileSystemStore {
     }
 
     func abandon(_ area: StagingArea) {
-        // Only an unmarked checkpoint is ever staged here (`begin` refuses a committed one).
-        guard !Syscalls.exists(marker(area.step)) else { return }
+        // `begin` refuses a committed step, so a marker here is the one a failed `commit` wrote
+        // (its sync failed, and so did withdrawing it): the save failed, so it goes first.
+        try? Syscalls.removeTree(marker(area.step))
         try? Syscalls.removeTree(area.location)
     }
 

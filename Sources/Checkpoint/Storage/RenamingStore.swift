@@ -24,7 +24,10 @@ struct RenamingStore: FileSystemStore {
         return removed
     }
 
-    func begin(step: Step) throws(CheckpointError) -> StagingArea {
+    func committedSteps() throws(CheckpointError) -> [Step] { try directory.committedSteps() }
+
+    /// A committed checkpoint of `step` stays until the new one replaces it atomically, restorable or not.
+    func begin(step: Step, replacingUnrestorable: Bool) throws(CheckpointError) -> StagingArea {
         StagingArea(step: step, location: try makeTemporary(step: step))
     }
 
