@@ -46,7 +46,7 @@ struct Options {
                     """
                     usage: checkpoint-bench [--quick] [--json] [--size-mib N] [--level L] [--chunk-mib C] [--dir DIR]
                                             [--only throughput,blocking,heat,coordination,scaling,redundancy,
-                                                    repartition,incremental]
+                                                    repartition,incremental,memory]
                     """
                 )
                 exit(0)
@@ -87,6 +87,10 @@ do {
     }
     if options.includes("incremental") {
         try IncrementalScenario(options: options, work: work).run(rows: &rows, results: &results)
+    }
+    if options.only.contains("memory") {
+        // Not part of a default run: it needs twice --size-mib of memory and disk several times over.
+        try MemoryScenario(options: options, work: work).run(rows: &rows, results: &results)
     }
     results["seconds"] = Date().timeIntervalSince(start)
 
