@@ -141,6 +141,25 @@ struct StorageFaultTests {
         }
     }
 
+    @Test("A marker store's marker cut short by a kill means not committed", arguments: [0, 40])
+    func tornMarker(length: Int) throws {
+        try withTemporaryDirectory { directory in
+            var configuration = testConfiguration()
+            configuration.commitMethod = .marker
+            try Checkpointer(directory: directory, configuration: configuration).save(ArrayState([1.0]), step: 1)
+            try Checkpointer(directory: directory, configuration: configuration).save(ArrayState([2.0]), step: 2)
+            // Killed while writing step 2's marker: every other file is there.
+            let marker = directory + "/ckpt-000000000002/" + Manifest.checksumFileName
+            let whole = try Data(contentsOf: URL(fileURLWithPath: marker))
+            try whole.prefix(length).write(to: URL(fileURLWithPath: marker))
+            let checkpointer = try Checkpointer(directory: directory, configuration: configuration)
+            #expect(try checkpointer.restoreLatest(ArrayState<Double>.self)?.step == 1)
+            #expect(!FileManager.default.fileExists(atPath: directory + "/ckpt-000000000002"))
+            try checkpointer.save(ArrayState([2.0]), step: 2)
+            #expect(try checkpointer.restoreLatest(ArrayState<Double>.self)?.state.values == [2.0])
+        }
+    }
+
     @Test("Slow storage still commits correctly")
     func slowStorage() throws {
         let trial = try runTrial(StorageFault(.sync, errno: 0, delay: .milliseconds(30)), ranks: 2)

@@ -7,12 +7,20 @@ import Foundation
 /// store, and present in every directory a renaming store renamed into place.
 private let commitMarker = "manifest.json.sha256"
 
+/// Whether `folder` holds the whole commit marker: the checksum line, SHA-256 in hex, two spaces,
+/// `manifest.json` and a newline. A run killed while a marker store wrote it leaves it empty or
+/// short, and that checkpoint was never committed.
+private func holdsCommitMarker(_ folder: String) -> Bool {
+    let size = (try? FileManager.default.attributesOfItem(atPath: folder + "/" + commitMarker))?[.size] as? Int
+    return size == 64 + 2 + "manifest.json".utf8.count + 1
+}
+
 /// The steps of the committed checkpoints (`ckpt-<12+ digits>` holding the commit marker) in
 /// `directory`, oldest first.
 func committedSteps(_ directory: String) -> [UInt64] {
     entries(directory).compactMap { name in
         guard name.hasPrefix("ckpt-"), let step = UInt64(name.dropFirst(5)),
-            FileManager.default.fileExists(atPath: directory + "/" + name + "/" + commitMarker)
+            holdsCommitMarker(directory + "/" + name)
         else { return nil }
         return step
     }.sorted()
@@ -26,7 +34,7 @@ func temporaries(in directory: String) -> [String] {
         if name.hasPrefix(".ckpt-") && name.hasSuffix(".tmp") { return [name] }
         guard name.hasPrefix("ckpt-") else { return [] }
         let folder = directory + "/" + name
-        guard FileManager.default.fileExists(atPath: folder + "/" + commitMarker) else {
+        guard holdsCommitMarker(folder) else {
             return [name + " (no commit marker; holds \(entries(folder).sorted()))"]
         }
         return entries(folder).filter { $0.hasPrefix(".") && $0.hasSuffix(".tmp") }.map { name + "/" + $0 }

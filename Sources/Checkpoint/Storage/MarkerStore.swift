@@ -21,11 +21,21 @@ struct MarkerStore: FileSystemStore {
 
     private func marker(_ step: Step) -> String { directory.path(for: step) + "/" + Manifest.checksumFileName }
 
+    /// The size of a whole marker: the checksum line `writeManifest` writes (SHA-256 in hex, two
+    /// spaces, the manifest's name, a newline).
+    private static let markerSize = 64 + 2 + Manifest.fileName.utf8.count + 1
+
+    /// Whether the checkpoint of `step` is committed: its marker is there, whole. A process killed
+    /// while writing the marker leaves it empty or short: that checkpoint was never committed.
+    private func isMarked(_ step: Step) -> Bool {
+        (try? Syscalls.fileSize(marker(step))) == Self.markerSize
+    }
+
     func removeUnfinished() throws(CheckpointError) -> [String] {
         var removed: [String] = []
         for name in try Syscalls.listDirectory(path) {
             let unmarked =
-                CheckpointLayout.step(ofCommitted: name).map { !Syscalls.exists(marker($0)) } ?? false
+                CheckpointLayout.step(ofCommitted: name).map { !isMarked($0) } ?? false
             guard unmarked || CheckpointLayout.isTemporary(name) else { continue }
             try Syscalls.removeTree(path + "/" + name)
             removed.append(name)
@@ -36,17 +46,17 @@ struct MarkerStore: FileSystemStore {
 
     /// Only checkpoints with their marker: one being written in place is not committed yet.
     func committedSteps() throws(CheckpointError) -> [Step] {
-        try directory.committedSteps().filter { Syscalls.exists(marker($0)) }
+        try directory.committedSteps().filter(isMarked)
     }
 
     func begin(step: Step, replacingUnrestorable: Bool) throws(CheckpointError) -> StagingArea {
         let location = directory.path(for: step)
-        if replacingUnrestorable && Syscalls.exists(marker(step)) {
+        if replacingUnrestorable && isMarked(step) {
             // Nothing can restore it (the restart skipped it): it may go before its successor is durable.
             try delete(step: step)
         }
         if Syscalls.exists(location) {
-            guard !Syscalls.exists(marker(step)) else {
+            guard !isMarked(step) else {
                 throw CheckpointError(
                     .ioFailure,
                     "checkpoint \(step) is already committed and a marker store cannot replace it atomically (that needs a rename); the existing one was kept — save another step, or use the rename commit method",
