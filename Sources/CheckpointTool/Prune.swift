@@ -8,7 +8,7 @@ struct Prune: ParsableCommand {
         abstract: "Delete all but the newest checkpoints.",
         discussion: """
             Keeps the newest K committed checkpoints and, with --keep-every N, every checkpoint whose step is a \
-            multiple of N; deletes the rest, oldest first, each by an atomic rename out of the way. A \
+            multiple of N; deletes the rest, newest first (a checkpoint before the older ones whose chunks it uses), each by an atomic rename out of the way. A \
             checkpoint whose chunks a kept incremental checkpoint uses is kept as well (and listed as such), \
             so pruning never breaks a kept checkpoint. With --dry-run nothing is deleted and the checkpoints \
             that would be are listed. Pruning takes the \

@@ -160,6 +160,33 @@ struct StorageFaultTests {
         }
     }
 
+    @Test("Retention stopped midway never leaves a checkpoint without the chunks it uses")
+    func retentionStoppedMidway() throws {
+        // Found by Scripts/torture (crash, seed 2026, trials 776 and 1226: killed during retention).
+        try withStorageFaults {
+            try withTemporaryDirectory { directory in
+                var configuration = testConfiguration(keepLast: 1)
+                configuration.incremental = .on(fullEvery: 2)
+                let checkpointer = try Checkpointer(directory: directory, configuration: configuration)
+                let values = (0..<10_000).map(Double.init)
+                try checkpointer.save(ArrayState(values), step: 1)
+                var changed = values
+                changed[0] = -1
+                // Step 2 uses step 1's unchanged chunks; step 3 is full, and its retention deletes both.
+                #expect(try checkpointer.save(ArrayState(changed), step: 2).references == [1])
+                StorageFaults.install([StorageFault(.rename, pathContains: directory, "ckpt-000000000002")])
+                try checkpointer.save(ArrayState(values), step: 3)
+                #expect(StorageFaults.triggered == 1)
+                StorageFaults.removeAll()
+                // Step 2 could not be deleted, so step 1 (which it uses) was not deleted either.
+                let checkpoints = CheckpointDirectory(path: directory)
+                #expect(try checkpoints.committedSteps() == [1, 2, 3])
+                for step in try checkpoints.committedSteps() { try checkpoints.verify(step: step) }
+                #expect(try CheckpointDirectory(path: directory).prunePlan(.init(keepLast: 1)).deletionOrder == [2, 1])
+            }
+        }
+    }
+
     @Test("Slow storage still commits correctly")
     func slowStorage() throws {
         let trial = try runTrial(StorageFault(.sync, errno: 0, delay: .milliseconds(30)), ranks: 2)

@@ -449,8 +449,8 @@ final class CommitDriver: Sendable {
         if rank == 0 { stores.append(levels.shared) }
         for store in stores {
             do {
-                for step in try store.directory.prunePlan(configuration.retention, among: store.committedSteps()).delete
-                {
+                let plan = try store.directory.prunePlan(configuration.retention, among: store.committedSteps())
+                for step in plan.deletionOrder {
                     try store.delete(step: step)
                     logger.debug(
                         "deleted old checkpoint",

@@ -234,16 +234,22 @@ public struct CheckpointDirectory: Sendable {
         if dryRun { return try prunePlan(retention).delete }
         let lock = try Syscalls.lockExclusively(path + "/.lock", permissions: 0o600)
         defer { Syscalls.closeDescriptor(lock) }
-        let doomed = try prunePlan(retention).delete
+        let plan = try prunePlan(retention)
         let store = RenamingStore(directory: self, permissions: StorePermissions(file: 0o600, directory: 0o700))
-        for step in doomed { try store.delete(step: step) }
-        return doomed
+        for step in plan.deletionOrder { try store.delete(step: step) }
+        return plan.delete
     }
 
     /// What a retention rule keeps and deletes once references between checkpoints are counted.
     public struct PrunePlan: Sendable, Hashable {
         /// The checkpoints to delete, oldest first: neither the rule nor any kept checkpoint needs them.
+        /// Delete them in ``deletionOrder``.
         public var delete: [Step]
+
+        /// ``delete`` newest first, the order to delete in: a checkpoint goes before the older ones
+        /// whose chunks it uses, so deleting stopped midway (a crash, a failing call) never leaves
+        /// a checkpoint without them.
+        public var deletionOrder: [Step] { delete.reversed() }
         /// The checkpoints kept, oldest first.
         public var keep: [Step]
         /// The checkpoints the rule alone would delete but that are kept because kept checkpoints use
