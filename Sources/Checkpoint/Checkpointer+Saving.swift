@@ -92,9 +92,11 @@ extension Checkpointer {
         }
         guard decision.take else { return nil }
         if decision.stop {
-            logger.notice(
+            logger.jobWide(
+                .notice,
                 "stop requested: checkpointing now, then the application should stop",
-                metadata: ["step": "\(step)"]
+                metadata: ["step": "\(step)"],
+                rank: rank
             )
             levels.local?.flushRequested.withLock { $0 = true }
         }
@@ -104,9 +106,11 @@ extension Checkpointer {
         }
         if decision.anyBusy {
             if background.options.whenBusy == .skip && !decision.stop {
-                logger.notice(
+                logger.jobWide(
+                    .notice,
                     "skipping a checkpoint: the previous one is still being written",
-                    metadata: ["step": "\(step)"]
+                    metadata: ["step": "\(step)"],
+                    rank: rank
                 )
                 return nil
             }
@@ -118,9 +122,11 @@ extension Checkpointer {
         do { try collect(&writer) } catch { stagingError = error }
         let fits = writer.ownedMemoryBytes <= background.options.stagingLimit
         guard try communicator.size == 1 ? fits : communicator.allTrue(fits) else {
-            logger.notice(
+            logger.jobWide(
+                .notice,
                 "checkpoint larger than the staging limit; writing it synchronously",
-                metadata: ["step": "\(step)", "bytes": "\(writer.ownedMemoryBytes)"]
+                metadata: ["step": "\(step)", "bytes": "\(writer.ownedMemoryBytes)"],
+                rank: rank
             )
             return try commitInForeground(
                 writer,

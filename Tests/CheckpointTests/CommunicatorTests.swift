@@ -10,7 +10,7 @@ struct CommunicatorTests {
         let results = try LocalGroup.run(ranks: ranks, timeout: 30) { communicator in
             let rank = communicator.rank
             try communicator.barrier()
-            let fromRoot = try communicator.broadcast(rank == 0 ? [7, 8, 9] : [], root: 0)
+            let fromRoot: [UInt8] = try communicator.broadcast(rank == 0 ? [7, 8, 9] : [], root: 0)
             let fromLast = try communicator.broadcast(rank == ranks - 1 ? [UInt8(ranks)] : [1, 2], root: ranks - 1)
             let minimum = try communicator.allreduce([Int64(rank), -Int64(rank)], .min)
             let maximum = try communicator.allreduce([Int64(rank), -Int64(rank)], .max)

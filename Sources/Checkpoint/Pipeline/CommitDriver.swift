@@ -122,11 +122,8 @@ final class CommitDriver: Sendable {
                 case .exchangeCopies(let area, let report):
                     action = machine.copiesExchanged(try exchangeCopies(area, report, over: communicator))
                 case .gatherReport(let report):
-                    let encoded = try JSONCoding.encoder.encode(report).bytes
-                    if let gathered = try communicator.gather(encoded, root: 0) {
-                        action = machine.reportsGathered(
-                            try gathered.map { try JSONCoding.decoder.decode(Shared<ShardReport>.self, from: Data($0)) }
-                        )
+                    if let gathered = try communicator.gather(report, root: 0) {
+                        action = machine.reportsGathered(gathered)
                     } else {
                         action = machine.reportSent()
                     }
@@ -478,9 +475,7 @@ extension Communicator {
     /// Every rank learns whether every rank succeeded; the first failing rank's failure otherwise.
     func agreement(_ local: Shared<Bool>) throws -> Shared<Bool> {
         if size == 1 { return local }
-        let all = try allgather(JSONCoding.encoder.encode(local).bytes)
-        for bytes in all {
-            let result = try JSONCoding.decoder.decode(Shared<Bool>.self, from: Data(bytes))
+        for result in try allgather(local) {
             if case .failure = result { return result }
         }
         return .success(true)

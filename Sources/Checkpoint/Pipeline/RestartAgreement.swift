@@ -53,12 +53,7 @@ final class RestartAgreement: Sendable {
                 localError = error
                 status = .failed(RankFailure(rank: rank, error: error))
             }
-            let all =
-                try communicator.size == 1
-                ? [status]
-                : communicator.allgather(JSONCoding.encoder.encode(status).bytes).map {
-                    try JSONCoding.decoder.decode(RestoreStatus.self, from: Data($0))
-                }
+            let all = try communicator.allgather(status)
             if let failure = all.lazy.compactMap(\.failure).first {
                 if failure.rank == rank, let localError { throw localError }
                 throw failure.error
@@ -67,18 +62,27 @@ final class RestartAgreement: Sendable {
             if damaged.isEmpty, let value {
                 try BlockChecks.checkRestored(all.map(\.blocksRead), checkpoint: shared.path(for: step))
                 if !reasons.isEmpty {
-                    logger.warning(
+                    logger.jobWide(
+                        .warning,
                         "restored an older checkpoint",
-                        metadata: ["step": "\(step)", "skipped": "\(reasons.count)"]
+                        metadata: ["step": "\(step)", "skipped": "\(reasons.count)"],
+                        rank: rank
                     )
                 }
-                logger.info("restored checkpoint", metadata: ["step": "\(step)"])
+                logger.jobWide(.info, "restored checkpoint", metadata: ["step": "\(step)"], rank: rank)
                 retire(steps.filter { $0 > step })
                 return (value, step)
             }
-            logger.warning(
+            // Every rank learned every rank's damage: the job-wide reason once, and each rank's own at debug.
+            logger.jobWide(
+                .warning,
                 "skipping damaged checkpoint",
-                metadata: ["step": "\(step)", "reason": "\(damaged.joined(separator: "; "))"]
+                metadata: ["step": "\(step)", "reason": "\(damaged.joined(separator: "; "))"],
+                rank: rank
+            )
+            logger.debug(
+                "this rank's part of the damaged checkpoint",
+                metadata: ["step": "\(step)", "rank": "\(rank)", "damage": "\(status.damage ?? "none found")"]
             )
             reasons.append("step \(step): \(damaged.joined(separator: "; "))")
         }
@@ -125,10 +129,8 @@ final class RestartAgreement: Sendable {
             return try communicator.broadcast(value: rank == 0 ? listedShared : nil, root: 0).get()
         }
         let mine = Candidates(local: local.committedSteps(), shared: listedShared)
-        let all = try communicator.allgather(JSONCoding.encoder.encode(mine).bytes)
         var steps = Set<Step>()
-        for bytes in all {
-            let candidates = try JSONCoding.decoder.decode(Candidates.self, from: Data(bytes))
+        for candidates in try communicator.allgather(mine) {
             steps.formUnion(candidates.local)
             steps.formUnion(try candidates.shared.get())
         }
@@ -150,7 +152,7 @@ final class RestartAgreement: Sendable {
         let own = local.holds(step, of: rank, rankCount: size)
         let partners = local.partners
         let copy = local.settings.partnerCopy && size > 1 && local.holds(step, of: partners.held[rank], rankCount: size)
-        let flags = try communicator.allgather([own ? 1 : 0, copy ? 1 : 0])
+        let flags = try communicator.allgather([UInt8(own ? 1 : 0), copy ? 1 : 0])
         let needs = { (rank: Int) in flags[rank][0] == 0 && flags[partners.partner[rank]][1] == 1 }
         let recovered = try recoverLostShards(step, needs: needs, local: local)
         var folders = [local.store.directory]

@@ -182,17 +182,21 @@ public final class StateRegistry: Sendable {
         prepare: @escaping @Sendable (SnapshotReader) throws -> @Sendable () -> Void
     ) throws(CheckpointError) {
         try EntryName.validate(name)
-        let added = items.withLock { items in
-            guard
-                !items.contains(where: {
-                    $0.name == name || $0.name.hasPrefix(name + "/") || name.hasPrefix($0.name + "/")
-                })
-            else { return false }
+        let conflict: String? = items.withLock { items in
+            if let existing = items.first(where: {
+                $0.name == name || $0.name.hasPrefix(name + "/") || name.hasPrefix($0.name + "/")
+            }) {
+                return existing.name
+            }
             items.append(Item(name: name, save: save, prepare: prepare))
-            return true
+            return nil
         }
-        guard added else {
-            throw CheckpointError(.duplicateName, "'\(name)' is already registered (or overlaps a registered name)")
+        if let conflict {
+            let what = conflict == name ? "'\(name)' is already registered" : "'\(name)' overlaps '\(conflict)'"
+            throw CheckpointError(
+                .duplicateName,
+                "\(what); call registry.unregister(\"\(conflict)\") first to replace it, or choose another name"
+            )
         }
     }
 }
