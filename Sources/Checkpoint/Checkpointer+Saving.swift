@@ -90,7 +90,14 @@ extension Checkpointer {
             if let failure = background.waitUntilIdle() { throw failure }
             throw CheckpointError(.peerFailed, "a background checkpoint failed on another rank")
         }
-        guard decision.take else { return nil }
+        let firstSafePoint = entriesChecked.withLock { checked in
+            defer { checked = true }
+            return !checked
+        }
+        guard decision.take else {
+            if firstSafePoint { try checkEntries(collect) }
+            return nil
+        }
         if decision.stop {
             logger.jobWide(
                 .notice,
@@ -120,8 +127,25 @@ extension Checkpointer {
         var writer = SnapshotWriter()
         var stagingError: (any Error)?
         do { try collect(&writer) } catch { stagingError = error }
+        // A rank whose staging failed (a duplicate entry name, a failing save(to:)) makes every rank
+        // commit in the foreground, where the commit aborts and every rank throws now, not one
+        // checkpoint late from the background.
         let fits = writer.ownedMemoryBytes <= background.options.stagingLimit
-        guard try communicator.size == 1 ? fits : communicator.allTrue(fits) else {
+        let stagedWhole = stagingError == nil
+        let everywhere =
+            communicator.size == 1
+            ? [fits, stagedWhole]
+            : try communicator.allreduce([fits ? 1 : 0, stagedWhole ? 1 : 0], .min).map { $0 == 1 }
+        guard everywhere[1] else {
+            return try commitInForeground(
+                writer,
+                step: step,
+                metadata: metadata,
+                clock: clock,
+                stagingError: stagingError
+            )
+        }
+        guard everywhere[0] else {
             logger.jobWide(
                 .notice,
                 "checkpoint larger than the staging limit; writing it synchronously",
@@ -155,6 +179,25 @@ extension Checkpointer {
             logCommit(manifest)
         }
         return nil
+    }
+
+    /// Collective: stages the entries once without writing them, so that a mistake in them (a
+    /// duplicate or invalid name, a shape that does not fit) surfaces at the first safe point, on
+    /// every rank, even when the first checkpoint is due much later.
+    private func checkEntries(_ collect: (inout SnapshotWriter) throws -> Void) throws {
+        var writer = SnapshotWriter()
+        var localFailure: (any Error)?
+        do { try collect(&writer) } catch { localFailure = error }
+        let outcome = try communicator.agreement(
+            Shared<Bool>(rank: rank) {
+                if let localFailure { throw localFailure }
+                return true
+            }
+        )
+        if case .failure(let failure) = outcome {
+            if failure.rank == rank, let localFailure { throw localFailure }
+            throw failure.error
+        }
     }
 
     /// A foreground save: waits for the background, stages, commits, records.

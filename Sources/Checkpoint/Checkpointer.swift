@@ -55,6 +55,8 @@ public final class Checkpointer: Sendable {
     let driver: CommitDriver
     let restart: RestartAgreement
     let dumps: DumpStage
+    /// Whether the first safe point has checked the entries (see `checkEntries`).
+    let entriesChecked = Locked(false)
 
     var rank: Int { communicator.rank }
 
