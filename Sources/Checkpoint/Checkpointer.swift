@@ -57,6 +57,8 @@ public final class Checkpointer: Sendable {
     let dumps: DumpStage
     /// Whether the first safe point has checked the entries (see `checkEntries`).
     let entriesChecked = Locked(false)
+    /// The thread the `async` methods run their blocking work on.
+    let blockingWorker: BlockingWorker
 
     var rank: Int { communicator.rank }
 
@@ -146,6 +148,7 @@ public final class Checkpointer: Sendable {
             if let lock { Syscalls.closeDescriptor(lock) }
             throw error
         }
+        blockingWorker = BlockingWorker(name: "checkpoint-async-rank-\(rank)")
         scheduler = SafePointScheduler(configuration: configuration, communicator: communicator)
         dumps = DumpStage(
             configuration: configuration,
@@ -209,6 +212,7 @@ public final class Checkpointer: Sendable {
             logger.error("a background checkpoint failed", metadata: ["error": "\(failure)"])
         }
         background?.stop()
+        blockingWorker.stop()
         if let lockDescriptor { Syscalls.closeDescriptor(lockDescriptor) }
     }
 }
