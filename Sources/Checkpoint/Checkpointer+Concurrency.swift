@@ -103,10 +103,10 @@ extension Checkpointer {
     }
 
     /// Restores everything in ``registry`` from the newest checkpoint that verifies, without
-    /// blocking the cooperative pool; see ``restoreLatest()``.
+    /// blocking the cooperative pool; see ``restoreLatest()-8tbto``.
     ///
     /// - Returns: The restored step, or `nil` when there is no checkpoint (nothing is changed).
-    /// - Throws: What the synchronous ``restoreLatest()`` throws.
+    /// - Throws: What the synchronous ``restoreLatest()-8tbto`` throws.
     @discardableResult
     public func restoreLatest() async throws -> Step? {
         try await blockingWorker.run { [self] in try restoreLatest() }
@@ -156,7 +156,7 @@ extension Checkpointer {
     ///   - step: Identifies the checkpoint.
     ///   - metadata: Recorded in the manifest.
     /// - Returns: The committed checkpoint's manifest.
-    /// - Throws: What the synchronous ``save(step:metadata:)`` throws.
+    /// - Throws: What the synchronous ``save(step:metadata:)-876x`` throws.
     @discardableResult
     public func save(step: Step, metadata: [String: String] = [:]) async throws -> Manifest {
         try await blockingWorker.run { [self] in try save(step: step, metadata: metadata) }
@@ -213,7 +213,7 @@ extension Checkpointer {
     }
 
     /// Waits, suspended, for a checkpoint still being written in the background and reports its
-    /// outcome; see ``finish()``.
+    /// outcome; see ``finish()-6l53m``.
     ///
     /// - Throws: The background checkpoint's error, if it failed.
     public func finish() async throws {

@@ -20,7 +20,7 @@ extension Checkpointer {
         try restoreNewest { try State(from: $0) }
     }
 
-    /// Restores the newest `Codable` state saved with ``save(_:step:metadata:)-(State,_,_)``.
+    /// Restores the newest `Codable` state saved with `save(_:step:metadata:)`.
     @_disfavoredOverload
     public func restoreLatest<State: Codable>(_ type: State.Type) throws -> (state: State, step: Step)? {
         try restoreNewest { try CodableState<State>(from: $0).value }

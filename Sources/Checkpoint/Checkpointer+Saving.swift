@@ -39,7 +39,7 @@ extension Checkpointer {
     /// can never make ranks disagree; a stop signal on any rank makes all of them checkpoint.
     /// In ``Configuration/Mode/asynchronous(stagingLimit:whenBusy:)`` mode the checkpoint is only
     /// staged here and committed in the background; a background failure is thrown at the next
-    /// safe point (on every rank) or by ``finish()``.
+    /// safe point (on every rank) or by ``finish()-6l53m``.
     /// - Returns: The manifest when a synchronous checkpoint was committed; `nil` when none was due,
     ///   or when it was handed to the background (see ``lastCheckpointStep``).
     @discardableResult

@@ -13,7 +13,7 @@ import Synchronization
 /// ```
 ///
 /// `Simulation` is any `Codable` type or any ``Checkpointable`` type. Alternatively register
-/// state once in ``registry`` and call ``save(step:metadata:)`` / ``restoreLatest()``.
+/// state once in ``registry`` and call ``save(step:metadata:)-876x`` / ``restoreLatest()-8tbto``.
 ///
 /// A save writes a shard into a temporary directory, `fsync`s it, writes the manifest, and
 /// renames the directory into place: a crash at any instant leaves the previous checkpoints
@@ -37,7 +37,7 @@ public final class Checkpointer: Sendable {
     public let configuration: Configuration
     /// The ranks that checkpoint together.
     public let communicator: any Communicator
-    /// State registered for ``save(step:metadata:)`` and ``restoreLatest()``.
+    /// State registered for ``save(step:metadata:)-876x`` and ``restoreLatest()-8tbto``.
     public let registry = StateRegistry()
     /// Hooks run around process dumps (see ``Configuration/processDumps``).
     public let dumpParticipants = DumpParticipants()

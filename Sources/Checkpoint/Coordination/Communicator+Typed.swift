@@ -25,7 +25,7 @@ extension Communicator {
     }
 
     /// Receives an array of `BitwiseCopyable` elements that rank `source` sent with
-    /// ``send(_:to:tag:)-(Array<Element>,_,_)``.
+    /// `send(_:to:tag:)`.
     ///
     /// ```swift
     /// let halo = try communicator.receive([Double].self, from: left, tag: 1)
@@ -52,8 +52,8 @@ extension Communicator {
     /// let halo = try communicator.exchange(send: [values.last!], to: right, receiveFrom: left, tag: 7)
     /// ```
     /// - Returns: The received elements, or `nil` when `source` is `nil`.
-    /// - Throws: What ``send(_:to:tag:)-(Array<Element>,_,_)`` and
-    ///   ``receive(_:from:tag:)-(Array<Element>.Type,_,_)`` throw.
+    /// - Throws: What `send(_:to:tag:)` and
+    ///   ``receive(_:from:tag:)->[Element]`` throw.
     public func exchange<Element: BitwiseCopyable>(
         send values: [Element],
         to destination: Int?,
@@ -108,7 +108,7 @@ extension Communicator {
         try send(Self.encoded(value), to: destination, tag: tag)
     }
 
-    /// Receives a `Codable` value that rank `source` sent with ``send(_:to:tag:)-(Value,_,_)``.
+    /// Receives a `Codable` value that rank `source` sent with `send(_:to:tag:)`.
     ///
     /// - Returns: The decoded value.
     /// - Throws: `decodingFailed` when the message is not a `Value`; what ``receive(from:tag:)`` throws.

@@ -4,8 +4,8 @@ import Synchronization
 /// restructuring its types — the way `FTI_Protect` and `VELOC_Mem_protect` work in C.
 ///
 /// Register properties of your objects by key path, memory you own by buffer, or anything else
-/// by a getter and a setter. ``Checkpointer/save(step:metadata:)`` saves everything registered;
-/// ``Checkpointer/restoreLatest()`` decodes and verifies every registered entry first and only then
+/// by a getter and a setter. ``Checkpointer/save(step:metadata:)-876x`` saves everything registered;
+/// ``Checkpointer/restoreLatest()-8tbto`` decodes and verifies every registered entry first and only then
 /// writes them all back, so a failed restore changes nothing.
 ///
 /// ```swift
