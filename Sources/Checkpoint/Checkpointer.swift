@@ -71,8 +71,10 @@ public final class Checkpointer: Sendable {
     ///   - communicator: The ranks that checkpoint together; default: this process alone.
     ///   - configuration: Options; see ``Configuration``.
     ///   - logger: Where to log commits, fallbacks and cleanups.
-    /// - Throws: `invalidConfiguration` for bad options or when another process uses the directory;
-    ///   `notFound` or `permissionDenied` for the directory; `peerFailed` or `timedOut` when a rank fails.
+    /// - Throws: `invalidConfiguration` for bad options, when another process uses the directory, when a
+    ///   file is in the way of the directory (it or a parent exists but is not a directory), or when its
+    ///   file system cannot hold directories (`/proc`); `notFound` or `permissionDenied` for the directory;
+    ///   `peerFailed` or `timedOut` when a rank fails.
     public init(
         directory: String,
         communicator: any Communicator = SingleProcessCommunicator(),
@@ -107,7 +109,7 @@ public final class Checkpointer: Sendable {
         }
         lockDescriptor = lock
         do {
-            let shared = try communicator.broadcast(value: rank == 0 ? prepared : nil, root: 0)
+            let shared = try communicator.broadcastFromRoot(rank == 0 ? prepared : nil, root: 0)
             // Rank 0 reports its own failure as it happened; the others learn it by rank.
             if rank == 0, case .failure = prepared, let localFailure { throw localFailure }
             _ = try shared.get()

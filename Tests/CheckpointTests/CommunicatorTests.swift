@@ -10,7 +10,7 @@ struct CommunicatorTests {
         let results = try LocalGroup.run(ranks: ranks, timeout: 30) { communicator in
             let rank = communicator.rank
             try communicator.barrier()
-            let fromRoot: [UInt8] = try communicator.broadcast(rank == 0 ? [7, 8, 9] : [], root: 0)
+            let fromRoot = try communicator.broadcast(rank == 0 ? [7, 8, 9] : [], root: 0)
             let fromLast = try communicator.broadcast(rank == ranks - 1 ? [UInt8(ranks)] : [1, 2], root: ranks - 1)
             let minimum = try communicator.allreduce([Int64(rank), -Int64(rank)], .min)
             let maximum = try communicator.allreduce([Int64(rank), -Int64(rank)], .max)
@@ -143,14 +143,14 @@ struct CommunicatorTests {
             #expect(everyone == (0..<ranks).map { [SIMD2<Double>(Double($0), 1)] })
 
             let settings = Settings(name: "rank \(rank)", weights: [.nan, .infinity, Double(rank)])
-            let fromRoot = try communicator.broadcast(settings, root: 0)
+            let fromRoot = try communicator.broadcast(value: settings, root: 0)
             #expect(fromRoot.name == "rank 0")
-            try communicator.send(settings, to: next, tag: 5)
-            let received = try communicator.receive(Settings.self, from: previous, tag: 5)
+            try communicator.send(value: settings, to: next, tag: 5)
+            let received = try communicator.receive(value: Settings.self, from: previous, tag: 5)
             #expect(received.name == "rank \(previous)" && received.weights[1] == .infinity)
-            let all = try communicator.allgather(settings)
+            let all = try communicator.allgather(value: settings)
             #expect(all.map(\.name) == (0..<ranks).map { "rank \($0)" })
-            let atRoot = try communicator.gather(rank, root: ranks - 1)
+            let atRoot = try communicator.gather(value: rank, root: ranks - 1)
             #expect(atRoot == (rank == ranks - 1 ? Array(0..<ranks) : nil))
             return all.map { $0.weights[2] }
         }
@@ -165,9 +165,9 @@ struct CommunicatorTests {
             try communicator.receive([Double].self, from: 0, tag: 1)
         }
         #expect(partial.code == .typeMismatch)
-        try communicator.send([1.5, 2.5], to: 0, tag: 2)
+        try communicator.send([Double]([1.5, 2.5]), to: 0, tag: 2)
         let notJSON = try #require(throws: CheckpointError.self) {
-            try communicator.receive(Settings.self, from: 0, tag: 2)
+            try communicator.receive(value: Settings.self, from: 0, tag: 2)
         }
         #expect(notJSON.code == .decodingFailed)
     }
@@ -179,7 +179,7 @@ struct CommunicatorTests {
         #expect(try communicator.broadcast([1], root: 0) == [1])
         #expect(try communicator.allreduce([3], .sum) == [3])
         #expect(try communicator.gather([2], root: 0) == [[2]])
-        try communicator.send([UInt8(4)], to: 0, tag: 1)
+        try communicator.send([4], to: 0, tag: 1)  // an array literal is bytes, as before the typed overloads
         #expect(try communicator.receive(from: 0, tag: 1) == [4])
         #expect(throws: CheckpointError.self) { try communicator.receive(from: 0, tag: 1) }
         #expect(throws: CheckpointError.self) { try communicator.send([1], to: 1, tag: 1) }

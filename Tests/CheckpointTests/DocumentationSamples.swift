@@ -37,7 +37,7 @@ enum ReadmeSamples {
                 step += 1
                 try checkpointer.checkpoint(field, step: step)
             }
-            return try communicator.allgather(field.reduce(0, +))  // typed collective: every rank's sum, [Double]
+            return try communicator.allgather(value: field.reduce(0, +))  // every rank's sum, a [Double]
         }
         return totals
     }

@@ -4,6 +4,10 @@ import Foundation
 // raw bytes (native byte order: every rank must run on the same architecture, as MPI jobs do);
 // `Codable` values travel as JSON. Sender and receiver must use the same element type or value
 // type, as with MPI datatypes; a message whose size does not fit the type is reported, not guessed.
+//
+// The array overloads are disfavoured so that an array literal (`send([21], …)`) still means bytes,
+// as it did before they existed; `Codable` values take a `value:` label, so that an array of
+// `Double`s (which is `Codable` too) always travels raw.
 
 extension Communicator {
     // MARK: Arrays of BitwiseCopyable elements
@@ -20,6 +24,7 @@ extension Communicator {
     ///   - tag: Matches the receive; messages with one tag between two ranks arrive in order.
     /// - Throws: What ``send(_:to:tag:)`` throws for bytes (`invalidConfiguration` for a rank that
     ///   does not exist, `peerFailed`, `timedOut`).
+    @_disfavoredOverload
     public func send<Element: BitwiseCopyable>(_ values: [Element], to destination: Int, tag: Int) throws {
         try send(Self.bytes(of: values), to: destination, tag: tag)
     }
@@ -37,6 +42,7 @@ extension Communicator {
     /// - Returns: The elements, in the sender's order.
     /// - Throws: `typeMismatch` when the message is not a whole number of elements; what
     ///   ``receive(from:tag:)`` throws.
+    @_disfavoredOverload
     public func receive<Element: BitwiseCopyable>(
         _ type: [Element].Type,
         from source: Int,
@@ -54,6 +60,7 @@ extension Communicator {
     /// - Returns: The received elements, or `nil` when `source` is `nil`.
     /// - Throws: What `send(_:to:tag:)` and
     ///   ``receive(_:from:tag:)->[Element]`` throw.
+    @_disfavoredOverload
     public func exchange<Element: BitwiseCopyable>(
         send values: [Element],
         to destination: Int?,
@@ -69,6 +76,7 @@ extension Communicator {
     ///
     /// - Throws: `typeMismatch` when the ranks disagree on the element type's size; what
     ///   ``broadcast(_:root:)`` throws for bytes.
+    @_disfavoredOverload
     public func broadcast<Element: BitwiseCopyable>(_ values: [Element], root: Int) throws -> [Element] {
         try Self.elements(of: broadcast(rank == root ? Self.bytes(of: values) : [], root: root), from: "rank \(root)")
     }
@@ -78,6 +86,7 @@ extension Communicator {
     /// The arrays may differ in length.
     /// - Throws: `typeMismatch` when a rank's message is not a whole number of elements; what
     ///   ``gather(_:root:)`` throws for bytes.
+    @_disfavoredOverload
     public func gather<Element: BitwiseCopyable>(_ values: [Element], root: Int) throws -> [[Element]]? {
         try gather(Self.bytes(of: values), root: root)?.enumerated().map { rank, bytes in
             try Self.elements(of: bytes, from: "rank \(rank)")
@@ -89,6 +98,7 @@ extension Communicator {
     /// The arrays may differ in length.
     /// - Throws: `typeMismatch` when a rank's message is not a whole number of elements; what
     ///   ``allgather(_:)-([UInt8])`` throws.
+    @_disfavoredOverload
     public func allgather<Element: BitwiseCopyable>(_ values: [Element]) throws -> [[Element]] {
         try allgather(Self.bytes(of: values)).enumerated().map { rank, bytes in
             try Self.elements(of: bytes, from: "rank \(rank)")
@@ -100,39 +110,35 @@ extension Communicator {
     /// Sends a `Codable` value (JSON-encoded) to rank `destination`; buffered.
     ///
     /// ```swift
-    /// try communicator.send(settings, to: 0, tag: 2)   // any Codable value
+    /// try communicator.send(value: settings, to: 0, tag: 2)   // any Codable value
     /// ```
     /// - Throws: `encodingFailed` when the value cannot be encoded; what ``send(_:to:tag:)`` throws.
-    @_disfavoredOverload
-    public func send<Value: Codable>(_ value: Value, to destination: Int, tag: Int) throws {
+    public func send<Value: Codable>(value: Value, to destination: Int, tag: Int) throws {
         try send(Self.encoded(value), to: destination, tag: tag)
     }
 
-    /// Receives a `Codable` value that rank `source` sent with `send(_:to:tag:)`.
+    /// Receives a `Codable` value that rank `source` sent with ``send(value:to:tag:)``.
     ///
     /// - Returns: The decoded value.
     /// - Throws: `decodingFailed` when the message is not a `Value`; what ``receive(from:tag:)`` throws.
-    @_disfavoredOverload
-    public func receive<Value: Codable>(_ type: Value.Type, from source: Int, tag: Int) throws -> Value {
+    public func receive<Value: Codable>(value type: Value.Type, from source: Int, tag: Int) throws -> Value {
         try Self.decoded(Value.self, from: receive(from: source, tag: tag), sender: "rank \(source)")
     }
 
     /// Returns `root`'s value on every rank (the argument is ignored on other ranks).
     ///
     /// ```swift
-    /// let settings = try communicator.broadcast(communicator.isRoot ? Settings(file: path) : Settings(), root: 0)
+    /// let settings = try communicator.broadcast(value: communicator.isRoot ? Settings(file: path) : Settings(), root: 0)
     /// ```
     /// - Throws: `encodingFailed` or `decodingFailed`; what ``broadcast(_:root:)`` throws for bytes.
-    @_disfavoredOverload
-    public func broadcast<Value: Codable>(_ value: Value, root: Int) throws -> Value {
-        try broadcast(value: rank == root ? value : nil, root: root)
+    public func broadcast<Value: Codable>(value: Value, root: Int) throws -> Value {
+        try broadcastFromRoot(rank == root ? value : nil, root: root)
     }
 
     /// Collects every rank's value on `root`, in rank order; other ranks get `nil`.
     ///
     /// - Throws: `encodingFailed` or `decodingFailed`; what ``gather(_:root:)`` throws for bytes.
-    @_disfavoredOverload
-    public func gather<Value: Codable>(_ value: Value, root: Int) throws -> [Value]? {
+    public func gather<Value: Codable>(value: Value, root: Int) throws -> [Value]? {
         try gather(Self.encoded(value), root: root)?.enumerated().map { rank, bytes in
             try Self.decoded(Value.self, from: bytes, sender: "rank \(rank)")
         }
@@ -141,11 +147,10 @@ extension Communicator {
     /// Every rank's value, in rank order, on every rank.
     ///
     /// ```swift
-    /// let loads = try communicator.allgather(Load(cells: cells.count, seconds: elapsed))   // [Load], one per rank
+    /// let loads = try communicator.allgather(value: Load(cells: cells.count, seconds: elapsed))   // [Load], one per rank
     /// ```
     /// - Throws: `encodingFailed` or `decodingFailed`; what ``allgather(_:)-([UInt8])`` throws.
-    @_disfavoredOverload
-    public func allgather<Value: Codable>(_ value: Value) throws -> [Value] {
+    public func allgather<Value: Codable>(value: Value) throws -> [Value] {
         if size == 1 { return [value] }
         return try allgather(Self.encoded(value)).enumerated().map { rank, bytes in
             try Self.decoded(Value.self, from: bytes, sender: "rank \(rank)")
@@ -153,7 +158,7 @@ extension Communicator {
     }
 
     /// Broadcasts a `Codable` value from `root`, which alone needs one (`nil` elsewhere).
-    func broadcast<Value: Codable>(value: Value?, root: Int) throws -> Value {
+    func broadcastFromRoot<Value: Codable>(_ value: Value?, root: Int) throws -> Value {
         var bytes: [UInt8] = []
         if rank == root {
             guard let value else { preconditionFailure("the root of a broadcast has no value") }

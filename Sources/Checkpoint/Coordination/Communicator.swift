@@ -10,7 +10,7 @@ import Synchronization
 /// Collectives carry bytes and 64-bit integers; conveniences in extensions build the rest:
 /// typed send, receive, broadcast, gather and allgather of arrays of `BitwiseCopyable` elements
 /// (raw bytes, no per-element encoding) and of `Codable` values (JSON), e.g.
-/// `try communicator.receive([Double].self, from: left, tag: 1)` or `try communicator.allgather(settings)`.
+/// `try communicator.receive([Double].self, from: left, tag: 1)` or `try communicator.allgather(value: settings)`.
 public protocol Communicator: Sendable {
     /// This rank, `0..<size`.
     var rank: Int { get }

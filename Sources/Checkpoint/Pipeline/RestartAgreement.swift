@@ -53,7 +53,7 @@ final class RestartAgreement: Sendable {
                 localError = error
                 status = .failed(RankFailure(rank: rank, error: error))
             }
-            let all = try communicator.allgather(status)
+            let all = try communicator.allgather(value: status)
             if let failure = all.lazy.compactMap(\.failure).first {
                 if failure.rank == rank, let localError { throw localError }
                 throw failure.error
@@ -126,11 +126,11 @@ final class RestartAgreement: Sendable {
     private func candidates() throws -> [Step] {
         let listedShared = Shared<[Step]>(rank: rank) { rank == 0 ? try levels.shared.committedSteps() : [] }
         guard let local = levels.local else {
-            return try communicator.broadcast(value: rank == 0 ? listedShared : nil, root: 0).get()
+            return try communicator.broadcastFromRoot(rank == 0 ? listedShared : nil, root: 0).get()
         }
         let mine = Candidates(local: local.committedSteps(), shared: listedShared)
         var steps = Set<Step>()
-        for candidates in try communicator.allgather(mine) {
+        for candidates in try communicator.allgather(value: mine) {
             steps.formUnion(candidates.local)
             steps.formUnion(try candidates.shared.get())
         }
@@ -152,7 +152,7 @@ final class RestartAgreement: Sendable {
         let own = local.holds(step, of: rank, rankCount: size)
         let partners = local.partners
         let copy = local.settings.partnerCopy && size > 1 && local.holds(step, of: partners.held[rank], rankCount: size)
-        let flags = try communicator.allgather([UInt8(own ? 1 : 0), copy ? 1 : 0])
+        let flags = try communicator.allgather([own ? 1 : 0, copy ? 1 : 0])
         let needs = { (rank: Int) in flags[rank][0] == 0 && flags[partners.partner[rank]][1] == 1 }
         let recovered = try recoverLostShards(step, needs: needs, local: local)
         var folders = [local.store.directory]
