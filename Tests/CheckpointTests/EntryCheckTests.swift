@@ -55,7 +55,21 @@ struct EntryCheckTests {
         }
     }
 
-    @Test("Asynchronously, a staging failure throws at its own safe point on every rank, not one checkpoint late")
+    @Test(
+        "The first safe point reports entry mistakes only: the application's own save failure waits for a due checkpoint"
+    )
+    func firstSafePointIgnoresOtherFailures() throws {
+        try withTemporaryDirectory { directory in
+            var configuration = Checkpointer.Configuration()
+            configuration.policy = .everySteps(2)
+            let checkpointer = try Checkpointer(directory: directory, configuration: configuration)
+            let failing = FailingState(inner: RankState(rank: 0, seed: 1), failOn: 0)
+            #expect(try checkpointer.checkpoint(failing, step: 1) == nil)
+            #expect(throws: SaveFailure.self) { try checkpointer.checkpoint(failing, step: 2) }
+        }
+    }
+
+    @Test("Asynchronously, a duplicate entry name throws at its own safe point on every rank, not one checkpoint late")
     func asynchronousStaging() throws {
         try withTemporaryDirectory { directory in
             var configuration = Checkpointer.Configuration()
