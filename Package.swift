@@ -115,7 +115,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CheckpointTests",
-            dependencies: ["Checkpoint"]
+            dependencies: ["Checkpoint", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "CheckpointToolTests",

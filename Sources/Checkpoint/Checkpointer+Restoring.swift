@@ -20,23 +20,34 @@ extension Checkpointer {
         try restoreNewest { try State(from: $0) }
     }
 
-    /// Restores the newest `Codable` state saved with ``save(_:step:metadata:)-(State,_,_)``.
+    /// Restores the newest `Codable` state saved with `save(_:step:metadata:)`.
     @_disfavoredOverload
     public func restoreLatest<State: Codable>(_ type: State.Type) throws -> (state: State, step: Step)? {
         try restoreNewest { try CodableState<State>(from: $0).value }
     }
 
     /// Restores the newest checkpoint, or returns `initial` at step 0 when there is none.
+    ///
+    /// `initial` is evaluated only when there is no checkpoint, and may throw (an initializer that
+    /// partitions a domain with ``BlockLayout/partition(_:part:of:)``, for example).
+    /// - Parameter initial: The state to start from when the directory holds no checkpoint.
+    /// - Returns: The restored state and its step, or `initial` and step 0.
+    /// - Throws: What `restoreLatest(_:)` throws, or what `initial` throws.
     public func restoreLatest<State: Checkpointable>(
-        or initial: @autoclosure () -> State
+        or initial: @autoclosure () throws -> State
     ) throws -> (state: State, step: Step) {
         try restoreLatest(State.self) ?? (initial(), 0)
     }
 
     /// Restores the newest `Codable` checkpoint, or returns `initial` at step 0 when there is none.
+    ///
+    /// - Parameter initial: The state to start from when the directory holds no checkpoint; evaluated only then.
+    /// - Returns: The restored state and its step, or `initial` and step 0.
+    /// - Throws: What `restoreLatest(_:)` throws, or what `initial` throws.
     @_disfavoredOverload
-    public func restoreLatest<State: Codable>(or initial: @autoclosure () -> State) throws -> (state: State, step: Step)
-    {
+    public func restoreLatest<State: Codable>(
+        or initial: @autoclosure () throws -> State
+    ) throws -> (state: State, step: Step) {
         try restoreLatest(State.self) ?? (initial(), 0)
     }
 

@@ -20,6 +20,9 @@ extension Checkpointer {
     }
 
     /// Saves a `Codable` value as the checkpoint of `step` (one JSON entry named `state`).
+    ///
+    /// - Throws: `encodingFailed` when the value cannot be encoded; what
+    ///   ``save(_:step:metadata:)-(Checkpointable,_,_)`` throws.
     @_disfavoredOverload
     @discardableResult
     public func save<State: Codable>(_ state: State, step: Step, metadata: [String: String] = [:]) throws -> Manifest {
@@ -27,6 +30,8 @@ extension Checkpointer {
     }
 
     /// Saves everything in ``registry`` as the checkpoint of `step`.
+    ///
+    /// - Throws: What a registered entry throws; what ``save(_:step:metadata:)-(Checkpointable,_,_)`` throws.
     @discardableResult
     public func save(step: Step, metadata: [String: String] = [:]) throws -> Manifest {
         try saveNow(step: step, metadata: metadata) { try registry.save(to: &$0) }
@@ -39,9 +44,16 @@ extension Checkpointer {
     /// can never make ranks disagree; a stop signal on any rank makes all of them checkpoint.
     /// In ``Configuration/Mode/asynchronous(stagingLimit:whenBusy:)`` mode the checkpoint is only
     /// staged here and committed in the background; a background failure is thrown at the next
-    /// safe point (on every rank) or by ``finish()``.
+    /// safe point (on every rank) or by ``finish()-6l53m``.
+    ///
+    /// The first safe point also stages the state once without writing it (collectively), so that a
+    /// mistake in its entries (a duplicate or invalid name, a shape that does not fit) throws there,
+    /// not when the first checkpoint is due. Asynchronously, such a mistake throws at the safe point
+    /// that staged it, on every rank, not one checkpoint later.
     /// - Returns: The manifest when a synchronous checkpoint was committed; `nil` when none was due,
     ///   or when it was handed to the background (see ``lastCheckpointStep``).
+    /// - Throws: What `state.save(to:)` throws (`duplicateName`, `invalidName`, …), a background
+    ///   checkpoint's failure, or what ``save(_:step:metadata:)-(Checkpointable,_,_)`` throws.
     @discardableResult
     public func checkpoint(
         _ state: some Checkpointable,
@@ -52,6 +64,8 @@ extension Checkpointer {
     }
 
     /// A safe point for a `Codable` value. See ``checkpoint(_:step:metadata:)-(Checkpointable,_,_)``.
+    ///
+    /// - Throws: What ``checkpoint(_:step:metadata:)-(Checkpointable,_,_)`` throws.
     @_disfavoredOverload
     @discardableResult
     public func checkpoint<State: Codable>(
@@ -62,7 +76,9 @@ extension Checkpointer {
         try checkpoint(CodableState(state), step: step, metadata: metadata)
     }
 
-    /// A safe point for the ``registry``.
+    /// A safe point for the ``registry``. See ``checkpoint(_:step:metadata:)-(Checkpointable,_,_)``.
+    ///
+    /// - Throws: What ``checkpoint(_:step:metadata:)-(Checkpointable,_,_)`` throws.
     @discardableResult
     public func checkpoint(step: Step, metadata: [String: String] = [:]) throws -> Manifest? {
         try safePoint(step: step, metadata: metadata) { try registry.save(to: &$0) }
@@ -90,11 +106,20 @@ extension Checkpointer {
             if let failure = background.waitUntilIdle() { throw failure }
             throw CheckpointError(.peerFailed, "a background checkpoint failed on another rank")
         }
-        guard decision.take else { return nil }
+        let firstSafePoint = entriesChecked.withLock { checked in
+            defer { checked = true }
+            return !checked
+        }
+        guard decision.take else {
+            if firstSafePoint { try checkEntries(collect) }
+            return nil
+        }
         if decision.stop {
-            logger.notice(
+            logger.jobWide(
+                .notice,
                 "stop requested: checkpointing now, then the application should stop",
-                metadata: ["step": "\(step)"]
+                metadata: ["step": "\(step)"],
+                rank: rank
             )
             levels.local?.flushRequested.withLock { $0 = true }
         }
@@ -104,9 +129,11 @@ extension Checkpointer {
         }
         if decision.anyBusy {
             if background.options.whenBusy == .skip && !decision.stop {
-                logger.notice(
+                logger.jobWide(
+                    .notice,
                     "skipping a checkpoint: the previous one is still being written",
-                    metadata: ["step": "\(step)"]
+                    metadata: ["step": "\(step)"],
+                    rank: rank
                 )
                 return nil
             }
@@ -116,11 +143,31 @@ extension Checkpointer {
         var writer = SnapshotWriter()
         var stagingError: (any Error)?
         do { try collect(&writer) } catch { stagingError = error }
+        // A rank whose entries are wrong (a duplicate name) makes every rank commit in the
+        // foreground, where the commit aborts and every rank throws now, not one checkpoint late
+        // from the background. Other staging failures (the application's save(to:) throwing) are
+        // reported at the next safe point, as background failures are.
         let fits = writer.ownedMemoryBytes <= background.options.stagingLimit
-        guard try communicator.size == 1 ? fits : communicator.allTrue(fits) else {
-            logger.notice(
+        let entriesValid = stagingError.map { !Self.isEntryMistake($0) } ?? true
+        let everywhere =
+            communicator.size == 1
+            ? [fits, entriesValid]
+            : try communicator.allreduce([fits ? 1 : 0, entriesValid ? 1 : 0], .min).map { $0 == 1 }
+        guard everywhere[1] else {
+            return try commitInForeground(
+                writer,
+                step: step,
+                metadata: metadata,
+                clock: clock,
+                stagingError: stagingError
+            )
+        }
+        guard everywhere[0] else {
+            logger.jobWide(
+                .notice,
                 "checkpoint larger than the staging limit; writing it synchronously",
-                metadata: ["step": "\(step)", "bytes": "\(writer.ownedMemoryBytes)"]
+                metadata: ["step": "\(step)", "bytes": "\(writer.ownedMemoryBytes)"],
+                rank: rank
             )
             return try commitInForeground(
                 writer,
@@ -149,6 +196,33 @@ extension Checkpointer {
             logCommit(manifest)
         }
         return nil
+    }
+
+    /// Collective: stages the entries once without writing them, so that a mistake in them (a
+    /// duplicate or invalid name, a shape that does not fit) surfaces at the first safe point, on
+    /// every rank, even when the first checkpoint is due much later. Other failures of the
+    /// application's `save(to:)` wait for a checkpoint that is due.
+    private func checkEntries(_ collect: (inout SnapshotWriter) throws -> Void) throws {
+        var writer = SnapshotWriter()
+        var localFailure: (any Error)?
+        do { try collect(&writer) } catch  where Self.isEntryMistake(error) { localFailure = error } catch {}
+        let outcome = try communicator.agreement(
+            Shared<Bool>(rank: rank) {
+                if let localFailure { throw localFailure }
+                return true
+            }
+        )
+        if case .failure(let failure) = outcome {
+            if failure.rank == rank, let localFailure { throw localFailure }
+            throw failure.error
+        }
+    }
+
+    /// Whether `error` is a mistake in the entries a save writes, which every later save would
+    /// repeat: a name that is invalid or written twice, a shape that does not fit its array.
+    private static func isEntryMistake(_ error: any Error) -> Bool {
+        guard let error = error as? CheckpointError else { return false }
+        return error.code == .duplicateName || error.code == .invalidName || error.code == .shapeMismatch
     }
 
     /// A foreground save: waits for the background, stages, commits, records.

@@ -13,7 +13,7 @@ import Synchronization
 /// ```
 ///
 /// `Simulation` is any `Codable` type or any ``Checkpointable`` type. Alternatively register
-/// state once in ``registry`` and call ``save(step:metadata:)`` / ``restoreLatest()``.
+/// state once in ``registry`` and call ``save(step:metadata:)-876x`` / ``restoreLatest()-8tbto``.
 ///
 /// A save writes a shard into a temporary directory, `fsync`s it, writes the manifest, and
 /// renames the directory into place: a crash at any instant leaves the previous checkpoints
@@ -37,7 +37,7 @@ public final class Checkpointer: Sendable {
     public let configuration: Configuration
     /// The ranks that checkpoint together.
     public let communicator: any Communicator
-    /// State registered for ``save(step:metadata:)`` and ``restoreLatest()``.
+    /// State registered for ``save(step:metadata:)-876x`` and ``restoreLatest()-8tbto``.
     public let registry = StateRegistry()
     /// Hooks run around process dumps (see ``Configuration/processDumps``).
     public let dumpParticipants = DumpParticipants()
@@ -55,6 +55,10 @@ public final class Checkpointer: Sendable {
     let driver: CommitDriver
     let restart: RestartAgreement
     let dumps: DumpStage
+    /// Whether the first safe point has checked the entries (see `checkEntries`).
+    let entriesChecked = Locked(false)
+    /// The thread the `async` methods run their blocking work on.
+    let blockingWorker: BlockingWorker
 
     var rank: Int { communicator.rank }
 
@@ -67,8 +71,10 @@ public final class Checkpointer: Sendable {
     ///   - communicator: The ranks that checkpoint together; default: this process alone.
     ///   - configuration: Options; see ``Configuration``.
     ///   - logger: Where to log commits, fallbacks and cleanups.
-    /// - Throws: `invalidConfiguration` for bad options or when another process uses the directory;
-    ///   `notFound` or `permissionDenied` for the directory; `peerFailed` or `timedOut` when a rank fails.
+    /// - Throws: `invalidConfiguration` for bad options, when another process uses the directory, when a
+    ///   file is in the way of the directory (it or a parent exists but is not a directory), or when its
+    ///   file system cannot hold directories (`/proc`); `notFound` or `permissionDenied` for the directory;
+    ///   `peerFailed` or `timedOut` when a rank fails.
     public init(
         directory: String,
         communicator: any Communicator = SingleProcessCommunicator(),
@@ -103,7 +109,7 @@ public final class Checkpointer: Sendable {
         }
         lockDescriptor = lock
         do {
-            let shared = try communicator.broadcast(value: rank == 0 ? prepared : nil, root: 0)
+            let shared = try communicator.broadcastFromRoot(rank == 0 ? prepared : nil, root: 0)
             // Rank 0 reports its own failure as it happened; the others learn it by rank.
             if rank == 0, case .failure = prepared, let localFailure { throw localFailure }
             _ = try shared.get()
@@ -144,6 +150,7 @@ public final class Checkpointer: Sendable {
             if let lock { Syscalls.closeDescriptor(lock) }
             throw error
         }
+        blockingWorker = BlockingWorker(name: "checkpoint-async-rank-\(rank)")
         scheduler = SafePointScheduler(configuration: configuration, communicator: communicator)
         dumps = DumpStage(
             configuration: configuration,
@@ -207,6 +214,7 @@ public final class Checkpointer: Sendable {
             logger.error("a background checkpoint failed", metadata: ["error": "\(failure)"])
         }
         background?.stop()
+        blockingWorker.stop()
         if let lockDescriptor { Syscalls.closeDescriptor(lockDescriptor) }
     }
 }

@@ -33,7 +33,9 @@ private struct Heat: Checkpointable {
         time = try reader.read(Double.self, "time")
         parameters = try reader.decode([String: Double].self, "parameters")
     }
+}
 
+extension Heat {
     init() {
         temperature = Array(repeating: 1, count: 1_000)
         time = 2
@@ -63,7 +65,6 @@ private struct Parameters: Codable {
     }
 }
 
-// Troubleshooting.md
 private struct Field: Checkpointable {
     var values: [Double]
     var sources: [Double]  // added later
@@ -140,6 +141,18 @@ private enum MPISamples {
             try checkpointer.checkpoint(state, step: step)
         }
         return step
+    }
+
+    /// "The program leaves MPI to the library", as written (compiled, not run: it checkpoints under /shared).
+    static func libraryOwnsMPIAsWritten() throws {
+        let communicator = try MPICommunicator.world()
+        let checkpointer = try Checkpointer(directory: "/shared/run-42/checkpoints", communicator: communicator)
+        var (state, step) = try checkpointer.restoreLatest(or: RankState(rank: communicator.rank))
+        while step < 10_000 {
+            state.advance(exchangingHalosWith: communicator)
+            step += 1
+            try checkpointer.checkpoint(state, step: step)
+        }
     }
 
     /// "The program already uses MPI".
@@ -453,6 +466,34 @@ struct DocumentationExampleTests {
                 return try checkpointer.restoreLatest()?.rawValue ?? 0
             }
             #expect(results == [0, 0, 0, 0])
+        }
+    }
+
+    @Test("Migration.md: restoreLatest(or:) takes an initial state whose init throws, and rethrows its error")
+    func migrationThrowingInitialState() throws {
+        try withTemporaryDirectory { directory in
+            let steps = try LocalGroup.run(ranks: 3, timeout: 60) { communicator in
+                let (rank, size) = (communicator.rank, communicator.size)
+                for _ in 0..<2 {
+                    let checkpointer = try Checkpointer(directory: directory, communicator: communicator)
+                    var (block, step) = try checkpointer.restoreLatest(
+                        or: MigrationSamples.Block(shape: [9, 4], rank: rank, of: size)
+                    )
+                    #expect(block.cells.count == 12)
+                    while step < 5 {
+                        try block.advance(communicator); step += 1; try checkpointer.save(block, step: step)
+                    }
+                }
+                return try Checkpointer(directory: directory, communicator: communicator).restoreLatest(
+                    MigrationSamples.Block.self
+                )?.step
+            }
+            #expect(steps == [5, 5, 5])
+            let empty = try Checkpointer(directory: directory + "/empty")
+            let error = try #require(throws: CheckpointError.self) {
+                try empty.restoreLatest(or: MigrationSamples.Block(shape: [4], rank: 2, of: 2))
+            }
+            #expect(error.code == .invalidLayout, "\(error)")
         }
     }
 

@@ -7,7 +7,10 @@ import Synchronization
 /// threads of one process) and `MPICommunicator` in the `CheckpointMPI` module (ranks as MPI
 /// processes). Every rank must call the same collectives in the same order, as with MPI.
 ///
-/// Collectives carry bytes and 64-bit integers; conveniences in extensions build the rest.
+/// Collectives carry bytes and 64-bit integers; conveniences in extensions build the rest:
+/// typed send, receive, broadcast, gather and allgather of arrays of `BitwiseCopyable` elements
+/// (raw bytes, no per-element encoding) and of `Codable` values (JSON), e.g.
+/// `try communicator.receive([Double].self, from: left, tag: 1)` or `try communicator.allgather(value: settings)`.
 public protocol Communicator: Sendable {
     /// This rank, `0..<size`.
     var rank: Int { get }
@@ -118,12 +121,6 @@ extension Communicator {
             parts.append(try cursor.bytes(Int(count)))
         }
         return parts
-    }
-
-    /// Broadcasts a `Codable` value from `root`.
-    func broadcast<Value: Codable>(value: Value?, root: Int) throws -> Value {
-        let bytes = try rank == root ? Array(JSONCoding.encoder.encode(value!)) : []
-        return try JSONCoding.decoder.decode(Value.self, from: Data(try broadcast(bytes, root: root)))
     }
 }
 

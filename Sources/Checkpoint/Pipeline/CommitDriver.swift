@@ -89,7 +89,7 @@ final class CommitDriver: Sendable {
                         }
                     )
                 case .shareStaging(let area):
-                    action = machine.stagingShared(try communicator.broadcast(value: area, root: 0))
+                    action = machine.stagingShared(try communicator.broadcastFromRoot(area, root: 0))
                 case .beginLocal:
                     action = try machine.localBegun(
                         attempt {
@@ -122,11 +122,8 @@ final class CommitDriver: Sendable {
                 case .exchangeCopies(let area, let report):
                     action = machine.copiesExchanged(try exchangeCopies(area, report, over: communicator))
                 case .gatherReport(let report):
-                    let encoded = try JSONCoding.encoder.encode(report).bytes
-                    if let gathered = try communicator.gather(encoded, root: 0) {
-                        action = machine.reportsGathered(
-                            try gathered.map { try JSONCoding.decoder.decode(Shared<ShardReport>.self, from: Data($0)) }
-                        )
+                    if let gathered = try communicator.gather(value: report, root: 0) {
+                        action = machine.reportsGathered(gathered)
                     } else {
                         action = machine.reportSent()
                     }
@@ -152,11 +149,11 @@ final class CommitDriver: Sendable {
                     logFailure(step, failure)
                     action = machine.aborted()
                 case .shareOutcome(let outcome, _):
-                    action = machine.outcomeShared(try communicator.broadcast(value: outcome, root: 0))
+                    action = machine.outcomeShared(try communicator.broadcastFromRoot(outcome, root: 0))
                 case .makeManifest(let reports):
                     action = try machine.manifestMade(attempt { try makeManifest(reports, run: run) })
                 case .shareManifest(let manifest):
-                    action = machine.manifestShared(try communicator.broadcast(value: manifest, root: 0))
+                    action = machine.manifestShared(try communicator.broadcastFromRoot(manifest, root: 0))
                 case .commitLocal(let area, let manifest):
                     action = try machine.localCommitted(
                         attempt {
@@ -478,9 +475,7 @@ extension Communicator {
     /// Every rank learns whether every rank succeeded; the first failing rank's failure otherwise.
     func agreement(_ local: Shared<Bool>) throws -> Shared<Bool> {
         if size == 1 { return local }
-        let all = try allgather(JSONCoding.encoder.encode(local).bytes)
-        for bytes in all {
-            let result = try JSONCoding.decoder.decode(Shared<Bool>.self, from: Data(bytes))
+        for result in try allgather(value: local) {
             if case .failure = result { return result }
         }
         return .success(true)

@@ -53,12 +53,7 @@ final class RestartAgreement: Sendable {
                 localError = error
                 status = .failed(RankFailure(rank: rank, error: error))
             }
-            let all =
-                try communicator.size == 1
-                ? [status]
-                : communicator.allgather(JSONCoding.encoder.encode(status).bytes).map {
-                    try JSONCoding.decoder.decode(RestoreStatus.self, from: Data($0))
-                }
+            let all = try communicator.allgather(value: status)
             if let failure = all.lazy.compactMap(\.failure).first {
                 if failure.rank == rank, let localError { throw localError }
                 throw failure.error
@@ -67,18 +62,27 @@ final class RestartAgreement: Sendable {
             if damaged.isEmpty, let value {
                 try BlockChecks.checkRestored(all.map(\.blocksRead), checkpoint: shared.path(for: step))
                 if !reasons.isEmpty {
-                    logger.warning(
+                    logger.jobWide(
+                        .warning,
                         "restored an older checkpoint",
-                        metadata: ["step": "\(step)", "skipped": "\(reasons.count)"]
+                        metadata: ["step": "\(step)", "skipped": "\(reasons.count)"],
+                        rank: rank
                     )
                 }
-                logger.info("restored checkpoint", metadata: ["step": "\(step)"])
+                logger.jobWide(.info, "restored checkpoint", metadata: ["step": "\(step)"], rank: rank)
                 retire(steps.filter { $0 > step })
                 return (value, step)
             }
-            logger.warning(
+            // Every rank learned every rank's damage: the job-wide reason once, and each rank's own at debug.
+            logger.jobWide(
+                .warning,
                 "skipping damaged checkpoint",
-                metadata: ["step": "\(step)", "reason": "\(damaged.joined(separator: "; "))"]
+                metadata: ["step": "\(step)", "reason": "\(damaged.joined(separator: "; "))"],
+                rank: rank
+            )
+            logger.debug(
+                "this rank's part of the damaged checkpoint",
+                metadata: ["step": "\(step)", "rank": "\(rank)", "damage": "\(status.damage ?? "none found")"]
             )
             reasons.append("step \(step): \(damaged.joined(separator: "; "))")
         }
@@ -122,13 +126,11 @@ final class RestartAgreement: Sendable {
     private func candidates() throws -> [Step] {
         let listedShared = Shared<[Step]>(rank: rank) { rank == 0 ? try levels.shared.committedSteps() : [] }
         guard let local = levels.local else {
-            return try communicator.broadcast(value: rank == 0 ? listedShared : nil, root: 0).get()
+            return try communicator.broadcastFromRoot(rank == 0 ? listedShared : nil, root: 0).get()
         }
         let mine = Candidates(local: local.committedSteps(), shared: listedShared)
-        let all = try communicator.allgather(JSONCoding.encoder.encode(mine).bytes)
         var steps = Set<Step>()
-        for bytes in all {
-            let candidates = try JSONCoding.decoder.decode(Candidates.self, from: Data(bytes))
+        for candidates in try communicator.allgather(value: mine) {
             steps.formUnion(candidates.local)
             steps.formUnion(try candidates.shared.get())
         }

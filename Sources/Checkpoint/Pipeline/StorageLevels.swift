@@ -63,9 +63,7 @@ final class LocalLevel: Sendable {
         logger: Logger
     ) throws -> LocalLevel? {
         guard let settings = configuration.redundancy else { return nil }
-        let nodes = try communicator.allgather(Array(communicator.nodeName.utf8)).map {
-            String(decoding: $0, as: UTF8.self)
-        }
+        let nodes = try communicator.allgather(value: communicator.nodeName)
         let partners = PartnerMap(nodes: nodes)
         let rank = communicator.rank
         let store = StorageLevels.store(CheckpointDirectory(path: folder(settings, rank: rank)), configuration)

@@ -4,8 +4,8 @@ import Synchronization
 /// restructuring its types — the way `FTI_Protect` and `VELOC_Mem_protect` work in C.
 ///
 /// Register properties of your objects by key path, memory you own by buffer, or anything else
-/// by a getter and a setter. ``Checkpointer/save(step:metadata:)`` saves everything registered;
-/// ``Checkpointer/restoreLatest()`` decodes and verifies every registered entry first and only then
+/// by a getter and a setter. ``Checkpointer/save(step:metadata:)-876x`` saves everything registered;
+/// ``Checkpointer/restoreLatest()-8tbto`` decodes and verifies every registered entry first and only then
 /// writes them all back, so a failed restore changes nothing.
 ///
 /// ```swift
@@ -182,17 +182,21 @@ public final class StateRegistry: Sendable {
         prepare: @escaping @Sendable (SnapshotReader) throws -> @Sendable () -> Void
     ) throws(CheckpointError) {
         try EntryName.validate(name)
-        let added = items.withLock { items in
-            guard
-                !items.contains(where: {
-                    $0.name == name || $0.name.hasPrefix(name + "/") || name.hasPrefix($0.name + "/")
-                })
-            else { return false }
+        let conflict: String? = items.withLock { items in
+            if let existing = items.first(where: {
+                $0.name == name || $0.name.hasPrefix(name + "/") || name.hasPrefix($0.name + "/")
+            }) {
+                return existing.name
+            }
             items.append(Item(name: name, save: save, prepare: prepare))
-            return true
+            return nil
         }
-        guard added else {
-            throw CheckpointError(.duplicateName, "'\(name)' is already registered (or overlaps a registered name)")
+        if let conflict {
+            let what = conflict == name ? "'\(name)' is already registered" : "'\(name)' overlaps '\(conflict)'"
+            throw CheckpointError(
+                .duplicateName,
+                "\(what); call registry.unregister(\"\(conflict)\") first to replace it, or choose another name"
+            )
         }
     }
 }

@@ -119,6 +119,25 @@ enum Syscalls {
         if mkdir(path, mode_t(permissions)) == 0 { return }
         let number = errno
         if number == EEXIST && allowExisting && isDirectory(path) { return }
+        if number == EEXIST && !isDirectory(path) {
+            throw CheckpointError(
+                .invalidConfiguration,
+                "a file is in the way: '\(path)' exists but is not a directory; move or remove it, or choose another directory",
+                path: path,
+                underlying: SystemError(errno: number, operation: "mkdir")
+            )
+        }
+        let parent = parentDirectory(of: path)
+        if number == ENOENT && parent != path && isDirectory(parent) {
+            // The parent is there, yet the file system says no such file: a virtual file system
+            // such as /proc or /sys, which cannot hold the directories a checkpoint needs.
+            throw CheckpointError(
+                .invalidConfiguration,
+                "cannot create a directory in '\(parent)': it exists, but its file system does not allow new directories (a virtual file system such as /proc?); choose a directory on a disk or shared file system",
+                path: path,
+                underlying: SystemError(errno: number, operation: "mkdir")
+            )
+        }
         throw .system("mkdir", errno: number, path: path)
     }
 
@@ -237,7 +256,18 @@ enum Syscalls {
     /// Checks that `path` is a directory this process can read and write.
     static func checkWritableDirectory(_ path: String) throws(CheckpointError) {
         guard isDirectory(path) else {
-            throw CheckpointError(.notFound, "checkpoint directory does not exist or is not a directory", path: path)
+            if exists(path) {
+                throw CheckpointError(
+                    .invalidConfiguration,
+                    "the checkpoint directory is a file, not a directory; move or remove it, or choose another directory",
+                    path: path
+                )
+            }
+            throw CheckpointError(
+                .notFound,
+                "checkpoint directory does not exist; create it or set configuration.createDirectory",
+                path: path
+            )
         }
         guard access(path, R_OK | W_OK | X_OK) == 0 else { throw .system("access", errno: errno, path: path) }
     }
