@@ -58,7 +58,9 @@ struct MemoryScenario {
         let (plain, redundant, resident) = (peaks[0][0], peaks[0][1], peaks[0][2])
         let mib = { (bytes: Int) in Double(bytes) / Double(1 << 20) }
         let added = mib(redundant - plain)
-        results["memory_peak_above_state_mib"] = ["plain": mib(plain - resident), "redundant": mib(redundant - resident)]
+        results["memory_peak_above_state_mib"] = [
+            "plain": mib(plain - resident), "redundant": mib(redundant - resident),
+        ]
         results["memory_partner_copy_and_flush_added_mib"] = added
         rows.append(
             Row(

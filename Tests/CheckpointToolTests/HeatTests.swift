@@ -49,10 +49,13 @@ struct HeatTests {
         try withScratch { scratch in
             let arguments = ["--ranks", "\(ranks)", "--steps", "120", "--delay-ms", "3"] + Self.grid
             let expected = try #require(try run(arguments + ["--dir", scratch + "/reference"]).last)
-            let kills = try killRepeatedly(try Self.heat(), arguments + ["--dir", scratch + "/crashy"])
-            let final = try run(arguments + ["--dir", scratch + "/crashy"])
-            #expect(kills > 0)
-            #expect(final.last == expected, "after \(kills) kills: \(final)")
+            let crashy = scratch + "/crashy"
+            let kills = try killRepeatedly(try Self.heat(), arguments + ["--dir", crashy], directory: crashy)
+            let finalExpected = expectedStartLine(crashy)
+            let final = try run(arguments + ["--dir", crashy])
+            #expect(kills.count > 0)
+            #expect(final.last == expected, "after \(kills.count) kills: \(final)")
+            expectResumedWhereCommitted(kills, final: final, finalExpected: finalExpected)
         }
     }
 
