@@ -99,14 +99,14 @@ struct StopSignalTests {
     @Test("The watchdog wakes when a safe point acts on the signal while it waits")
     func watchdogWakes() throws {
         let watchdog = StopWatchdog()
-        let waiting = Syscalls.SignalSemaphore()
+        let waiting = DispatchSemaphore(value: 0)
         let outcome = Mutex<Bool?>(nil)
-        let finished = Syscalls.SignalSemaphore()
+        let finished = DispatchSemaphore(value: 0)
         let thread = Thread {
-            waiting.post()
+            waiting.signal()
             let acknowledged = watchdog.waitForAcknowledgement(of: 1, seconds: 86_400)
             outcome.withLock { $0 = acknowledged }
-            finished.post()
+            finished.signal()
         }
         thread.start()
         waiting.wait()

@@ -85,6 +85,10 @@ enum SignalMonitor {
             for signal in configuration.signals where !state.installed.contains(signal) {
                 if (try? Syscalls.installSignalHandler(signal, handler)) != nil { state.installed.insert(signal) }
             }
+            // A blocked signal stays pending and its handler never runs. The thread that creates a
+            // checkpointer, and the watchdog started from it, accept the stop signals (a process
+            // started from a thread that blocks them inherits that mask).
+            Syscalls.unblockSignals(configuration.signals)
             if !state.watchdogStarted {
                 state.watchdogStarted = true
                 let thread = Thread { watch() }
@@ -133,31 +137,37 @@ final class StopSignalWatch: Sendable {
 }
 
 /// What the watchdog waits for after a stop signal: a safe point acting on it.
-final class StopWatchdog: Sendable {
+///
+/// Acknowledgements come from ordinary threads (safe points), never from a signal handler, so a
+/// condition variable is safe here.
+final class StopWatchdog: @unchecked Sendable {
+    /// Guards `acknowledged`; broadcast at every acknowledgement.
+    private let condition = NSCondition()
     /// The highest signal count a safe point acted on.
-    private let acknowledged = Atomic<Int>(0)
-    /// Posted at every acknowledgement, to wake a waiting watchdog.
-    private let acknowledgement = Syscalls.SignalSemaphore()
+    private var acknowledged = 0
 
     init() {}
 
     /// A safe point acted on the first `count` signals.
     func acknowledge(upTo count: Int) {
-        _ = acknowledged.max(count, ordering: .sequentiallyConsistent)
-        acknowledgement.post()
+        condition.lock()
+        acknowledged = max(acknowledged, count)
+        condition.broadcast()
+        condition.unlock()
     }
 
-    /// Waits until a safe point has acted on the first `count` signals, or `seconds` have passed.
+    /// Waits until a safe point has acted on the first `count` signals, or `seconds` have passed
+    /// (on the monotonic clock: a change of the wall clock only wakes the wait early, to wait again).
     /// - Returns: Whether a safe point acted on them in time.
     func waitForAcknowledgement(of count: Int, seconds: Double) -> Bool {
-        let deadline = ContinuousClock.now + .seconds(seconds.isFinite ? seconds : 1e12)
-        while acknowledged.load(ordering: .sequentiallyConsistent) < count {
+        let deadline = ContinuousClock.now + .seconds(min(seconds, 1e9))
+        condition.lock()
+        defer { condition.unlock() }
+        while acknowledged < count {
             let left = ContinuousClock.now.duration(to: deadline)
             let secondsLeft = Double(left.components.seconds) + Double(left.components.attoseconds) * 1e-18
             if secondsLeft <= 0 { return false }
-            // Woken by an acknowledgement (perhaps of older signals only), or at about the
-            // deadline: the loop checks both again.
-            _ = acknowledgement.wait(seconds: secondsLeft)
+            _ = condition.wait(until: Date(timeIntervalSinceNow: secondsLeft))
         }
         return true
     }

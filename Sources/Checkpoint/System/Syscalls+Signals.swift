@@ -42,6 +42,19 @@ extension Syscalls {
         }
     }
 
+    /// Unblocks `signals` in the calling thread (`pthread_sigmask`); threads it starts afterwards
+    /// inherit that.
+    ///
+    /// A process inherits the signal mask of the thread that started it: one started from a thread
+    /// that blocks signals (a libdispatch worker blocks them all) would otherwise never receive
+    /// them, and its handlers would never run.
+    static func unblockSignals(_ signals: [Int32]) {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for signal in signals { sigaddset(&set, signal) }
+        _ = pthread_sigmask(SIG_UNBLOCK, &set, nil)
+    }
+
     /// Restores the default action of `signal` and raises it in this process: what the process
     /// would have done had no handler been installed (for a stop signal, end).
     static func takeDefaultAction(of number: Int32) {
@@ -71,32 +84,6 @@ extension Syscalls {
         /// wait (`EINTR`, the only failure of a valid semaphore) does not end it.
         func wait() {
             while sem_wait(semaphore) != 0 {}
-        }
-
-        /// Waits until the count is positive and takes one from it, or until about `seconds` have
-        /// passed (`sem_timedwait` measures on the wall clock: a caller that must not be fooled by
-        /// a change of the clock checks a monotonic deadline after it returns, and waits again).
-        /// - Returns: `true` when it took one, `false` when the time ran out first.
-        func wait(seconds: Double) -> Bool {
-            guard seconds < Double(Int32.max) else {
-                wait()
-                return true
-            }
-            var now = timespec()
-            clock_gettime(CLOCK_REALTIME, &now)
-            let whole = max(0, seconds).rounded(.down)
-            var deadline = timespec(
-                tv_sec: now.tv_sec + Int(whole),
-                tv_nsec: now.tv_nsec + Int((max(0, seconds) - whole) * 1e9)
-            )
-            if deadline.tv_nsec >= 1_000_000_000 {
-                deadline.tv_sec += 1
-                deadline.tv_nsec -= 1_000_000_000
-            }
-            while true {
-                if sem_timedwait(semaphore, &deadline) == 0 { return true }
-                if errno != EINTR { return false }
-            }
         }
     }
 }
