@@ -81,14 +81,14 @@ public struct DumpRequest: Sendable, Hashable {
         self.timeout = timeout
     }
 
-    /// Whether two requests ask for the same dump (the test-only ``timer`` is not compared).
+    /// Whether two requests ask for the same dump (the test-only `timer` is not compared).
     public static func == (lhs: DumpRequest, rhs: DumpRequest) -> Bool {
         (lhs.pid, lhs.imagesDirectory, lhs.previousImagesDirectory, lhs.step, lhs.rank)
             == (rhs.pid, rhs.imagesDirectory, rhs.previousImagesDirectory, rhs.step, rhs.rank)
             && (lhs.leaveRunning, lhs.timeout) == (rhs.leaveRunning, rhs.timeout)
     }
 
-    /// Hashes what ``==`` compares.
+    /// Hashes what `==` compares.
     public func hash(into hasher: inout Hasher) {
         hasher.combine(pid)
         hasher.combine(imagesDirectory)
