@@ -1,9 +1,10 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+// Linux only (README, Requirements): the library calls Glibc directly (unnamed POSIX semaphores,
+// `sem_timedwait`, `/proc`, `mount` in the tests), so no Apple platform is declared.
 let package = Package(
     name: "swift-checkpoint",
-    platforms: [.macOS(.v15)],
     products: [
         .library(name: "Checkpoint", targets: ["Checkpoint"]),
         .executable(name: "ckpt", targets: ["CheckpointTool"]),
@@ -32,12 +33,12 @@ let package = Package(
         .systemLibrary(
             name: "CZstd",
             pkgConfig: "libzstd",
-            providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]
+            providers: [.apt(["libzstd-dev"])]
         ),
         .systemLibrary(
             name: "CMPI",
             pkgConfig: "mpi",
-            providers: [.apt(["libopenmpi-dev", "openmpi-bin"]), .brew(["open-mpi"])]
+            providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]
         ),
         .target(
             name: "CheckpointMPI",

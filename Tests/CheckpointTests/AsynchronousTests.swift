@@ -187,38 +187,37 @@ struct PolicyExtensionTests {
 
     @Test("A stop signal makes the next safe point checkpoint on every rank, then asks the application to stop")
     func stopSignal() throws {
-        try withTemporaryDirectory { directory in
-            let stoppedAt = try LocalGroup.run(ranks: 3, timeout: 60) { communicator in
-                var configuration = testConfiguration(threads: 1)
-                configuration.policy = .never
-                configuration.stopSignals = StopSignals(signals: [SIGUSR2], gracePeriod: 86_400)
-                let checkpointer = try Checkpointer(
-                    directory: directory,
-                    communicator: communicator,
-                    configuration: configuration
-                )
-                var step: Step = 0
-                // Ranks decide together only every ~50 ms (at most every 10⁶ safe points, however
-                // fast the loop runs): bound the loop past that, not by a step count a fast
-                // machine finishes before the next decision.
-                while !checkpointer.shouldStop && step < Self.stepBound {
-                    step += 1
-                    if step == 10 && communicator.rank == 1 {
-                        kill(getpid(), SIGUSR2)
-                        // The handler runs on whichever thread the kernel picks: wait until it did.
-                        let sent = Date()
-                        while !SignalMonitor.isPending && Date().timeIntervalSince(sent) < 10 { usleep(1_000) }
-                        try #require(SignalMonitor.isPending, "the stop signal's handler ran")
+        try withStopSignalTurn {
+            try withTemporaryDirectory { directory in
+                let stoppedAt = try LocalGroup.run(ranks: 3, timeout: 60) { communicator in
+                    var configuration = testConfiguration(threads: 1)
+                    configuration.policy = .never
+                    configuration.stopSignals = StopSignals(signals: [SIGUSR2], gracePeriod: 86_400)
+                    let checkpointer = try Checkpointer(
+                        directory: directory,
+                        communicator: communicator,
+                        configuration: configuration
+                    )
+                    var step: Step = 0
+                    // Ranks decide together only every ~50 ms (at most every 10⁶ safe points, however
+                    // fast the loop runs): bound the loop past that, not by a step count a fast
+                    // machine finishes before the next decision.
+                    while !checkpointer.shouldStop && step < Self.stepBound {
+                        step += 1
+                        if step == 10 && communicator.rank == 1 {
+                            try raiseAndAwait(SIGUSR2)
+                            try #require(checkpointer.scheduler.stopSignal?.isPending == true)
+                        }
+                        // Only rank 1 has certainly seen the signal at step 10; the others follow it.
+                        try communicator.barrier()
+                        try checkpointer.checkpoint(RankState(rank: communicator.rank, seed: 1), step: step)
                     }
-                    // Only rank 1 has certainly seen the signal at step 10; the others follow it.
-                    try communicator.barrier()
-                    try checkpointer.checkpoint(RankState(rank: communicator.rank, seed: 1), step: step)
+                    return step
                 }
-                return step
+                #expect(stoppedAt.allSatisfy { $0 == stoppedAt[0] })
+                #expect(stoppedAt[0] >= 10 && stoppedAt[0] < Self.stepBound)
+                #expect(try CheckpointDirectory(path: directory).committedSteps() == [stoppedAt[0]])
             }
-            #expect(stoppedAt.allSatisfy { $0 == stoppedAt[0] })
-            #expect(stoppedAt[0] >= 10 && stoppedAt[0] < Self.stepBound)
-            #expect(try CheckpointDirectory(path: directory).committedSteps() == [stoppedAt[0]])
         }
     }
 

@@ -135,15 +135,9 @@ struct CommitTests {
 
     @Test("A full file system mid-checkpoint: clear error, previous checkpoint intact, no leftovers")
     func fileSystemFull() throws {
-        guard getuid() == 0 else {
-            print("skipped: mounting a small tmpfs needs root")
-            return
-        }
+        guard getuid() == 0 else { try toolUnavailable("mounting a small tmpfs needs root") }
         try withTemporaryDirectory { directory in
-            guard mountTmpfs(directory, size: "2m") else {
-                print("skipped: mount -t tmpfs is not permitted here")
-                return
-            }
+            guard mountTmpfs(directory, size: "2m") else { try toolUnavailable("mount -t tmpfs is not permitted here") }
             defer { unmount(directory) }
             var configuration = testConfiguration(compression: .none)
             configuration.threads = 1
@@ -168,8 +162,7 @@ struct CommitTests {
             if getuid() == 0 {
                 // Root ignores permission bits; a read-only mount refuses it all the same (EROFS).
                 guard run("/bin/mount", ["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", target]) else {
-                    print("skipped: mount -t tmpfs is not permitted here")
-                    return
+                    try toolUnavailable("mount -t tmpfs is not permitted here")
                 }
             } else {
                 try FileManager.default.setAttributes([.posixPermissions: 0o500], ofItemAtPath: target)

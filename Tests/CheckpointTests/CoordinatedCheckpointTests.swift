@@ -210,7 +210,11 @@ struct CoordinatedCheckpointTests {
                 return steps
             }
             #expect(taken.allSatisfy { $0 == taken[0] })
-            #expect(!taken[0].isEmpty && taken[0].count < 150, "\(taken[0].count) checkpoints")
+            // Rank 1 sleeps at least 150 ms in all and every decision waits for it, so some decision
+            // comes after the policy's 50 ms. How many do depends on the machine's speed and load,
+            // so the count is not checked (whether a 50 ms policy fires is the policy's own test,
+            // on a context whose times are given).
+            #expect(!taken[0].isEmpty)
             #expect(try CheckpointDirectory(path: directory).committedSteps() == taken[0])
         }
     }

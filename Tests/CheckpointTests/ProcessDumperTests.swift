@@ -2,7 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 
-@testable import Checkpoint
+@_spi(Testing) @testable import Checkpoint
 
 #if canImport(Glibc)
 import Glibc
@@ -174,22 +174,45 @@ private func openFIFO(_ path: String) throws -> Int32 {
     return descriptor
 }
 
-/// Whether a writer connected to the FIFO (it wrote `ready`) and every writer has closed it, or does
-/// within `seconds`. A process holding the write end closes it when it dies, so this waits for the
-/// death of the processes a killed dumper had started, without polling.
-private func writersConnectedAndGone(_ descriptor: Int32, within seconds: Int32) -> Bool {
+/// Waits until a writer wrote `ready` into the FIFO: the program reached the point under test.
+/// - Returns: `false` when the writers closed it without writing `ready`.
+private func awaitReady(_ descriptor: Int32) -> Bool {
     var received: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 64)
     while true {
-        let count = read(descriptor, &buffer, buffer.count)
-        if count > 0 {
-            received += buffer[0..<count]
-            continue
-        }
-        if count == 0 { return String(decoding: received, as: UTF8.self).hasPrefix("ready") }
-        guard errno == EAGAIN else { return false }
+        // Until a writer connects, poll waits (no hang-up is reported for a FIFO never written).
         var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-        guard poll(&entry, 1, seconds * 1000) > 0 else { return false }
+        guard poll(&entry, 1, -1) > 0 else {
+            if errno == EINTR { continue }
+            return false
+        }
+        let count = read(descriptor, &buffer, buffer.count)
+        if count > 0 { received += buffer[0..<count] }
+        if String(decoding: received, as: UTF8.self).hasPrefix("ready") { return true }
+        if count == 0 { return false }
+    }
+}
+
+/// Waits until every writer has closed the FIFO. A process holding the write end closes it when
+/// it dies, so this waits for the death of the processes a killed dumper had started, without
+/// polling on a timer (the test's time limit ends a wait that never would).
+private func awaitWritersGone(_ descriptor: Int32) -> Bool {
+    var buffer = [UInt8](repeating: 0, count: 64)
+    while true {
+        let count = read(descriptor, &buffer, buffer.count)
+        if count > 0 { continue }
+        if count == 0 { return true }
+        guard errno == EAGAIN || errno == EINTR else { return false }
+        var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        _ = poll(&entry, 1, -1)
+    }
+}
+
+/// A timer for a dump request whose time is up once the program wrote `ready` into the FIFO.
+private func timeUpWhenReady(_ descriptor: Int32, _ ready: Locked<Bool>) -> DumpTimer {
+    .when {
+        let connected = awaitReady(descriptor)
+        ready.withLock { $0 = connected }
     }
 }
 
@@ -308,12 +331,17 @@ struct ProcessDumperCommandTests {
                 in: directory,
                 "exec 3> '\(directory)/held'\necho ready >&3\nsleep 120\necho after"
             )
-            let request = DumpRequest(pid: 1, imagesDirectory: images, step: 1, rank: 0, timeout: 2)
+            // The time is up once the script and its child hold the FIFO, however long a loaded
+            // machine takes to get there.
+            let ready = Locked(false)
+            var request = DumpRequest(pid: 1, imagesDirectory: images, step: 1, rank: 0, timeout: 600)
+            request.timer = timeUpWhenReady(fifo, ready)
             let error = try #require(throws: CheckpointError.self) {
                 try CommandDumper(arguments: [script]).dump(request)
             }
             #expect(error.code == .timedOut)
-            #expect(writersConnectedAndGone(fifo, within: 10), "the script's child survived the timeout")
+            #expect(ready.withLock { $0 }, "the script wrote ready")
+            #expect(awaitWritersGone(fifo), "the script's child survived the timeout")
         }
     }
 
@@ -533,10 +561,13 @@ struct ProcessDumperCRIUTests {
             let fifo = try openFIFO(directory + "/held")
             defer { close(fifo) }
             let criu = try standInCRIU(in: directory, dump: .hang(fifo: directory + "/held"))
-            let request = DumpRequest(pid: getpid(), imagesDirectory: images, step: 1, rank: 0, timeout: 2)
+            let ready = Locked(false)
+            var request = DumpRequest(pid: getpid(), imagesDirectory: images, step: 1, rank: 0, timeout: 600)
+            request.timer = timeUpWhenReady(fifo, ready)
             let error = try #require(throws: CheckpointError.self) { try CRIUDumper(executable: criu).dump(request) }
             #expect(error.code == .timedOut)
-            #expect(writersConnectedAndGone(fifo, within: 10), "the detached criu survived the timeout")
+            #expect(ready.withLock { $0 }, "the stand-in criu wrote ready")
+            #expect(awaitWritersGone(fifo), "the detached criu survived the timeout")
         }
     }
 

@@ -109,3 +109,22 @@ extension CrashPoint {
         [.shardWritten] + StoreCommitPoint.allCases.map(CrashPoint.committing)
     }
 }
+
+/// Ends the current test (or test case) because a tool or permission it needs is missing.
+///
+/// Outside CI the test is cancelled: it shows as skipped (cancelled), with the reason, not as passed. Under CI
+/// (`CI=true`, as `.ci/run` is run) it fails instead: `Scripts/bootstrap` installs every tool the
+/// tests use and CI runs as root, so a missing one means that a check silently stopped running.
+func toolUnavailable(_ reason: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> Never {
+    if ProcessInfo.processInfo.environment["CI"] == "true" { throw UnavailableTool(reason: reason) }
+    // Swift Testing's console shows a cancelled test, but not a cancelled case of a parameterized
+    // one: say it here too.
+    print("skipped: \(reason)")
+    try Test.cancel("skipped: \(reason)", sourceLocation: sourceLocation)
+}
+
+/// A tool or permission a test needs is missing under CI.
+struct UnavailableTool: Error, CustomStringConvertible {
+    var reason: String
+    var description: String { "\(reason) (CI=true: Scripts/bootstrap installs every tool the tests use)" }
+}

@@ -28,10 +28,12 @@ struct CrashResumeTests {
         #expect(expected.hasPrefix("checksum: "))
 
         let crashy = scratch.appendingPathComponent("crashy").path
-        let kills = try killRepeatedly(executable, ["--dir", crashy] + Self.arguments, attempts: 8)
+        let kills = try killRepeatedly(executable, ["--dir", crashy] + Self.arguments, directory: crashy, attempts: 8)
+        let finalExpected = expectedStartLine(crashy)
         let resumed = try runToEnd(executable, directory: crashy)
-        #expect(kills > 0)
-        #expect(resumed.last == expected, "after \(kills) kills: \(resumed)")
+        #expect(kills.count > 0)
+        #expect(resumed.last == expected, "after \(kills.count) kills: \(resumed)")
+        expectResumedWhereCommitted(kills, final: resumed, finalExpected: finalExpected)
     }
 
     private func runToEnd(_ executable: URL, directory: String) throws -> [String] {

@@ -110,7 +110,7 @@ import Testing
                 [output]
             ) {
             case .unavailable(let reason):
-                print("skipping the NumPy check of '\(testCase.entry)': \(reason)")
+                try toolUnavailable("the NumPy check of '\(testCase.entry)': \(reason)")
             case .output(let line):
                 let hex = testCase.expectedBytes.map { String(format: "%02x", $0) }.joined()
                 #expect(line == "\(testCase.dtype) \(testCase.pythonShape) \(hex)")

@@ -1,3 +1,4 @@
+import Checkpoint
 import Foundation
 import Testing
 
@@ -49,10 +50,56 @@ struct HeatTests {
         try withScratch { scratch in
             let arguments = ["--ranks", "\(ranks)", "--steps", "120", "--delay-ms", "3"] + Self.grid
             let expected = try #require(try run(arguments + ["--dir", scratch + "/reference"]).last)
-            let kills = try killRepeatedly(try Self.heat(), arguments + ["--dir", scratch + "/crashy"])
-            let final = try run(arguments + ["--dir", scratch + "/crashy"])
-            #expect(kills > 0)
-            #expect(final.last == expected, "after \(kills) kills: \(final)")
+            let crashy = scratch + "/crashy"
+            let kills = try killRepeatedly(try Self.heat(), arguments + ["--dir", crashy], directory: crashy)
+            let finalExpected = expectedStartLine(crashy)
+            let final = try run(arguments + ["--dir", crashy])
+            #expect(kills.count > 0)
+            #expect(final.last == expected, "after \(kills.count) kills: \(final)")
+            expectResumedWhereCommitted(kills, final: final, finalExpected: finalExpected)
+        }
+    }
+
+    @Test(
+        "--stop-on-signal: SIGUSR1 makes every rank checkpoint at the next safe point and heat exit 0; a restart continues bit-identically"
+    )
+    func stopOnSignal() throws {
+        try withScratch { scratch in
+            let directory = scratch + "/stopped"
+            let arguments = ["--ranks", "4", "--grid", "48", "--checkpoint-every", "100000"]
+            let output = scratch + "/stdout"
+            guard FileManager.default.createFile(atPath: output, contents: nil) else {
+                throw ToolMissing(message: "could not create \(output)")
+            }
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+            defer { try? handle.close() }
+            let process = Process()
+            process.executableURL = try Self.heat()
+            process.arguments =
+                arguments + ["--steps", "20000", "--delay-ms", "5", "--stop-on-signal", "--dir", directory]
+            process.standardOutput = handle
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            // Signal once heat has restored and entered its loop (its first line), not after a guessed time.
+            func printed() -> [String] {
+                ((try? String(contentsOfFile: output, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+            }
+            while process.isRunning && printed().isEmpty { usleep(1_000) }
+            kill(process.processIdentifier, SIGUSR1)
+            process.waitUntilExit()
+            #expect(process.terminationReason == .exit && process.terminationStatus == 0, "heat ended by the signal")
+            let lines = printed()
+            #expect(lines.first == "fresh-start")
+            let stoppedAt = try #require(
+                lines.last.flatMap { Int($0.replacingOccurrences(of: "stopped-at: ", with: "")) }
+            )
+            #expect(try CheckpointDirectory(path: directory).committedSteps().last == Step(stoppedAt))
+
+            let steps = ["--steps", "\(stoppedAt + 5)"]
+            let resumed = try run(arguments + steps + ["--dir", directory])
+            #expect(resumed.first == "resumed-from: \(stoppedAt)")
+            let uninterrupted = try run(arguments + steps + ["--dir", scratch + "/reference"])
+            #expect(resumed.last == uninterrupted.last)
         }
     }
 

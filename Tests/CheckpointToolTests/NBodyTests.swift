@@ -41,10 +41,13 @@ struct NBodyTests {
         try withTemporaryDirectory { scratch in
             let arguments = ["--steps", "80", "--delay-ms", "3"] + Self.options
             let expected = try #require(try run(arguments + ["--dir", scratch + "/reference"]).last)
-            let kills = try killRepeatedly(try Self.nbody(), arguments + ["--dir", scratch + "/crashy"])
-            let final = try run(arguments + ["--dir", scratch + "/crashy"])
-            #expect(kills > 0)
-            #expect(final.last == expected, "after \(kills) kills: \(final)")
+            let crashy = scratch + "/crashy"
+            let kills = try killRepeatedly(try Self.nbody(), arguments + ["--dir", crashy], directory: crashy)
+            let finalExpected = expectedStartLine(crashy)
+            let final = try run(arguments + ["--dir", crashy])
+            #expect(kills.count > 0)
+            #expect(final.last == expected, "after \(kills.count) kills: \(final)")
+            expectResumedWhereCommitted(kills, final: final, finalExpected: finalExpected)
         }
     }
 

@@ -40,7 +40,10 @@ import Testing
         defer { try? FileManager.default.removeItem(at: file) }
         switch try runPython(script, [file.path]) {
         case .unavailable(let reason):
-            print("skipping the well-formedness check of the SVG charts: \(reason)")
+            try toolUnavailable(
+                "the well-formedness check of the SVG charts: \(reason)",
+                sourceLocation: sourceLocation
+            )
         case .output(let count):
             #expect((Int(count) ?? 0) >= 3, "every chart parses as XML: \(count)", sourceLocation: sourceLocation)
         }

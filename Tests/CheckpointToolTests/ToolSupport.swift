@@ -181,24 +181,101 @@ func flipMiddleByte(of path: String) throws {
     try Data(bytes).write(to: URL(fileURLWithPath: path))
 }
 
-/// Starts `executable` with `arguments` `attempts` times, killing each run with SIGKILL at a random
-/// moment (10–250 ms in), and returns how many runs were really killed (a run may finish first).
-func killRepeatedly(_ executable: URL, _ arguments: [String], attempts: Int = 6) throws -> Int {
+/// The first line an example prints when started on `directory`: where it must resume, the newest
+/// committed checkpoint (`resumed-from: N`), or `fresh-start` when there is none.
+func expectedStartLine(_ directory: String) -> String {
+    guard let newest = try? CheckpointDirectory(path: directory).committedSteps().last else { return "fresh-start" }
+    return "resumed-from: \(newest)"
+}
+
+/// What ``killRepeatedly(_:_:directory:attempts:)`` saw.
+struct Kills {
+    /// Runs really killed (a run may finish first).
+    var count = 0
+    /// Each run's first line, with the one expected from the checkpoints committed before it started.
+    var starts: [(printed: String, expected: String)] = []
+    /// The runs that resumed from a checkpoint (not from the start).
+    var resumed: Int { starts.filter { $0.expected != "fresh-start" }.count }
+}
+
+/// Starts `executable` with `arguments` `attempts` times, killing each run with SIGKILL, and
+/// records where each run resumed: a run that silently started over would still end with the right
+/// checksum, so the checksum alone proves nothing about resuming.
+///
+/// The first run is killed once it has committed a checkpoint in `directory` (waiting for that,
+/// not for a time), so that later runs have one to resume from; the others at a random moment
+/// (10–250 ms in).
+func killRepeatedly(_ executable: URL, _ arguments: [String], directory: String, attempts: Int = 6) throws -> Kills {
     var generator = SystemRandomNumberGenerator()
-    var kills = 0
-    for _ in 0..<attempts {
+    var kills = Kills()
+    let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("ckpt-kills-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    for attempt in 0..<attempts {
+        let expected = expectedStartLine(directory)
+        let outputURL = scratch.appendingPathComponent("stdout-\(attempt)")
+        guard FileManager.default.createFile(atPath: outputURL.path, contents: nil) else {
+            throw ToolMissing(message: "could not create \(outputURL.path)")
+        }
+        let output = try FileHandle(forWritingTo: outputURL)
+        defer { try? output.close() }
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
+        process.standardOutput = output
         process.standardError = FileHandle.nullDevice
         try process.run()
-        usleep(UInt32.random(in: 10_000...250_000, using: &generator))
+        if attempt == 0 {
+            while process.isRunning && (try? CheckpointDirectory(path: directory).committedSteps().isEmpty) != false {
+                usleep(1_000)
+            }
+        } else {
+            usleep(UInt32.random(in: 10_000...250_000, using: &generator))
+        }
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
-            kills += 1
+            kills.count += 1
         }
         process.waitUntilExit()
+        // The examples write each line unbuffered: a run killed after its first line has it here.
+        let text = String(decoding: try Data(contentsOf: outputURL), as: UTF8.self)
+        if let first = text.split(separator: "\n").first { kills.starts.append((String(first), expected)) }
     }
     return kills
+}
+
+/// Checks that every run started where the checkpoints committed before it said it must: after
+/// `kills`, and for the `final` run's lines (started on the checkpoints `finalExpected` described).
+func expectResumedWhereCommitted(
+    _ kills: Kills,
+    final: [String],
+    finalExpected: String,
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
+    for (index, start) in kills.starts.enumerated() {
+        #expect(start.printed == start.expected, "run \(index + 1)", sourceLocation: sourceLocation)
+    }
+    #expect(final.first == finalExpected, "the final run", sourceLocation: sourceLocation)
+    // The first run was killed only after it had committed a checkpoint (or it finished): the
+    // final run, at least, resumes from one.
+    #expect(finalExpected != "fresh-start", "no run resumed from a checkpoint", sourceLocation: sourceLocation)
+}
+
+/// Ends the current test (or test case) because a tool or permission it needs is missing.
+///
+/// Outside CI the test is cancelled: it shows as skipped (cancelled), with the reason, not as passed. Under CI
+/// (`CI=true`, as `.ci/run` is run) it fails instead: `Scripts/bootstrap` installs every tool the
+/// tests use and CI runs as root, so a missing one means that a check silently stopped running.
+func toolUnavailable(_ reason: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> Never {
+    if ProcessInfo.processInfo.environment["CI"] == "true" { throw UnavailableTool(reason: reason) }
+    // Swift Testing's console shows a cancelled test, but not a cancelled case of a parameterized
+    // one: say it here too.
+    print("skipped: \(reason)")
+    try Test.cancel("skipped: \(reason)", sourceLocation: sourceLocation)
+}
+
+/// A tool or permission a test needs is missing under CI.
+struct UnavailableTool: Error, CustomStringConvertible {
+    var reason: String
+    var description: String { "\(reason) (CI=true: Scripts/bootstrap installs every tool the tests use)" }
 }

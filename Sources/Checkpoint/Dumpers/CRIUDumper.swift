@@ -91,6 +91,7 @@ public struct CRIUDumper: ProcessDumper {
         let result = try ExternalProcess.runDetached(
             arguments,
             timeout: request.timeout,
+            timer: request.timer,
             directory: request.imagesDirectory
         )
         guard result.status == 0 else {

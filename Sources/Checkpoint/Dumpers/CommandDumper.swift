@@ -48,7 +48,7 @@ public struct CommandDumper: ProcessDumper {
 
     /// Runs the program with the placeholders filled in.
     public func dump(_ request: DumpRequest) throws -> DumpOutcome {
-        let result = try ExternalProcess.run(substituted(request), timeout: request.timeout)
+        let result = try ExternalProcess.run(substituted(request), timeout: request.timeout, timer: request.timer)
         guard result.status == 0 else {
             throw CheckpointError(
                 .ioFailure,

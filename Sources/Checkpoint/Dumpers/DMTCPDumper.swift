@@ -45,7 +45,11 @@ public struct DMTCPDumper: ProcessDumper {
 
     /// Asks the coordinator for a blocking checkpoint of every process it manages.
     public func dump(_ request: DumpRequest) throws -> DumpOutcome {
-        let result = try ExternalProcess.run([command] + extraArguments + ["--bcheckpoint"], timeout: request.timeout)
+        let result = try ExternalProcess.run(
+            [command] + extraArguments + ["--bcheckpoint"],
+            timeout: request.timeout,
+            timer: request.timer
+        )
         guard result.status == 0 else {
             throw CheckpointError(
                 .ioFailure,

@@ -9,10 +9,11 @@ struct ExternalProcess {
 
     /// Runs `arguments[0]` (looked up in `PATH` when it has no `/`) with the rest as arguments.
     /// - Throws: `notFound` when the program does not exist; `timedOut` after `timeout` seconds
-    ///   (the program is killed).
+    ///   (the program is killed), or when `timer` says the time is up.
     static func run(
         _ arguments: [String],
         timeout: Double,
+        timer: DumpTimer = .monotonic,
         environment: [String: String]? = nil
     ) throws(CheckpointError) -> Result {
         guard let program = arguments.first, let executable = locate(program) else {
@@ -44,9 +45,10 @@ struct ExternalProcess {
         } catch {
             throw CheckpointError(.ioFailure, "could not start '\(program)'", underlying: SendableDescription(error))
         }
-        if finished.wait(timeout: .now() + timeout) == .timedOut {
+        if !timer.wait(finished, timeout: timeout) {
             killGroup(process.processIdentifier)
-            finished.wait()
+            // The program's end signals `finished` once more (the expiry took the first signal).
+            while process.isRunning { finished.wait() }
             throw CheckpointError(.timedOut, "'\(program)' did not finish within \(timeout) s and was killed")
         }
         return Result(status: process.terminationStatus, output: readText(output.path))
@@ -78,8 +80,12 @@ struct ExternalProcess {
     /// images, which resumes inside this loop, finds the status too.
     /// - Throws: `notFound` when the program does not exist; `timedOut` after `timeout` seconds
     ///   (the program is killed); `ioFailure` when it cannot be started.
-    static func runDetached(_ arguments: [String], timeout: Double, directory: String) throws(CheckpointError) -> Result
-    {
+    static func runDetached(
+        _ arguments: [String],
+        timeout: Double,
+        timer: DumpTimer = .monotonic,
+        directory: String
+    ) throws(CheckpointError) -> Result {
         guard let program = arguments.first, let executable = locate(program) else {
             throw CheckpointError(
                 .notFound,
@@ -110,10 +116,9 @@ struct ExternalProcess {
             killGroup(group)
             throw CheckpointError(.ioFailure, "could not start '\(program)' (no gate file)", path: gate)
         }
-        // A deadline, not a stopwatch: a restored copy may run on a machine whose uptime is shorter.
-        let deadline = DispatchTime.now() + timeout
+        let timeIsUp = timer.start(timeout: timeout)
         while !FileManager.default.fileExists(atPath: status) {
-            if DispatchTime.now() >= deadline {
+            if timeIsUp() {
                 killGroup(group)
                 try? FileManager.default.removeItem(atPath: gate)
                 throw CheckpointError(.timedOut, "'\(program)' did not finish within \(timeout) s and was killed")

@@ -59,6 +59,8 @@ public struct DumpRequest: Sendable, Hashable {
     public var leaveRunning: Bool
     /// Seconds after which the dump is abandoned (the dumper process is killed).
     public var timeout: Double
+    /// When `timeout` is up: on the monotonic clock, or (in tests) when an event happens.
+    @_spi(Testing) public var timer = DumpTimer.monotonic
 
     /// Creates a request.
     public init(
@@ -77,6 +79,24 @@ public struct DumpRequest: Sendable, Hashable {
         self.rank = rank
         self.leaveRunning = leaveRunning
         self.timeout = timeout
+    }
+
+    /// Whether two requests ask for the same dump (the test-only `timer` is not compared).
+    public static func == (lhs: DumpRequest, rhs: DumpRequest) -> Bool {
+        (lhs.pid, lhs.imagesDirectory, lhs.previousImagesDirectory, lhs.step, lhs.rank)
+            == (rhs.pid, rhs.imagesDirectory, rhs.previousImagesDirectory, rhs.step, rhs.rank)
+            && (lhs.leaveRunning, lhs.timeout) == (rhs.leaveRunning, rhs.timeout)
+    }
+
+    /// Hashes what `==` compares.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(pid)
+        hasher.combine(imagesDirectory)
+        hasher.combine(previousImagesDirectory)
+        hasher.combine(step)
+        hasher.combine(rank)
+        hasher.combine(leaveRunning)
+        hasher.combine(timeout)
     }
 }
 

@@ -38,11 +38,14 @@ final class SafePointScheduler: Sendable {
 
     let configuration: Checkpointer.Configuration
     let communicator: any Communicator
+    /// The stop signals this checkpointer has acted on (`nil`: it does not handle signals).
+    let stopSignal: StopSignalWatch?
     private let state = Locked(Memory())
 
     init(configuration: Checkpointer.Configuration, communicator: any Communicator) {
         self.configuration = configuration
         self.communicator = communicator
+        self.stopSignal = configuration.stopSignals.map { _ in StopSignalWatch() }
     }
 
     var rank: Int { communicator.rank }
@@ -79,7 +82,7 @@ final class SafePointScheduler: Sendable {
         let (stopAlreadyRequested, cost, startDate) = state.withLock { ($0.stopRequested, $0.cost, $0.startDate) }
         let deadlineNear =
             configuration.deadline.map { $0.remaining(now: Date(), start: startDate) <= 2 * (cost ?? 1) } ?? false
-        let signalled = configuration.stopSignals != nil && SignalMonitor.isPending
+        let signalled = stopSignal?.isPending ?? false
         let local: [Int64] = [
             rank == 0 && configuration.policy.isDue(policyContext(step)) ? 1 : 0,
             !stopAlreadyRequested && (signalled || (rank == 0 && deadlineNear)) ? 1 : 0,
@@ -112,7 +115,7 @@ final class SafePointScheduler: Sendable {
 
     /// The stop a decision asked for has been acted on: the application should stop now.
     func stopHandled() {
-        SignalMonitor.received.store(0, ordering: .relaxed)
+        stopSignal?.acknowledge()
         state.withLock { $0.stopRequested = true }
     }
 

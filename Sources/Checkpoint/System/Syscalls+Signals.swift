@@ -42,6 +42,19 @@ extension Syscalls {
         }
     }
 
+    /// Unblocks `signals` in the calling thread (`pthread_sigmask`); threads it starts afterwards
+    /// inherit that.
+    ///
+    /// A process inherits the signal mask of the thread that started it: one started from a thread
+    /// that blocks signals (a libdispatch worker blocks them all) would otherwise never receive
+    /// them, and its handlers would never run.
+    static func unblockSignals(_ signals: [Int32]) {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for signal in signals { sigaddset(&set, signal) }
+        _ = pthread_sigmask(SIG_UNBLOCK, &set, nil)
+    }
+
     /// Restores the default action of `signal` and raises it in this process: what the process
     /// would have done had no handler been installed (for a stop signal, end).
     static func takeDefaultAction(of number: Int32) {
