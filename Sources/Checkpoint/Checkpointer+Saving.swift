@@ -153,22 +153,15 @@ extension Checkpointer {
             communicator.size == 1
             ? [fits, entriesValid]
             : try communicator.allreduce([fits ? 1 : 0, entriesValid ? 1 : 0], .min).map { $0 == 1 }
-        guard everywhere[1] else {
-            return try commitInForeground(
-                writer,
-                step: step,
-                metadata: metadata,
-                clock: clock,
-                stagingError: stagingError
-            )
-        }
-        guard everywhere[0] else {
-            logger.jobWide(
-                .notice,
-                "checkpoint larger than the staging limit; writing it synchronously",
-                metadata: ["step": "\(step)", "bytes": "\(writer.ownedMemoryBytes)"],
-                rank: rank
-            )
+        guard everywhere[0], everywhere[1] else {
+            if everywhere[1] {
+                logger.jobWide(
+                    .notice,
+                    "checkpoint larger than the staging limit; writing it synchronously",
+                    metadata: ["step": "\(step)", "bytes": "\(writer.ownedMemoryBytes)"],
+                    rank: rank
+                )
+            }
             return try commitInForeground(
                 writer,
                 step: step,
