@@ -81,7 +81,7 @@ public final class Checkpointer: Sendable {
         configuration: Configuration = Configuration(),
         logger: Logger = Logger(label: "swift-checkpoint")
     ) throws {
-        let checkpointDirectory = CheckpointDirectory(path: directory)
+        let checkpointDirectory = configuration.checkpointDirectory(directory)
         self.directory = checkpointDirectory
         self.configuration = configuration
         self.communicator = communicator

@@ -46,6 +46,13 @@ extension Checkpointer {
         /// How stores make a checkpoint committed: by renaming a finished directory into place
         /// (the default) or by writing a commit marker last. Default: ``CommitMethod/rename``.
         public var commitMethod: CommitMethod
+        /// Keys that seal every checkpoint written and must have sealed every checkpoint restored
+        /// (HMAC-SHA256; see `Documentation/Security.md`). Default: `nil` (checkpoints are checked
+        /// for integrity only).
+        public var authentication: Authentication?
+        /// The run checkpoints belong to: restore refuses another run's, and one that does not follow
+        /// the checkpoint before it. Default: `nil`.
+        public var lineage: Lineage?
 
         /// Creates a configuration; every argument has a default.
         public init(
@@ -65,7 +72,9 @@ extension Checkpointer {
             processDumps: ProcessDumps? = nil,
             redundancy: Redundancy? = nil,
             incremental: Incremental = .off,
-            commitMethod: CommitMethod = .rename
+            commitMethod: CommitMethod = .rename,
+            authentication: Authentication? = nil,
+            lineage: Lineage? = nil
         ) {
             self.policy = policy
             self.retention = retention
@@ -84,10 +93,17 @@ extension Checkpointer {
             self.redundancy = redundancy
             self.incremental = incremental
             self.commitMethod = commitMethod
+            self.authentication = authentication
+            self.lineage = lineage
         }
 
         /// The number of active processors.
         public static var defaultThreads: Int { Syscalls.onlineProcessorCount }
+
+        /// A directory of checkpoints read and written with this configuration's keys and lineage.
+        func checkpointDirectory(_ path: String) -> CheckpointDirectory {
+            CheckpointDirectory(path: path, authentication: authentication, lineage: lineage)
+        }
 
         /// Throws ``CheckpointError/Code/invalidConfiguration`` for out-of-range values.
         public func validate() throws(CheckpointError) {

@@ -42,11 +42,14 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         return text
     }
 
-    /// Whether this error means stored data is damaged or incomplete, so that restore should
-    /// fall back to an older checkpoint rather than give up.
+    /// Whether this error means stored data is damaged, incomplete, or not what this job wrote (not
+    /// authenticated by the configured key, or from another lineage), so that restore should fall
+    /// back to an older checkpoint rather than give up.
     public var isCorruption: Bool {
         switch code.value {
-        case .corruptData, .truncated, .badMagic, .manifestInvalid, .incompleteCheckpoint: true
+        case .corruptData, .truncated, .badMagic, .manifestInvalid, .incompleteCheckpoint, .authenticationFailed,
+            .lineageMismatch:
+            true
         default: false
         }
     }
@@ -83,6 +86,8 @@ extension CheckpointError {
             case invalidLayout
             case layoutMissing
             case layoutMismatch
+            case authenticationFailed
+            case lineageMismatch
         }
 
         let value: Value
@@ -152,5 +157,14 @@ extension CheckpointError {
         /// gaps (when saved, or when the new ranks' blocks are restored), or a distributed entry read
         /// without a block while re-partitioning.
         public static let layoutMismatch = Code(value: .layoutMismatch)
+        /// A key is configured and the checkpoint is not authenticated by it: it carries no MAC, a MAC
+        /// under a key that is not configured, or one that does not match its manifest (it was changed
+        /// after it was written). Restore skips it; configure the key it was written with, or treat it
+        /// as forged.
+        public static let authenticationFailed = Code(value: .authenticationFailed)
+        /// Lineage is configured and the checkpoint belongs to another run, or does not follow the
+        /// checkpoint before it: it was placed in the directory rather than written by this run.
+        /// Restore skips it.
+        public static let lineageMismatch = Code(value: .lineageMismatch)
     }
 }

@@ -44,6 +44,12 @@ public struct Manifest: Codable, Sendable, Hashable {
     /// How this checkpoint relates to older ones; `nil` when it was written with incremental
     /// checkpoints off (then it is self-contained).
     public var incremental: Incremental?
+    /// The key the manifest is sealed with (``Checkpoint/Authentication``); `nil` when it was
+    /// written without a key.
+    public var authentication: Authentication? = nil
+    /// Where the checkpoint stands in its run (``Checkpoint/Lineage``); `nil` when it was written
+    /// without lineage.
+    public var lineage: Lineage? = nil
 
     /// The steps of the older checkpoints whose shards hold chunks this one uses, ascending: as long
     /// as this checkpoint is kept, they must be kept too. Empty for a self-contained checkpoint.
@@ -148,8 +154,15 @@ public struct Manifest: Codable, Sendable, Hashable {
         }
     }
 
-    /// Parses and checks a manifest against its checksum line.
-    static func decode(_ bytes: [UInt8], checksumLine: [UInt8], path: String) throws(CheckpointError) -> Manifest {
+    /// Parses and checks a manifest against its checksum line and, with `authentication`, its seal
+    /// (read only then), both before it is parsed.
+    static func decode(
+        _ bytes: [UInt8],
+        checksumLine: [UInt8],
+        authentication: Checkpoint.Authentication? = nil,
+        seal: () throws(CheckpointError) -> [UInt8]? = { nil },
+        path: String
+    ) throws(CheckpointError) -> Manifest {
         let expected = String(decoding: checksumLine.prefix(64), as: UTF8.self)
         guard checksumLine.count >= 64, hexString(sha256(bytes)) == expected else {
             throw CheckpointError(
@@ -157,6 +170,9 @@ public struct Manifest: Codable, Sendable, Hashable {
                 "manifest fails its SHA-256 checksum; it was modified or damaged",
                 path: path
             )
+        }
+        let sealer = try authentication.map { keys throws(CheckpointError) in
+            try keys.authenticate(bytes, seal: try seal(), path: path)
         }
         let manifest: Manifest
         do { manifest = try JSONDecoder().decode(Manifest.self, from: Data(bytes)) } catch {
@@ -198,6 +214,7 @@ public struct Manifest: Codable, Sendable, Hashable {
             )
         }
         try manifest.checkReferences(path: path)
+        if let authentication, let sealer { try authentication.checkRecord(manifest, sealedBy: sealer, path: path) }
         return manifest
     }
 

@@ -132,7 +132,7 @@ final class CommitDriver: Sendable {
                         attempt {
                             var manifest =
                                 phase == .flush
-                                ? try flushedManifest(reports, run: run) : try makeManifest(reports, run: run)
+                                ? try flushedManifest(reports, run: run) : try makeManifest(reports, run: &run)
                             let clock = Stopwatch()
                             try levels.shared.commit(area, manifest: manifest) { point throws(CheckpointError) in
                                 try crashes.reached(phase == .flush ? .flushing(point) : .committing(point))
@@ -151,7 +151,7 @@ final class CommitDriver: Sendable {
                 case .shareOutcome(let outcome, _):
                     action = machine.outcomeShared(try communicator.broadcastFromRoot(outcome, root: 0))
                 case .makeManifest(let reports):
-                    action = try machine.manifestMade(attempt { try makeManifest(reports, run: run) })
+                    action = try machine.manifestMade(attempt { try makeManifest(reports, run: &run) })
                 case .shareManifest(let manifest):
                     action = machine.manifestShared(try communicator.broadcastFromRoot(manifest, root: 0))
                 case .commitLocal(let area, let manifest):
@@ -190,6 +190,7 @@ final class CommitDriver: Sendable {
                     action = machine.dumped()
                 case .done(.success(let manifest)):
                     incremental.committed(run.nextBase)
+                    if let link = run.link { levels.lineageHead.withLock { $0 = link } }
                     if inBackground { _ = try dumps.checkpointCommitted(manifest.step, inBackground: true) }
                     if let dumpFailure = run.dumpFailure { throw dumpFailure }
                     return run.outcome ?? manifest
@@ -217,6 +218,8 @@ final class CommitDriver: Sendable {
         var staged: [Area: StagingArea] = [:]
         var nextBase: ChunkBase?
         var committedLocally: Manifest?
+        /// The link the next checkpoint records to this one, once its manifest is made (rank 0).
+        var link: Manifest.Link?
         var outcome: Manifest?
         var dumpFailure: (any Error)?
 
@@ -378,7 +381,7 @@ final class CommitDriver: Sendable {
 
     // MARK: Manifests
 
-    private func makeManifest(_ reports: [ShardReport], run: Run) throws -> Manifest {
+    private func makeManifest(_ reports: [ShardReport], run: inout Run) throws -> Manifest {
         func slowest(_ key: KeyPath<Manifest.Timings, Double>) -> Double {
             reports.map { $0.timings[keyPath: key] }.max() ?? 0
         }
@@ -419,7 +422,12 @@ final class CommitDriver: Sendable {
                 referencedBytes: reports.reduce(0) { $0 + ($1.shard.referencedBytes ?? 0) }
             )
         }
+        manifest.authentication = configuration.authentication?.record
+        if let lineage = configuration.lineage {
+            manifest.lineage = Manifest.Lineage(runID: lineage.runID, previous: levels.lineageHead.withLock { $0 })
+        }
         try BlockChecks.checkSaved(manifest.shards)
+        run.link = try manifest.link()
         return manifest
     }
 
@@ -446,7 +454,7 @@ final class CommitDriver: Sendable {
         if rank == 0 { stores.append(levels.shared) }
         for store in stores {
             do {
-                let plan = try store.directory.prunePlan(configuration.retention, among: store.committedSteps())
+                let plan = try store.directory.prunePlan(configuration.retention, among: ownSteps(of: store))
                 for step in plan.deletionOrder {
                     try store.delete(step: step)
                     logger.debug(
@@ -461,6 +469,30 @@ final class CommitDriver: Sendable {
                 )
             }
         }
+    }
+
+    /// The committed steps retention counts and may delete. With a key or a lineage configured, a
+    /// checkpoint that is not this run's (placed in the directory by someone else) is neither: it
+    /// could otherwise push this run's own checkpoints out of `keepLast`.
+    private func ownSteps(of store: any CheckpointStore) throws(CheckpointError) -> [Step] {
+        let steps = try store.committedSteps()
+        guard configuration.authentication != nil || configuration.lineage != nil else { return steps }
+        var own: [Step] = []
+        for step in steps {
+            do throws(CheckpointError) {
+                _ = try store.directory.loadManifest(step: step)
+            } catch {
+                if error.code == .authenticationFailed || error.code == .lineageMismatch {
+                    logger.warning(
+                        "a checkpoint in the directory is not this run's; retention neither counts nor deletes it",
+                        metadata: ["step": "\(step)", "level": "\(store.directory.path)", "reason": "\(error.message)"]
+                    )
+                    continue
+                }
+            }
+            own.append(step)
+        }
+        return own
     }
 
     private func logFailure(_ step: Step, _ failure: RankFailure) {

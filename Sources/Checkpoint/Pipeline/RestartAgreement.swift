@@ -36,15 +36,21 @@ final class RestartAgreement: Sendable {
     /// Collective: restores the newest checkpoint all ranks can build `Value` from.
     func restoreNewest<Value>(_ build: (SnapshotReader) throws -> Value) throws -> (Value, Step)? {
         let steps = try candidates()
-        guard !steps.isEmpty else { return nil }
+        guard !steps.isEmpty else {
+            try checkNotRolledBack(newest: nil, reasons: [])
+            return nil
+        }
         var reasons: [String] = []
         for step in steps.reversed() {
+            try checkNotRolledBack(newest: step, reasons: reasons)
             var value: Value?
             var localError: (any Error)?
             let status: RestoreStatus
             let shards = try locate(step)
+            var manifest: Manifest?
             do {
                 let shards = try shards.get()
+                manifest = shards.manifest
                 value = try build(try shards.reader())
                 status = .restored(blocksRead: shards.readSoFar.blocksRead)
             } catch let error as CheckpointError where error.isCorruption {
@@ -71,6 +77,8 @@ final class RestartAgreement: Sendable {
                 }
                 logger.jobWide(.info, "restored checkpoint", metadata: ["step": "\(step)"], rank: rank)
                 retire(steps.filter { $0 > step })
+                let link = try manifest?.link()
+                levels.lineageHead.withLock { $0 = link }
                 return (value, step)
             }
             // Every rank learned every rank's damage: the job-wide reason once, and each rank's own at debug.
@@ -90,6 +98,20 @@ final class RestartAgreement: Sendable {
             .noCheckpoint,
             "none of the \(steps.count) checkpoints verifies, so none was restored; inspect them with `ckpt verify \(shared.path) --all` — "
                 + reasons.joined(separator: "; "),
+            path: shared.path
+        )
+    }
+
+    /// Throws instead of restoring `newest` when the configured lineage expects a newer checkpoint:
+    /// the newer ones are gone or were refused, so the directory was rolled back.
+    private func checkNotRolledBack(newest: Step?, reasons: [String]) throws(CheckpointError) {
+        guard let floor = configuration.lineage?.atLeast, floor > 0, newest.map({ $0 < floor }) ?? true else { return }
+        let found = newest.map { "the newest it can restore is \($0)" } ?? "it holds none"
+        throw CheckpointError(
+            .lineageMismatch,
+            "lineage expects a checkpoint of step \(floor) or newer but \(found)"
+                + (reasons.isEmpty ? "" : " (refused: " + reasons.joined(separator: "; ") + ")")
+                + ": newer checkpoints were deleted or replaced; restore them, or lower Lineage.atLeast to accept the older state",
             path: shared.path
         )
     }
@@ -217,7 +239,7 @@ final class RestartAgreement: Sendable {
     private func nodeLocalFolders(_ settings: Checkpointer.Configuration.Redundancy) -> [CheckpointDirectory] {
         let names = (try? Syscalls.listDirectory(settings.localDirectory)) ?? []
         return names.filter { $0.hasPrefix("rank-") }.sorted().map {
-            CheckpointDirectory(path: settings.localDirectory + "/" + $0)
+            configuration.checkpointDirectory(settings.localDirectory + "/" + $0)
         }
     }
 
@@ -282,7 +304,9 @@ final class RestartAgreement: Sendable {
         if owner < manifest.shards.count { steps += manifest.shards[owner].references ?? [] }
         var files: [FileExchange.Outgoing] = []
         for step in steps {
-            for name in [Manifest.fileName, Manifest.checksumFileName, CheckpointLayout.shardFileName(rank: owner)] {
+            var names = [Manifest.fileName, Manifest.checksumFileName, CheckpointLayout.shardFileName(rank: owner)]
+            if directory.authentication != nil { names.append(Authentication.fileName) }
+            for name in names {
                 files.append(
                     FileExchange.Outgoing(
                         name: String(step.rawValue) + "." + name,
@@ -315,7 +339,15 @@ final class RestartAgreement: Sendable {
             let prefix = scratch + "/" + String(raw) + "."
             let manifestBytes = try CheckpointDirectory.readWholeFile(prefix + Manifest.fileName, limit: 256 << 20)
             let checksum = try CheckpointDirectory.readWholeFile(prefix + Manifest.checksumFileName, limit: 4096)
-            let manifest = try Manifest.decode(manifestBytes, checksumLine: checksum, path: "partner copy")
+            let manifest = try Manifest.decode(
+                manifestBytes,
+                checksumLine: checksum,
+                authentication: local.store.directory.authentication,
+                seal: { () throws(CheckpointError) in
+                    try CheckpointDirectory.readSeal(prefix + Authentication.fileName)
+                },
+                path: "partner copy"
+            )
             guard manifest.step == step else {
                 throw CheckpointError(.corruptData, "the partner's copy is of another step")
             }

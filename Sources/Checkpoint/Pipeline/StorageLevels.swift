@@ -12,6 +12,10 @@ struct StorageLevels: Sendable {
     /// restored checkpoint): the run writes them again, replacing them (rank 0 only).
     let unrestorable = Locked(Set<Step>())
 
+    /// The checkpoint this run committed or restored last (rank 0): the next one's manifest links to
+    /// it (``Checkpoint/Lineage``).
+    let lineageHead = Locked<Manifest.Link?>(nil)
+
     /// The level a checkpoint commits to first: node-local with redundancy, else shared.
     var primary: any CheckpointStore { local?.store ?? shared }
 
@@ -66,7 +70,7 @@ final class LocalLevel: Sendable {
         let nodes = try communicator.allgather(value: communicator.nodeName)
         let partners = PartnerMap(nodes: nodes)
         let rank = communicator.rank
-        let store = StorageLevels.store(CheckpointDirectory(path: folder(settings, rank: rank)), configuration)
+        let store = StorageLevels.store(configuration.checkpointDirectory(folder(settings, rank: rank)), configuration)
         try communicator.agree(
             Shared<Bool>(rank: rank) {
                 try Syscalls.makeDirectories(store.directory.path, permissions: configuration.directoryPermissions)

@@ -16,9 +16,24 @@ import Foundation
 public struct CheckpointDirectory: Sendable {
     /// The directory's path.
     public let path: String
+    /// The keys checkpoints must be sealed with to be read, and the key new ones are sealed with;
+    /// `nil` reads checkpoints whether they are sealed or not, and seals nothing.
+    public let authentication: Authentication?
+    /// The run whose checkpoints are read, and that new ones record; `nil` reads any checkpoint.
+    public let lineage: Lineage?
 
     /// Refers to a directory of checkpoints. Nothing is checked until it is used.
-    public init(path: String) { self.path = path }
+    /// - Parameters:
+    ///   - path: The directory.
+    ///   - authentication: With keys, every manifest read must be sealed by one of them
+    ///     (``Checkpoint/Authentication``).
+    ///   - lineage: With a run, every manifest read must belong to it and follow the checkpoint
+    ///     before it in this directory (``Checkpoint/Lineage``).
+    public init(path: String, authentication: Authentication? = nil, lineage: Lineage? = nil) {
+        self.path = path
+        self.authentication = authentication
+        self.lineage = lineage
+    }
 
     /// The shard file name of a rank, e.g. `rank-00003.snap`.
     public static func shardFileName(rank: Int) -> String { CheckpointLayout.shardFileName(rank: rank) }
@@ -46,9 +61,21 @@ public struct CheckpointDirectory: Sendable {
     }
 
     /// Reads and checks the manifest of the checkpoint at `step`.
+    ///
+    /// With ``authentication``, the manifest's seal is checked before it is parsed; with ``lineage``,
+    /// it must belong to the run and follow the checkpoint before it, when that one is still here.
     /// - Throws: `manifestInvalid` when it is missing, fails its checksum or is malformed;
-    ///   `unsupportedFormatVersion` when it is newer than this build.
+    ///   `unsupportedFormatVersion` when it is newer than this build; `authenticationFailed` when a
+    ///   key is configured and the checkpoint is not sealed by it; `lineageMismatch` when it is not
+    ///   this run's.
     public func loadManifest(step: Step) throws(CheckpointError) -> Manifest {
+        let manifest = try loadAuthenticatedManifest(step: step)
+        if let lineage { try checkLineage(of: manifest, against: lineage) }
+        return manifest
+    }
+
+    /// The manifest of `step`, checked against its checksum and seal, without lineage checks.
+    func loadAuthenticatedManifest(step: Step) throws(CheckpointError) -> Manifest {
         let directory = path(for: step)
         let manifestPath = directory + "/" + Manifest.fileName
         let bytes: [UInt8]
@@ -63,7 +90,13 @@ public struct CheckpointDirectory: Sendable {
                 path: directory
             )
         }
-        var manifest = try Manifest.decode(bytes, checksumLine: checksum, path: manifestPath)
+        var manifest = try Manifest.decode(
+            bytes,
+            checksumLine: checksum,
+            authentication: authentication,
+            seal: { () throws(CheckpointError) in try Self.readSeal(directory + "/" + Authentication.fileName) },
+            path: manifestPath
+        )
         manifest.dumps = dumpRecords(step: step)
         guard manifest.step == step else {
             throw CheckpointError(
@@ -73,6 +106,14 @@ public struct CheckpointDirectory: Sendable {
             )
         }
         return manifest
+    }
+
+    /// A manifest's seal file, or `nil` when there is none.
+    static func readSeal(_ path: String) throws(CheckpointError) -> [UInt8]? {
+        do { return try readWholeFile(path, limit: 4096) } catch {
+            if error.code == .notFound { return nil }
+            throw error
+        }
     }
 
     /// The dump records stored beside a checkpoint's manifest, by rank; unreadable ones are left out

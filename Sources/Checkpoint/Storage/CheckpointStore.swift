@@ -99,7 +99,11 @@ extension CheckpointStore {
         return (try? file.size()) == size
     }
 
-    /// Writes the manifest and its checksum line (`sha256sum -c` format) into a staging area.
+    /// Writes the manifest, sealed when the store has a key, and returns its checksum line
+    /// (`sha256sum -c` format) for the caller to write as the commit requires.
+    ///
+    /// The manifest records the key it is sealed with (or none): a copy committed again, a partner's
+    /// or a flush, is sealed with this store's signing key.
     func writeManifest(
         _ manifest: Manifest,
         in area: StagingArea,
@@ -107,12 +111,21 @@ extension CheckpointStore {
     ) throws(CheckpointError)
         -> [UInt8]
     {
+        var manifest = manifest
+        manifest.authentication = directory.authentication?.record
         let bytes = try manifest.encoded()
         try CheckpointDirectory.writeFileSynced(
             area.location + "/" + Manifest.fileName,
             bytes,
             permissions: permissions
         )
+        if let authentication = directory.authentication {
+            try CheckpointDirectory.writeFileSynced(
+                area.location + "/" + Authentication.fileName,
+                authentication.seal(bytes),
+                permissions: permissions
+            )
+        }
         return Array((hexString(sha256(bytes)) + "  " + Manifest.fileName + "\n").utf8)
     }
 }
