@@ -42,6 +42,8 @@ struct Extract: ParsableCommand {
     @Option(help: "Threads that read and check chunks.")
     var threads = Checkpointer.Configuration.defaultThreads
 
+    @OptionGroup var trust: TrustOptions
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -52,7 +54,7 @@ struct Extract: ParsableCommand {
 
     func run() throws {
         try file.checkWritable()
-        let checkpoints = CheckpointDirectory(path: directory)
+        let checkpoints = try trust.directory(directory)
         let step = try checkpoints.selectSteps(requested: step)[0]
         let manifest = try checkpoints.loadManifest(step: step)
         try manifest.requireRank(rank, path: checkpoints.path(for: step))

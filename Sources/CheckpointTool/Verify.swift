@@ -11,7 +11,7 @@ struct Verify: ParsableCommand {
             checkpoint (or --step N, or every one with --all). An incremental checkpoint's chunks stored in \
             older checkpoints are read from there, so a missing, replaced or damaged checkpoint it depends \
             on makes it fail too. A damaged checkpoint is reported with the file and entry at fault, and \
-            the exit status is 1.
+            the exit status is 1. With --key-file, a checkpoint must also be sealed by one of the keys             (its manifest's HMAC-SHA256): a forged, unsealed or differently keyed one fails with             authenticationFailed (exit status 1).
             """
     )
 
@@ -27,6 +27,8 @@ struct Verify: ParsableCommand {
     @Option(help: "Threads that read and check chunks.")
     var threads = Checkpointer.Configuration.defaultThreads
 
+    @OptionGroup var trust: TrustOptions
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -35,7 +37,7 @@ struct Verify: ParsableCommand {
     }
 
     func run() throws {
-        let checkpoints = CheckpointDirectory(path: directory)
+        let checkpoints = try trust.directory(directory)
         var results: [VerifyResult] = []
         let steps = try checkpoints.selectSteps(requested: step, all: all)
         // The total is known once the manifests are read; only the bar needs it.
@@ -80,6 +82,8 @@ struct VerifyResult: Encodable {
     var storedBytes: Int?
     /// The older checkpoints whose chunks this one uses (and that were read too), `nil` unless ok.
     var references: [UInt64]?
+    /// The identifier of the key that authenticated it, `nil` unless ok and a key was given.
+    var authenticatedBy: String?
 
     /// Verifies the checkpoint with the library (`CheckpointDirectory.verification(of:threads:progress:)`,
     /// the checks of `CheckpointDirectory.verify(step:threads:)`), moving `progress` as it goes.
@@ -97,6 +101,7 @@ struct VerifyResult: Encodable {
             status = "ok"
             storedBytes = manifest.map { $0.storedBytes + ($0.incremental?.referencedBytes ?? 0) }
             references = manifest?.incremental.map { $0.references.map(\.rawValue) }
+            authenticatedBy = directory.authentication == nil ? nil : manifest?.authentication?.keyID
         }
     }
 
@@ -108,7 +113,8 @@ struct VerifyResult: Encodable {
                     $0.isEmpty ? "" : ", with chunks of steps " + $0.map(String.init).joined(separator: ", ")
                 }
                 ?? ""
-            return "step \(step): ok (\(Formatting.bytes(storedBytes ?? 0)) checked\(uses))"
+            let sealed = authenticatedBy.map { ", authenticated by key \($0)" } ?? ""
+            return "step \(step): ok (\(Formatting.bytes(storedBytes ?? 0)) checked\(uses)\(sealed))"
         }
         var text = "step \(step): \(status): \(code): \(message ?? "")"
         if let path { text += " (\(path))" }
@@ -116,7 +122,7 @@ struct VerifyResult: Encodable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case step, status, code, message, path, storedBytes, references
+        case step, status, code, message, path, storedBytes, references, authenticatedBy
     }
 
     /// Encodes every key, `null` included, so that consumers see one schema.
@@ -129,5 +135,6 @@ struct VerifyResult: Encodable {
         try container.encode(path, forKey: .path)
         try container.encode(storedBytes, forKey: .storedBytes)
         try container.encode(references, forKey: .references)
+        try container.encode(authenticatedBy, forKey: .authenticatedBy)
     }
 }

@@ -115,7 +115,7 @@ struct LineageTests {
                 #expect(error.code == .lineageMismatch)
                 #expect(error.message.contains("step 3 or newer"))
             }
-            try withTemporaryDirectory { empty in
+            _ = try withTemporaryDirectory { empty in
                 #expect(throws: CheckpointError.self) {
                     _ = try Self.restoredStep(empty, try Lineage(runID: "job-1", atLeast: 1))
                 }
