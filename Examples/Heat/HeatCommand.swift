@@ -110,6 +110,22 @@ struct Heat: ParsableCommand {
     var commitMethod = "rename"
 
     @Option(
+        name: .customLong("key-file"),
+        help: ArgumentHelp(
+            "Seal checkpoints with this key and restore only sealed ones (a file only you can read, e.g. from 'openssl rand -hex 32'); repeat to also accept older keys.",
+            valueName: "FILE"
+        )
+    )
+    var keyFiles: [String] = []
+
+    @Option(
+        name: .customLong("run-id"),
+        help:
+            "Record this run in every checkpoint and restore only this run's (e.g. \"$SLURM_JOB_ID\", kept across requeues)."
+    )
+    var runID: String?
+
+    @Option(
         name: .customLong("crash-at"),
         help: ArgumentHelp(
             "Test seam: kill this process (SIGKILL) when a commit reaches the named point for the N-th time (default 1), e.g. commit.published@3.",
@@ -167,6 +183,14 @@ struct Heat: ParsableCommand {
         if stopOnSignal { configuration.stopSignals = StopSignals() }
         if let incrementalFullEvery { configuration.incremental = .on(fullEvery: incrementalFullEvery) }
         if let method = Checkpointer.Configuration.CommitMethod(commitMethod) { configuration.commitMethod = method }
+        if let signing = keyFiles.first {
+            configuration.authentication = Authentication(
+                signingKey: try .contentsOfFile(signing),
+                alsoAccepting: try keyFiles.dropFirst().map { path throws(CheckpointError) in try .contentsOfFile(path)
+                }
+            )
+        }
+        if let runID { configuration.lineage = try Lineage(runID: runID) }
         if let localDirectory {
             configuration.redundancy = .init(localDirectory: localDirectory, flushEvery: flushEvery)
         }

@@ -30,7 +30,10 @@ import Testing
             try Self.makeSealed(directory, key: key)
             let good = try ckpt("verify", directory, "--all", "--key-file", keyPath)
             #expect(good.status == 0, "\(good)")
-            #expect(good.stdout.contains("step 2: ok") && good.stdout.contains("authenticated by key \(key.id)"), "\(good)")
+            #expect(
+                good.stdout.contains("step 2: ok") && good.stdout.contains("authenticated by key \(key.id)"),
+                "\(good)"
+            )
             let wrong = try ckpt("verify", directory, "--key-file", otherPath)
             #expect(wrong.status == 1, "\(wrong)")
             #expect(wrong.stdout.contains("authenticationFailed"), "\(wrong)")
@@ -71,7 +74,18 @@ import Testing
             let (keyPath, key) = try Self.keyFile(root, name: "ckpt.key", byte: 1)
             try Self.makeSealed(directory, key: key)
             let output = root + "/time.npy"
-            let own = try ckpt("extract", directory, "--entry", "time", "-o", output, "--key-file", keyPath, "--run-id", "job-7")
+            let own = try ckpt(
+                "extract",
+                directory,
+                "--entry",
+                "time",
+                "-o",
+                output,
+                "--key-file",
+                keyPath,
+                "--run-id",
+                "job-7"
+            )
             #expect(own.status == 0, "\(own)")
             let other = try ckpt("extract", directory, "--entry", "time", "-o", output, "--force", "--run-id", "job-8")
             #expect(other.status == 1, "\(other)")

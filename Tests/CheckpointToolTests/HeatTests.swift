@@ -153,6 +153,37 @@ struct HeatTests {
         }
     }
 
+    @Test("--key-file seals every checkpoint; a run with another key refuses them instead of starting over")
+    func keyFile() throws {
+        try withScratch { scratch in
+            let keys = (scratch + "/heat.key", scratch + "/other.key")
+            for (path, byte) in [(keys.0, UInt8(3)), (keys.1, UInt8(4))] {
+                FileManager.default.createFile(
+                    atPath: path,
+                    contents: Data([UInt8](repeating: byte, count: 32)),
+                    attributes: [.posixPermissions: 0o600]
+                )
+            }
+            let arguments = ["--ranks", "2", "--dir", scratch + "/run", "--run-id", "job-1"] + Self.grid
+            let reference = try run(["--ranks", "2", "--steps", "30", "--dir", scratch + "/reference"] + Self.grid)
+            #expect(try run(arguments + ["--steps", "15", "--key-file", keys.0]).first == "fresh-start")
+            let verified = try ckpt("verify", scratch + "/run", "--all", "--key-file", keys.0)
+            #expect(verified.status == 0 && verified.stdout.contains("authenticated by key"), "\(verified)")
+            let refused = try run(arguments + ["--steps", "30", "--key-file", keys.1], expectSuccess: false)
+            #expect(refused.joined().contains("authenticationFailed"), "\(refused)")
+            let wrongRun = try run(
+                ["--ranks", "2", "--dir", scratch + "/run", "--run-id", "job-2", "--steps", "30", "--key-file", keys.0]
+                    + Self.grid,
+                expectSuccess: false
+            )
+            #expect(wrongRun.joined().contains("lineageMismatch"), "\(wrongRun)")
+            // Rotation: sign with the new key, still accept the old one.
+            let resumed = try run(arguments + ["--steps", "30", "--key-file", keys.1, "--key-file", keys.0])
+            #expect(resumed.first == "resumed-from: 15")
+            #expect(resumed.last == reference.last)
+        }
+    }
+
     private func withScratch(_ body: (String) throws -> Void) throws {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("heat-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
