@@ -5,13 +5,17 @@ It is written from Documentation/FileFormat.md alone and applies every validatio
 specification lists, so it doubles as a check that the specification is complete.
 
     python3 Scripts/ckpt_read.py DIR [--step N] [--rank R] [--entry NAME] [--verify] [--assemble NAME]
+                                     [--key-file FILE ...]
 
 Without --step it picks the newest committed checkpoint that verifies, falling back past damaged
 ones (reported on stderr), as a restore does. It decodes the entries of one rank (every chunk's
 SHA-256 is checked) and prints a JSON summary; --verify also decodes every entry of every rank;
 --assemble puts the blocks every rank saved of a distributed array together into the global array
 (section 10, rules R1-R5) and prints its summary with the SHA-256 of its bytes. Chunks an
-incremental (2.x) shard uses from older checkpoints are read from their shards there.
+incremental (2.x) shard uses from older checkpoints are read from their shards there. With
+--key-file (repeatable), a checkpoint must also be sealed by one of the keys (section 11): its
+manifest's HMAC-SHA256 in manifest.json.hmac; an unsealed, forged or differently keyed one is
+treated as damaged.
 Exit status 0 on success; 1 with `error: ...` on stderr on any failure.
 
 Needs only the standard library plus zstd decompression: the `zstandard` module when importable,
@@ -20,6 +24,7 @@ otherwise the `zstd` command-line tool. NumPy is used, when present, to view arr
 
 import argparse
 import hashlib
+import hmac
 import itertools
 import json
 import math
@@ -71,6 +76,43 @@ MANIFEST_SHAPE = {
     "timings": dict.fromkeys(
         ["stageSeconds", "encodeSeconds", "writeSeconds", "syncSeconds", "commitSeconds"], float),
 }
+
+
+KEYS = []  # (key id, secret) pairs from --key-file: with any, every manifest must be sealed by one
+MAX_KEY, MIN_KEY = 1024, 32
+HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
+
+
+def read_key(path):
+    """Reads a key file (section 11): owned by this user, mode 0600 or stricter, raw bytes or hex."""
+    with open(path, "rb") as f:
+        info = os.fstat(f.fileno())
+        data = f.read(2 * MAX_KEY + 3)
+    if info.st_uid != os.geteuid():
+        raise CheckpointError(f"{path}: key file is owned by user {info.st_uid}, not by this user")
+    if info.st_mode & 0o077:
+        raise CheckpointError(f"{path}: key file is readable or writable by others; run 'chmod 600' on it")
+    trimmed = data.strip(b" \t\r\n")
+    secret = bytes.fromhex(trimmed.decode()) if HEX.fullmatch(trimmed.decode("latin-1")) else data
+    if not MIN_KEY <= len(secret) <= MAX_KEY:
+        raise CheckpointError(f"{path}: a key must have {MIN_KEY} to {MAX_KEY} bytes, not {len(secret)}")
+    return hmac.new(secret, b"swift-checkpoint key id", hashlib.sha256).hexdigest()[:16], secret
+
+
+def check_seal(directory, data, m=None):
+    """With keys: before parsing, the seal must match one key; after, the manifest must name it."""
+    try:
+        with open(f"{directory}/manifest.json.hmac", "rb") as f:
+            seal = f.read(MAX_CHECKSUM + 1)
+    except FileNotFoundError:
+        raise Damaged(f"{directory}: checkpoint is not authenticated (no manifest.json.hmac) "
+                      "but a key is given") from None
+    for key_id, secret in KEYS:
+        mac = hmac.new(secret, data, hashlib.sha256).hexdigest().encode()
+        if len(seal) >= 64 and hmac.compare_digest(seal[:64], mac):
+            return key_id
+    raise Damaged(f"{directory}/manifest.json: its MAC matches none of the given keys; it was changed "
+                  "after it was written, or sealed with another key")
 
 
 class CheckpointError(Exception):
@@ -467,6 +509,7 @@ def load_manifest(root, step):
         raise Damaged(f"{directory}: manifest or checksum file is too large")
     if len(line) < 64 or line[:64] != hashlib.sha256(data).hexdigest().encode():
         raise Damaged(f"{directory}/manifest.json fails its SHA-256 checksum; it was modified or damaged")
+    key_id = check_seal(directory, data) if KEYS else None
     try:
         m = json.loads(data.decode("utf-8"))
     except ValueError:
@@ -482,6 +525,9 @@ def load_manifest(root, step):
     for shard in shards:
         if shard["file"] != f"rank-{shard['rank']:05d}.snap":
             raise Damaged(f"{directory}: manifest names an unexpected shard file {shard['file']!r}")
+    seal = m.get("authentication")
+    if key_id is not None and seal != {"algorithm": "HMAC-SHA256", "keyID": key_id}:
+        raise Damaged(f"{directory}: manifest does not name the key that authenticated it ({key_id})")
     if m["step"] != step:
         raise Damaged(f"{directory}: manifest says step {m['step']} but its directory is for step {step}")
     for shard in shards:
@@ -651,8 +697,11 @@ def main():
     parser.add_argument("--entry", help="decode and print only this entry")
     parser.add_argument("--verify", action="store_true", help="also decode and verify every entry of every rank")
     parser.add_argument("--assemble", metavar="NAME", help="assemble this distributed array from every rank's block")
+    parser.add_argument("--key-file", action="append", default=[], metavar="FILE",
+                        help="require checkpoints sealed by this key (repeat for older keys)")
     args = parser.parse_args()
     try:
+        KEYS.extend(read_key(path) for path in args.key_file)
         steps = committed_steps(args.directory)
         if args.step is not None and args.step not in steps:
             raise CheckpointError(f"{args.directory}: there is no committed checkpoint for step {args.step}")

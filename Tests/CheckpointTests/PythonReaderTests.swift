@@ -104,6 +104,51 @@ struct PythonReaderTests {
         }
     }
 
+    @Test("Checks the seal with --key-file: a forged manifest is skipped, a wrong key reads nothing")
+    func checksSeals() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else {
+            Issue.record("python3 is required for this test (Scripts/bootstrap installs the zstd CLI it uses)")
+            return
+        }
+        try withTemporaryDirectory { root in
+            let directory = root + "/checkpoints"
+            let keyFile = root + "/ckpt.key"
+            let otherFile = root + "/other.key"
+            FileManager.default.createFile(
+                atPath: keyFile,
+                contents: Data((String(repeating: "5a", count: 32) + "\n").utf8),
+                attributes: [.posixPermissions: 0o600]
+            )
+            FileManager.default.createFile(
+                atPath: otherFile,
+                contents: Data(repeating: 0x11, count: 32),
+                attributes: [.posixPermissions: 0o600]
+            )
+            var configuration = testConfiguration()
+            configuration.authentication = Authentication(signingKey: try .contentsOfFile(keyFile))
+            do {
+                let checkpointer = try Checkpointer(directory: directory, configuration: configuration)
+                try checkpointer.save(Mixed(), step: 1)
+                try checkpointer.save(Mixed(), step: 2)
+            }
+            let (status, output) = try run(["python3", Self.script.path, directory, "--key-file", keyFile])
+            try #require(status == 0, "\(output)")
+            #expect(try JSONDecoder().decode(Summary.self, from: Data(output.utf8)).step == 2)
+
+            try AuthenticationTests.forgeManifest(directory, step: 2) { $0.metadata["forged"] = "yes" }
+            let (_, unkeyed) = try run(["python3", Self.script.path, directory])
+            #expect(try JSONDecoder().decode(Summary.self, from: Data(unkeyed.utf8)).step == 2, "integrity only")
+            let (keyedStatus, keyed) = try run(["python3", Self.script.path, directory, "--key-file", keyFile])
+            try #require(keyedStatus == 0, "\(keyed)")
+            #expect(try JSONDecoder().decode(Summary.self, from: Data(keyed.utf8)).step == 1, "the forged one is skipped")
+            let (wrongStatus, _) = try run(["python3", Self.script.path, directory, "--key-file", otherFile])
+            #expect(wrongStatus == 1)
+            try FileManager.default.setAttributes([.posixPermissions: 0o640], ofItemAtPath: keyFile)
+            let (openStatus, _) = try run(["python3", Self.script.path, directory, "--key-file", keyFile])
+            #expect(openStatus == 1, "a key file others can read is refused")
+        }
+    }
+
     struct Summary: Decodable {
         var step: Int
         var references: [Int]?
