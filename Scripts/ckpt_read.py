@@ -13,9 +13,9 @@ SHA-256 is checked) and prints a JSON summary; --verify also decodes every entry
 --assemble puts the blocks every rank saved of a distributed array together into the global array
 (section 10, rules R1-R5) and prints its summary with the SHA-256 of its bytes. Chunks an
 incremental (2.x) shard uses from older checkpoints are read from their shards there. With
---key-file (repeatable), a checkpoint must also be sealed by one of the keys (section 11): its
-manifest's HMAC-SHA256 in manifest.json.hmac; an unsealed, forged or differently keyed one is
-treated as damaged.
+--key-file (repeatable), a checkpoint must also be sealed by one of the keys (FileFormat.md,
+section 3, The seal): its manifest's HMAC-SHA256 in manifest.json.hmac; an unsealed, forged or
+differently keyed one is treated as damaged.
 Exit status 0 on success; 1 with `error: ...` on stderr on any failure.
 
 Needs only the standard library plus zstd decompression: the `zstandard` module when importable,
@@ -84,7 +84,7 @@ HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
 
 
 def read_key(path):
-    """Reads a key file (section 11): owned by this user, mode 0600 or stricter, raw bytes or hex."""
+    """Reads a key file (FileFormat.md section 3): this user's, mode 0600 or stricter, raw or hex."""
     with open(path, "rb") as f:
         info = os.fstat(f.fileno())
         data = f.read(2 * MAX_KEY + 3)
