@@ -250,3 +250,19 @@ enum RepartitioningSamples {
         try checkpointer.registry.register("time", sim, \.time)
     }
 }
+
+/// Documentation/Security.md: authenticated checkpoints and lineage.
+enum SecuritySamples {
+    static func authentication() throws {
+        var configuration = Checkpointer.Configuration()
+        configuration.authentication = Authentication(signingKey: try .contentsOfFile("/home/me/.config/ckpt.key"))
+        let checkpointer = try Checkpointer(directory: "/scratch/me/run-42", configuration: configuration)
+        _ = checkpointer
+    }
+
+    static func lineage() throws {
+        var configuration = Checkpointer.Configuration()
+        configuration.lineage = try Lineage(runID: ProcessInfo.processInfo.environment["SLURM_JOB_ID"] ?? "local")
+        _ = configuration
+    }
+}

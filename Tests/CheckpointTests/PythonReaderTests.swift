@@ -140,7 +140,10 @@ struct PythonReaderTests {
             #expect(try JSONDecoder().decode(Summary.self, from: Data(unkeyed.utf8)).step == 2, "integrity only")
             let (keyedStatus, keyed) = try run(["python3", Self.script.path, directory, "--key-file", keyFile])
             try #require(keyedStatus == 0, "\(keyed)")
-            #expect(try JSONDecoder().decode(Summary.self, from: Data(keyed.utf8)).step == 1, "the forged one is skipped")
+            #expect(
+                try JSONDecoder().decode(Summary.self, from: Data(keyed.utf8)).step == 1,
+                "the forged one is skipped"
+            )
             let (wrongStatus, _) = try run(["python3", Self.script.path, directory, "--key-file", otherFile])
             #expect(wrongStatus == 1)
             try FileManager.default.setAttributes([.posixPermissions: 0o640], ofItemAtPath: keyFile)
