@@ -26,7 +26,7 @@ public struct Authentication: Sendable, Hashable {
     public static let fileName = "manifest.json.hmac"
     /// The algorithm recorded in manifests.
     public static let algorithm = "HMAC-SHA256"
-    /// The environment variable ``Key/environment(_:)`` reads by default.
+    /// The environment variable ``Key/environment(_:id:)`` reads by default.
     public static let environmentVariable = "SWIFT_CHECKPOINT_KEY"
 
     /// The key new checkpoints are sealed with (it is accepted too).
