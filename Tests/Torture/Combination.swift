@@ -1,6 +1,9 @@
+import Checkpoint
+
 /// A combination of the library's options that a trial runs with: the commit pipeline's stages
 /// (partner copy and flush with redundancy, incremental chunks, process dumps) and how it runs
-/// (synchronous or in the background, committed by rename or by a marker written last).
+/// (synchronous or in the background, committed by rename or by a marker written last), and whether
+/// checkpoints are sealed with a key and recorded in a lineage (`sealed`).
 ///
 /// The crash kind draws every combination; the storage kind draws those it can run in-process
 /// (no dumps; asynchronous checkpoints are drawn on top of each).
@@ -10,12 +13,13 @@ struct Combination: Hashable, Sendable, CustomStringConvertible {
     var marker = false
     var redundancy = false
     var dumps = false
+    var sealed = false
 
     /// `plain`, `async`, `redundancy+incremental`, … (the name `--combinations` takes).
     var description: String {
         let parts = [
             (marker, "marker"), (redundancy, "redundancy"), (asynchronous, "async"), (incremental, "incremental"),
-            (dumps, "dumps"),
+            (dumps, "dumps"), (sealed, "sealed"),
         ]
         let name = parts.filter(\.0).map(\.1).joined(separator: "+")
         return name.isEmpty ? "plain" : name
@@ -34,6 +38,8 @@ struct Combination: Hashable, Sendable, CustomStringConvertible {
         Combination(redundancy: true, dumps: true),
         Combination(asynchronous: true, dumps: true),
         Combination(marker: true, redundancy: true),
+        Combination(marker: true, sealed: true),
+        Combination(incremental: true, redundancy: true, sealed: true),
     ]
 
     /// What the storage kind draws from, in table order (each also synchronous or asynchronous).
@@ -44,6 +50,7 @@ struct Combination: Hashable, Sendable, CustomStringConvertible {
         Combination(redundancy: true),
         Combination(incremental: true, redundancy: true),
         Combination(marker: true, redundancy: true),
+        Combination(incremental: true, redundancy: true, sealed: true),
     ]
 
     /// The combinations a fault kind draws from (none: the kind has no combinations).
@@ -75,12 +82,22 @@ struct Combination: Hashable, Sendable, CustomStringConvertible {
         incremental: Bool = false,
         marker: Bool = false,
         redundancy: Bool = false,
-        dumps: Bool = false
+        dumps: Bool = false,
+        sealed: Bool = false
     ) {
         self.asynchronous = asynchronous
         self.incremental = incremental
         self.marker = marker
         self.redundancy = redundancy
         self.dumps = dumps
+        self.sealed = sealed
     }
+
+    /// The secret of the key sealed combinations write and read with.
+    static let keySecret = Array("torture: sealed checkpoints, 32+ bytes".utf8)
+    /// That key (the crash kind's `heat` reads it from a file of ``keySecret``).
+    static let key = try! Authentication.Key(secret: keySecret)
+
+    /// The run ID sealed combinations record.
+    static let runID = "torture"
 }

@@ -112,7 +112,7 @@ final class CrashTrials {
             return NamedCrash(point: point, occurrence: Int.random(in: first...reaching.count, using: &random))
         }
 
-        func heatArguments(shared: String, local: String, dumper: String?) -> [String] {
+        func heatArguments(shared: String, local: String, dumper: String?, keyFile: String?) -> [String] {
             var arguments = ["--grid", String(grid), "--steps", String(steps), "--checkpoint-every", String(every)]
             arguments += ["--delay-ms", String(delayMs), "--dir", shared]
             if combination.asynchronous { arguments.append("--async") }
@@ -122,6 +122,7 @@ final class CrashTrials {
             if let dumpEvery, let dumper {
                 arguments += ["--dumper", "command:" + dumper, "--dump-every", String(dumpEvery)]
             }
+            if let keyFile { arguments += ["--key-file", keyFile, "--run-id", Combination.runID] }
             return arguments
         }
 
@@ -211,10 +212,12 @@ final class CrashTrials {
         let shared = directory + "/checkpoints"
         let local = directory + "/local"
         let levels = (shared: shared, local: setup.combination.redundancy ? local : nil)
+        let keyFile = setup.combination.sealed ? try writeKeyFile(in: directory) : nil
         let arguments = setup.heatArguments(
             shared: shared,
             local: local,
-            dumper: setup.combination.dumps ? try dumper() : nil
+            dumper: setup.combination.dumps ? try dumper() : nil,
+            keyFile: keyFile
         )
         let command =
             setup.mpi
@@ -299,7 +302,7 @@ final class CrashTrials {
             }
             outcome.count("bit-identical")
             outcome.recovered = true
-            try checkLevels(levels, outcome: &outcome)
+            try checkLevels(levels, keyFile: keyFile, outcome: &outcome)
             return
         }
         outcome.lose("heat did not finish after \(attempts) runs")
@@ -338,11 +341,29 @@ final class CrashTrials {
 
     /// After the finish every committed checkpoint of the shared directory verifies, no level holds
     /// a temporary or unfinished checkpoint, and every recorded process dump succeeded.
-    private func checkLevels(_ levels: (shared: String, local: String?), outcome: inout TrialOutcome) throws {
+    /// Writes the sealed combinations' key into the trial's directory, owner-only as heat requires.
+    private func writeKeyFile(in directory: String) throws -> String {
+        let path = directory + "/torture.key"
+        guard
+            FileManager.default.createFile(
+                atPath: path,
+                contents: Data(Combination.keySecret),
+                attributes: [.posixPermissions: 0o600]
+            )
+        else { throw HarnessError("could not write the key file \(path)") }
+        return path
+    }
+
+    private func checkLevels(
+        _ levels: (shared: String, local: String?),
+        keyFile: String?,
+        outcome: inout TrialOutcome
+    ) throws {
         let shared = levels.shared
         if !committedSteps(shared).isEmpty {
+            let sealing = keyFile.map { ["--key-file", $0, "--run-id", Combination.runID] } ?? []
             let run = try ChildProcess.run(
-                [programs.ckptPath, "verify", shared, "--all"],
+                [programs.ckptPath, "verify", shared, "--all"] + sealing,
                 in: shared + "/..",
                 name: "verify",
                 timeout: programs.runTimeout

@@ -59,6 +59,10 @@ struct StorageTrial {
             label += ", full every \(fullEvery)"
         }
         if combination.marker { configuration.commitMethod = .marker }
+        if combination.sealed {
+            configuration.authentication = Authentication(signingKey: Combination.key)
+            configuration.lineage = try! Lineage(runID: Combination.runID)
+        }
         guard combination.redundancy else { return (configuration, nil, label) }
         let local = directory + "/local"
         // The faulted save is the third: flushed with 1 and 3, node-local only with 2.
