@@ -31,10 +31,11 @@ final class OpenFile: @unchecked Sendable {
         return OpenFile(descriptor: fd, path: path)
     }
 
-    /// Creates a new file, failing if it exists, with the given permission bits.
+    /// Creates a new file, failing if anything (a link included) is already there, with the given
+    /// permission bits.
     static func createExclusive(_ path: String, permissions: UInt16) throws(CheckpointError) -> OpenFile {
         try StorageFaults.check(.open, "create", path: path)
-        let fd = retryingEINTR { open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode_t(permissions)) }
+        let fd = retryingEINTR { open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(permissions)) }
         guard fd >= 0 else { throw .system("create", errno: errno, path: path) }
         return OpenFile(descriptor: fd, path: path)
     }
@@ -235,24 +236,6 @@ enum Syscalls {
         return names
     }
 
-    /// Removes a file or a directory tree. A missing path is not an error.
-    static func removeTree(_ path: String) throws(CheckpointError) {
-        var info = stat()
-        guard lstat(path, &info) == 0 else {
-            if errno == ENOENT { return }
-            throw .system("stat", errno: errno, path: path)
-        }
-        try StorageFaults.check(.remove, "remove", path: path)
-        if (info.st_mode & S_IFMT) == S_IFDIR {
-            for name in try listDirectory(path) {
-                try removeTree(path + "/" + name)
-            }
-            guard rmdir(path) == 0 || errno == ENOENT else { throw .system("rmdir", errno: errno, path: path) }
-        } else {
-            guard unlink(path) == 0 || errno == ENOENT else { throw .system("unlink", errno: errno, path: path) }
-        }
-    }
-
     /// Checks that `path` is a directory this process can read and write.
     static func checkWritableDirectory(_ path: String) throws(CheckpointError) {
         guard isDirectory(path) else {
@@ -276,8 +259,19 @@ enum Syscalls {
     /// - Returns: The descriptor holding the lock; closing it releases the lock.
     /// - Throws: ``CheckpointError/Code/invalidConfiguration`` when another process holds it.
     static func lockExclusively(_ path: String, permissions: UInt16) throws(CheckpointError) -> Int32 {
-        let fd = retryingEINTR { open(path, O_RDWR | O_CREAT | O_CLOEXEC, mode_t(permissions)) }
-        guard fd >= 0 else { throw .system("open lock file", errno: errno, path: path) }
+        // Never through a symbolic link: whoever planted one would have this process create or lock
+        // a file of their choosing.
+        let fd = retryingEINTR { open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode_t(permissions)) }
+        guard fd >= 0 else {
+            let number = errno
+            if number == ELOOP { throw notARegularFile(path, "a symbolic link") }
+            throw .system("open lock file", errno: number, path: path)
+        }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            _ = Glibc.close(fd)
+            throw notARegularFile(path, "not a regular file")
+        }
         // Another process may hold the lock only for an instant: a child forked by this process
         // keeps a copy of the descriptor until it executes its program. Retry briefly.
         var attempts = 0
@@ -299,6 +293,14 @@ enum Syscalls {
             throw .system("flock", errno: number, path: path)
         }
         return fd
+    }
+
+    private static func notARegularFile(_ path: String, _ what: String) -> CheckpointError {
+        CheckpointError(
+            .invalidConfiguration,
+            "the lock file is \(what); remove it (someone who can write the checkpoint directory may have planted it) and keep the directory private",
+            path: path
+        )
     }
 
     /// Closes a descriptor (releasing any lock it holds).
@@ -337,7 +339,7 @@ enum Syscalls {
 }
 
 @inline(__always)
-private func retryingEINTR(_ call: () -> Int32) -> Int32 {
+func retryingEINTR(_ call: () -> Int32) -> Int32 {
     while true {
         let result = call()
         if result == -1 && errno == EINTR { continue }
