@@ -236,8 +236,9 @@ enum Syscalls {
         return names
     }
 
-    /// Checks that `path` is a directory this process can read and write.
-    static func checkWritableDirectory(_ path: String) throws(CheckpointError) {
+    /// Checks that `path` is a directory this process can read and write, and that no other user
+    /// can write (see ``checkPrivateDirectory(_:groupMayWrite:)``).
+    static func checkWritableDirectory(_ path: String, groupMayWrite: Bool) throws(CheckpointError) {
         guard isDirectory(path) else {
             if exists(path) {
                 throw CheckpointError(
@@ -253,6 +254,63 @@ enum Syscalls {
             )
         }
         guard access(path, R_OK | W_OK | X_OK) == 0 else { throw .system("access", errno: errno, path: path) }
+        try checkPrivateDirectory(path, groupMayWrite: groupMayWrite)
+    }
+
+    /// Checks that no other user can plant or replace files in the directory at `path` (following
+    /// links), the way OpenSSH's StrictModes checks a home directory: its owner is this process's
+    /// effective user or root, and neither others (sticky bit or
+    /// not: the sticky bit stops removal, not creation) nor, unless `groupMayWrite`, its group can
+    /// write it. A group may write it only when this process belongs to that group.
+    /// - Throws: ``CheckpointError/Code/invalidConfiguration`` naming the fix; the `stat` failure.
+    static func checkPrivateDirectory(_ path: String, groupMayWrite: Bool) throws(CheckpointError) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw .system("stat", errno: errno, path: path) }
+        let mode = UInt32(info.st_mode) & 0o7777
+        let octal = "0" + String(mode, radix: 8)
+        let user = geteuid()
+        let othersMayWrite = mode & 0o002 != 0
+        let groupWrites = mode & 0o020 != 0
+        // Root owns the system's directories; the mode checks below keep them to root alone (or,
+        // shared on purpose, to their group).
+        guard info.st_uid == user || info.st_uid == 0 else {
+            throw CheckpointError(
+                .invalidConfiguration,
+                "the directory belongs to another user (uid \(info.st_uid)), who could plant or replace checkpoints in it; use a directory of your own (mkdir -m 700 DIR)",
+                path: path
+            )
+        }
+        guard !othersMayWrite else {
+            throw CheckpointError(
+                .invalidConfiguration,
+                "the directory is writable by every user (mode \(octal)), who could plant checkpoints in it (the sticky bit does not stop that); run 'chmod go-w \(path)', or create a private directory (mkdir -m 700 DIR)",
+                path: path
+            )
+        }
+        guard !groupWrites || groupMayWrite else {
+            throw CheckpointError(
+                .invalidConfiguration,
+                "the directory is writable by its group (mode \(octal)), whose members could plant checkpoints in it; run 'chmod g-w \(path)', or share it on purpose with configuration.directorySharing = .group",
+                path: path
+            )
+        }
+        guard !groupWrites || isMember(ofGroup: info.st_gid) else {
+            throw CheckpointError(
+                .invalidConfiguration,
+                "the directory is writable by a group this user is not a member of (gid \(info.st_gid)); run 'chmod g-w \(path)', or give the directory a group of yours (chgrp)",
+                path: path
+            )
+        }
+    }
+
+    /// Whether this process's effective or supplementary groups include `group`.
+    private static func isMember(ofGroup group: gid_t) -> Bool {
+        if getegid() == group { return true }
+        let count = getgroups(0, nil)
+        guard count > 0 else { return false }
+        var groups = [gid_t](repeating: 0, count: Int(count))
+        let filled = getgroups(count, &groups)
+        return filled > 0 && groups.prefix(Int(filled)).contains(group)
     }
 
     /// Takes an exclusive advisory lock on `path` (created if missing) without waiting.
