@@ -32,13 +32,47 @@ final class OpenFile: @unchecked Sendable {
     }
 
     /// Creates a new file, failing if anything (a link included) is already there, with the given
-    /// permission bits.
-    static func createExclusive(_ path: String, permissions: UInt16) throws(CheckpointError) -> OpenFile {
+    /// permission bits; `readable` opens it for reading too.
+    static func createExclusive(
+        _ path: String,
+        permissions: UInt16,
+        readable: Bool = false
+    ) throws(CheckpointError) -> OpenFile {
         try StorageFaults.check(.open, "create", path: path)
-        let fd = retryingEINTR { open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(permissions)) }
+        let access = readable ? O_RDWR : O_WRONLY
+        let fd = retryingEINTR { open(path, access | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(permissions)) }
         guard fd >= 0 else { throw .system("create", errno: errno, path: path) }
         return OpenFile(descriptor: fd, path: path)
     }
+
+    /// Creates an anonymous file (`memfd_create`): it has no name in any directory, so no other
+    /// process can open, replace or read it; it lives in memory until its last descriptor closes.
+    /// - Parameter name: A label for `/proc/PID/fd` listings.
+    /// - Throws: ``CheckpointError/Code/ioFailure`` when the system has no anonymous files.
+    static func createAnonymous(_ name: String) throws(CheckpointError) -> OpenFile {
+        #if os(Linux)
+        guard let memfdCreate = memfdCreateFunction else {
+            throw CheckpointError(.ioFailure, "this system cannot create anonymous files (memfd_create)", path: name)
+        }
+        let allowSealing: UInt32 = 0
+        let closeOnExec: UInt32 = 1
+        let fd = retryingEINTR { memfdCreate(name, closeOnExec | allowSealing) }
+        guard fd >= 0 else { throw .system("memfd_create", errno: errno, path: name) }
+        return OpenFile(descriptor: fd, path: name)
+        #else
+        throw CheckpointError(.ioFailure, "anonymous files need Linux", path: name)
+        #endif
+    }
+
+    #if os(Linux)
+    private typealias MemfdCreate = @convention(c) (UnsafePointer<CChar>?, UInt32) -> Int32
+    /// glibc declares `memfd_create` only under `_GNU_SOURCE`, which Swift's Glibc module does not
+    /// set; look the symbol up instead (glibc 2.27 and later have it).
+    private static let memfdCreateFunction: MemfdCreate? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "memfd_create") else { return nil }
+        return unsafeBitCast(symbol, to: MemfdCreate.self)
+    }()
+    #endif
 
     /// Opens an existing file for writing (tests use it to reach `/dev/full`).
     static func openForWritingForTests(_ path: String) throws(CheckpointError) -> OpenFile {
