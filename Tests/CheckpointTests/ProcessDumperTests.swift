@@ -390,7 +390,7 @@ struct ProcessDumperCommandTests {
         )
     }
 
-    @Test("The program's output goes to an owner-only log inside the images directory, removed afterwards")
+    @Test("The program's output goes to an owner-only log beside the images directory, removed afterwards")
     func privateLog() throws {
         try withTemporaryDirectory { directory in
             let images = try makeImages(directory)
@@ -409,7 +409,7 @@ struct ProcessDumperCommandTests {
             #expect(try CommandDumper(arguments: [script, "{dir}"]).dump(request) == .restored)
             let reported = try lines(images + "/log-path.txt")
             try #require(reported.count == 2)
-            #expect(reported[0].hasPrefix(images + "/"), "the log was \(reported[0])")
+            #expect(reported[0].hasPrefix(directory + "/.dump-output-"), "the log was \(reported[0])")
             #expect(!reported[0].hasPrefix("/tmp/ckpt-dumper"), "the log was \(reported[0])")
             #expect(reported[1] == "600", "the log's mode was \(reported[1])")
             #expect(!FileManager.default.fileExists(atPath: reported[0]), "the log outlived the dump")

@@ -9,7 +9,9 @@ import Foundation
 /// ```
 ///
 /// The program runs without a shell. Exit status 0 is success; a line `outcome: restored` on its
-/// output reports that this process is a restored copy.
+/// output reports that this process is a restored copy. Its output goes to an owner-only log
+/// beside the images directory, removed once read. Placeholders are filled in one pass: a value
+/// that contains one (a directory named `b{rank}{step}`) is passed as it is.
 public struct CommandDumper: ProcessDumper {
     /// The program and its arguments, with placeholders.
     public var arguments: [String]
@@ -52,7 +54,7 @@ public struct CommandDumper: ProcessDumper {
             substituted(request),
             timeout: request.timeout,
             timer: request.timer,
-            logDirectory: request.imagesDirectory
+            logDirectory: Syscalls.parentDirectory(of: request.imagesDirectory)
         )
         guard result.status == 0 else {
             throw CheckpointError(

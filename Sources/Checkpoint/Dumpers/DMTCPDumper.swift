@@ -49,7 +49,7 @@ public struct DMTCPDumper: ProcessDumper {
             [command] + extraArguments + ["--bcheckpoint"],
             timeout: request.timeout,
             timer: request.timer,
-            logDirectory: request.imagesDirectory
+            logDirectory: Syscalls.parentDirectory(of: request.imagesDirectory)
         )
         guard result.status == 0 else {
             throw CheckpointError(

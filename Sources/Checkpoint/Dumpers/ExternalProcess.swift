@@ -14,8 +14,9 @@ struct ExternalProcess {
     /// never through a link) in `logDirectory` and removed afterwards, or without a directory an
     /// anonymous file no other process can reach. Never a shared folder such as `/tmp`: the library
     /// acts on what the output says (`outcome: restored`).
-    /// - Parameter logDirectory: A directory of the checkpoint's own tree for the log (a dump's
-    ///   images directory); `nil`: an anonymous file (probes, which run before there is a tree).
+    /// - Parameter logDirectory: A directory of the checkpoint's own tree for the log (the folder
+    ///   that holds a dump's images folder, `ckpt-STEP/images`, so that the images folder the
+    ///   program gets stays empty); `nil`: an anonymous file (probes, which have no tree).
     /// - Throws: `notFound` when the program does not exist; `timedOut` after `timeout` seconds
     ///   (the program is killed), or when `timer` says the time is up; `ioFailure` when the log
     ///   cannot be created or the program cannot be started.
