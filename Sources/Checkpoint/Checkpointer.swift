@@ -98,7 +98,10 @@ public final class Checkpointer: Sendable {
                 if configuration.createDirectory {
                     try Syscalls.makeDirectories(directory, permissions: configuration.directoryPermissions)
                 }
-                try Syscalls.checkWritableDirectory(directory, groupMayWrite: configuration.directorySharing.allowsGroup)
+                try Syscalls.checkWritableDirectory(
+                    directory,
+                    groupMayWrite: configuration.directorySharing.allowsGroup
+                )
                 lock = try Syscalls.lockExclusively(directory + "/.lock", permissions: configuration.filePermissions)
                 removed = try sharedStore.removeUnfinished()
             }

@@ -108,7 +108,9 @@ struct DirectoryCheckTests {
 
     @Test("Directory permissions that let others write are an invalid configuration")
     func permissionsValidated() {
-        for (permissions, sharing) in [(UInt16(0o777), Checkpointer.Configuration.DirectorySharing.group), (0o770, .privateOnly)] {
+        for (permissions, sharing) in [
+            (UInt16(0o777), Checkpointer.Configuration.DirectorySharing.group), (0o770, .privateOnly),
+        ] {
             let configuration = Checkpointer.Configuration(directoryPermissions: permissions, directorySharing: sharing)
             let error = #expect(throws: CheckpointError.self) { try configuration.validate() }
             #expect(error?.code == .invalidConfiguration)

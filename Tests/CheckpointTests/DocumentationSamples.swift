@@ -101,6 +101,17 @@ enum IncrementalSamples {
     }
 }
 
+/// Documentation/Security.md.
+enum SecuritySamples {
+    static func groupDirectory() throws {
+        var configuration = Checkpointer.Configuration()
+        configuration.directorySharing = .group  // the directory's group may write it; every member is trusted
+        configuration.directoryPermissions = 0o770  // and the folders the checkpointer creates are group-writable
+        let checkpointer = try Checkpointer(directory: "/project/run-42/checkpoints", configuration: configuration)
+        _ = checkpointer
+    }
+}
+
 /// Documentation/Migration.md: a block of a distributed array whose initial state throws.
 enum MigrationSamples {
     struct Block: Checkpointable {
