@@ -93,6 +93,12 @@ struct Heat: ParsableCommand {
     @Option(name: .customLong("flush-every"), help: "With --local-dir: every K-th checkpoint also goes to --dir.")
     var flushEvery = 10
 
+    @Flag(
+        name: .customLong("shared-group-directory"),
+        help: "Accept checkpoint directories their group can write (shared with a trusted group on purpose)."
+    )
+    var sharedGroupDirectory = false
+
     @Option(
         name: .customLong("incremental"),
         help: ArgumentHelp(
@@ -181,6 +187,7 @@ struct Heat: ParsableCommand {
         configuration.metadata = ["example": "heat", "grid": "\(grid)"]
         if asynchronous { configuration.mode = .asynchronous() }
         if stopOnSignal { configuration.stopSignals = StopSignals() }
+        if sharedGroupDirectory { configuration.directorySharing = .group }
         if let incrementalFullEvery { configuration.incremental = .on(fullEvery: incrementalFullEvery) }
         if let method = Checkpointer.Configuration.CommitMethod(commitMethod) { configuration.commitMethod = method }
         if let signing = keyFiles.first {

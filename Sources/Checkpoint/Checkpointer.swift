@@ -98,7 +98,10 @@ public final class Checkpointer: Sendable {
                 if configuration.createDirectory {
                     try Syscalls.makeDirectories(directory, permissions: configuration.directoryPermissions)
                 }
-                try Syscalls.checkWritableDirectory(directory)
+                try Syscalls.checkWritableDirectory(
+                    directory,
+                    groupMayWrite: configuration.directorySharing.allowsGroup
+                )
                 lock = try Syscalls.lockExclusively(directory + "/.lock", permissions: configuration.filePermissions)
                 removed = try sharedStore.removeUnfinished()
             }
@@ -123,7 +126,10 @@ public final class Checkpointer: Sendable {
             try communicator.agree(
                 Shared<Bool>(rank: rank) {
                     if let localFailure { throw localFailure }
-                    try Syscalls.checkWritableDirectory(directory)
+                    try Syscalls.checkWritableDirectory(
+                        directory,
+                        groupMayWrite: configuration.directorySharing.allowsGroup
+                    )
                     guard extremes[0] == -extremes[1] else {
                         throw CheckpointError(
                             .invalidConfiguration,

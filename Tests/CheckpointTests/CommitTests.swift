@@ -217,8 +217,10 @@ private func openForWriting(_ path: String) throws -> OpenFile {
     try OpenFile.openForWritingForTests(path)
 }
 
+/// Mounts a small tmpfs owner-only (a tmpfs root is `1777` by default, which the checkpointer
+/// refuses as a directory every user can write).
 private func mountTmpfs(_ path: String, size: String) -> Bool {
-    run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", path])
+    run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(size),mode=0700", "tmpfs", path])
 }
 
 private func unmount(_ path: String) { _ = run("/bin/umount", [path]) }

@@ -228,7 +228,7 @@ private enum CompiledOnly {
     func makeCheckpointer(communicator: any Communicator) throws -> Checkpointer {
         var configuration = Checkpointer.Configuration(policy: .youngDaly(mtbf: 6 * 3_600))
         configuration.redundancy = .init(
-            localDirectory: ProcessInfo.processInfo.environment["SLURM_TMPDIR"] ?? "/tmp/ckpt-local",
+            localDirectory: ProcessInfo.processInfo.environment["SLURM_TMPDIR"] ?? "/tmp/ckpt-local-\(NSUserName())",
             partnerCopy: true,  // the default
             flushEvery: 10  // every 10th checkpoint also goes to the shared directory (the default)
         )

@@ -101,6 +101,30 @@ enum IncrementalSamples {
     }
 }
 
+/// Documentation/Security.md.
+enum SecuritySamples {
+    static func groupDirectory() throws {
+        var configuration = Checkpointer.Configuration()
+        configuration.directorySharing = .group  // the directory's group may write it; every member is trusted
+        configuration.directoryPermissions = 0o770  // and the folders the checkpointer creates are group-writable
+        let checkpointer = try Checkpointer(directory: "/project/run-42/checkpoints", configuration: configuration)
+        _ = checkpointer
+    }
+
+    static func authentication() throws {
+        var configuration = Checkpointer.Configuration()
+        configuration.authentication = Authentication(signingKey: try .contentsOfFile("/home/me/.config/ckpt.key"))
+        let checkpointer = try Checkpointer(directory: "/scratch/me/run-42", configuration: configuration)
+        _ = checkpointer
+    }
+
+    static func lineage() throws {
+        var configuration = Checkpointer.Configuration()
+        configuration.lineage = try Lineage(runID: ProcessInfo.processInfo.environment["SLURM_JOB_ID"] ?? "local")
+        _ = configuration
+    }
+}
+
 /// Documentation/Migration.md: a block of a distributed array whose initial state throws.
 enum MigrationSamples {
     struct Block: Checkpointable {
@@ -248,21 +272,5 @@ enum RepartitioningSamples {
         let layout = try BlockLayout.partition([ny, nx], part: rank, of: ranks)
         try checkpointer.registry.register("temperature", buffer: grid, block: layout)
         try checkpointer.registry.register("time", sim, \.time)
-    }
-}
-
-/// Documentation/Security.md: authenticated checkpoints and lineage.
-enum SecuritySamples {
-    static func authentication() throws {
-        var configuration = Checkpointer.Configuration()
-        configuration.authentication = Authentication(signingKey: try .contentsOfFile("/home/me/.config/ckpt.key"))
-        let checkpointer = try Checkpointer(directory: "/scratch/me/run-42", configuration: configuration)
-        _ = checkpointer
-    }
-
-    static func lineage() throws {
-        var configuration = Checkpointer.Configuration()
-        configuration.lineage = try Lineage(runID: ProcessInfo.processInfo.environment["SLURM_JOB_ID"] ?? "local")
-        _ = configuration
     }
 }

@@ -372,6 +372,61 @@ struct ProcessDumperCommandTests {
         }
     }
 
+    @Test("Placeholders are replaced in one pass: a value that contains a placeholder is not replaced again")
+    func placeholdersInValues() throws {
+        let request = DumpRequest(
+            pid: 4242,
+            imagesDirectory: "/ckpt/b{rank}{step}/images/rank-00002",
+            previousImagesDirectory: "/ckpt/{pid}{dir}",
+            step: 7,
+            rank: 2
+        )
+        let dumper = CommandDumper(arguments: ["{dir}", "{prev}", "--to={dir}:{rank}", "{{step}}", "{unknown}", "{"])
+        #expect(
+            dumper.substituted(request) == [
+                "/ckpt/b{rank}{step}/images/rank-00002", "/ckpt/{pid}{dir}",
+                "--to=/ckpt/b{rank}{step}/images/rank-00002:2", "{7}", "{unknown}", "{",
+            ]
+        )
+    }
+
+    @Test("The program's output goes to an owner-only log beside the images directory, removed afterwards")
+    func privateLog() throws {
+        try withTemporaryDirectory { directory in
+            let images = try makeImages(directory)
+            // The program reports where its output goes and that file's mode, and says it was restored.
+            let script = try writeScript(
+                "where",
+                in: directory,
+                """
+                log=$(readlink /proc/$$/fd/1)
+                printf '%s\n' "$log" > "$1/log-path.txt"
+                stat -c '%a' "$log" >> "$1/log-path.txt"
+                echo 'outcome: restored'
+                """
+            )
+            let request = DumpRequest(pid: 1, imagesDirectory: images, step: 1, rank: 0)
+            #expect(try CommandDumper(arguments: [script, "{dir}"]).dump(request) == .restored)
+            let reported = try lines(images + "/log-path.txt")
+            try #require(reported.count == 2)
+            #expect(reported[0].hasPrefix(directory + "/.dump-output-"), "the log was \(reported[0])")
+            #expect(!reported[0].hasPrefix("/tmp/ckpt-dumper"), "the log was \(reported[0])")
+            #expect(reported[1] == "600", "the log's mode was \(reported[1])")
+            #expect(!FileManager.default.fileExists(atPath: reported[0]), "the log outlived the dump")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: images) == ["log-path.txt"])
+        }
+    }
+
+    @Test("A probe's output goes to an anonymous file, not into a shared folder")
+    func probeLog() throws {
+        try withTemporaryDirectory { directory in
+            let script = try writeScript("versioned", in: directory, "readlink /proc/$$/fd/1")
+            let probe = CommandDumper(arguments: [script], versionArguments: [script]).probe()
+            let version = try #require(probe.version)
+            #expect(version.hasPrefix("/memfd:"), "the probe's output went to \(version)")
+        }
+    }
+
     @Test("A command line is split at spaces, as heat's --dumper 'command:…' gives it")
     func commandLine() {
         let dumper = CommandDumper(commandLine: "/opt/snap  --pid {pid} --to {dir}")

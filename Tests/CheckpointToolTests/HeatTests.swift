@@ -184,6 +184,19 @@ struct HeatTests {
         }
     }
 
+    @Test("A group-writable --dir is refused, naming the fix, and accepted with --shared-group-directory")
+    func sharedGroupDirectory() throws {
+        try withScratch { scratch in
+            let directory = scratch + "/group"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try #require(chmod(directory, 0o770) == 0)
+            let refused = try run(["--steps", "10", "--dir", directory] + Self.grid, expectSuccess: false)
+            #expect(refused.joined(separator: "\n").contains("chmod g-w \(directory)"), "\(refused)")
+            let accepted = try run(["--steps", "10", "--dir", directory, "--shared-group-directory"] + Self.grid)
+            #expect(!accepted.isEmpty)
+        }
+    }
+
     private func withScratch(_ body: (String) throws -> Void) throws {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("heat-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)

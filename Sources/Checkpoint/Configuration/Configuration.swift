@@ -26,6 +26,9 @@ extension Checkpointer {
         public var directoryPermissions: UInt16
         /// Whether the checkpoint directory (and its parents) is created when missing. Default: `true`.
         public var createDirectory: Bool
+        /// Who besides you may write the directories checkpoints live in; a directory another user
+        /// can write is refused. Default: ``DirectorySharing/privateOnly``.
+        public var directorySharing: DirectorySharing
         /// Key-value pairs recorded in every manifest (say a run id); per-call metadata adds to them.
         public var metadata: [String: String]
         /// Whether safe points write checkpoints themselves or hand them to a background thread.
@@ -65,6 +68,7 @@ extension Checkpointer {
             filePermissions: UInt16 = 0o600,
             directoryPermissions: UInt16 = 0o700,
             createDirectory: Bool = true,
+            directorySharing: DirectorySharing = .privateOnly,
             metadata: [String: String] = [:],
             mode: Mode = .synchronous,
             stopSignals: StopSignals? = nil,
@@ -85,6 +89,7 @@ extension Checkpointer {
             self.filePermissions = filePermissions
             self.directoryPermissions = directoryPermissions
             self.createDirectory = createDirectory
+            self.directorySharing = directorySharing
             self.metadata = metadata
             self.mode = mode
             self.stopSignals = stopSignals
@@ -125,6 +130,16 @@ extension Checkpointer {
             }
             guard filePermissions & 0o600 == 0o600, directoryPermissions & 0o700 == 0o700 else {
                 throw fail("file permissions must include owner read/write and directory permissions owner rwx")
+            }
+            guard directoryPermissions & 0o002 == 0 else {
+                throw fail(
+                    "directory permissions must not let every user write (0o\(String(directoryPermissions, radix: 8))): they could plant checkpoints; drop the write bit for others"
+                )
+            }
+            guard directoryPermissions & 0o020 == 0 || directorySharing.allowsGroup else {
+                throw fail(
+                    "directory permissions let the group write (0o\(String(directoryPermissions, radix: 8))), but directorySharing is private; drop the group write bit, or set directorySharing = .group to share the directories on purpose"
+                )
             }
             for key in metadata.keys where key.isEmpty { throw fail("metadata keys must not be empty") }
             if case .asynchronous(let options) = mode.value, options.stagingLimit < 0 {

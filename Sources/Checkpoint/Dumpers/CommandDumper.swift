@@ -9,7 +9,9 @@ import Foundation
 /// ```
 ///
 /// The program runs without a shell. Exit status 0 is success; a line `outcome: restored` on its
-/// output reports that this process is a restored copy.
+/// output reports that this process is a restored copy. Its output goes to an owner-only log
+/// beside the images directory, removed once read. Placeholders are filled in one pass: a value
+/// that contains one (a directory named `b{rank}{step}`) is passed as it is.
 public struct CommandDumper: ProcessDumper {
     /// The program and its arguments, with placeholders.
     public var arguments: [String]
@@ -48,7 +50,12 @@ public struct CommandDumper: ProcessDumper {
 
     /// Runs the program with the placeholders filled in.
     public func dump(_ request: DumpRequest) throws -> DumpOutcome {
-        let result = try ExternalProcess.run(substituted(request), timeout: request.timeout, timer: request.timer)
+        let result = try ExternalProcess.run(
+            substituted(request),
+            timeout: request.timeout,
+            timer: request.timer,
+            logDirectory: Syscalls.parentDirectory(of: request.imagesDirectory)
+        )
         guard result.status == 0 else {
             throw CheckpointError(
                 .ioFailure,
@@ -63,13 +70,30 @@ public struct CommandDumper: ProcessDumper {
     }
 
     /// The arguments with the placeholders replaced.
+    ///
+    /// Each argument is read once, left to right: a placeholder's value is inserted as it is, never
+    /// read again, so an images directory named `b{rank}{step}` reaches the program unchanged.
     public func substituted(_ request: DumpRequest) -> [String] {
-        arguments.map { argument in
-            argument.replacingOccurrences(of: "{pid}", with: String(request.pid))
-                .replacingOccurrences(of: "{dir}", with: request.imagesDirectory)
-                .replacingOccurrences(of: "{step}", with: String(request.step.rawValue))
-                .replacingOccurrences(of: "{rank}", with: String(request.rank))
-                .replacingOccurrences(of: "{prev}", with: request.previousImagesDirectory ?? "")
+        let values: [(placeholder: String, value: String)] = [
+            ("{pid}", String(request.pid)),
+            ("{dir}", request.imagesDirectory),
+            ("{step}", String(request.step.rawValue)),
+            ("{rank}", String(request.rank)),
+            ("{prev}", request.previousImagesDirectory ?? ""),
+        ]
+        return arguments.map { argument in
+            var result = ""
+            var rest = Substring(argument)
+            while let first = rest.first {
+                if first == "{", let match = values.first(where: { rest.hasPrefix($0.placeholder) }) {
+                    result += match.value
+                    rest = rest.dropFirst(match.placeholder.count)
+                } else {
+                    result.append(first)
+                    rest = rest.dropFirst()
+                }
+            }
+            return result
         }
     }
 }

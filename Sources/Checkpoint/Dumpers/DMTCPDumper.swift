@@ -48,7 +48,8 @@ public struct DMTCPDumper: ProcessDumper {
         let result = try ExternalProcess.run(
             [command] + extraArguments + ["--bcheckpoint"],
             timeout: request.timeout,
-            timer: request.timer
+            timer: request.timer,
+            logDirectory: Syscalls.parentDirectory(of: request.imagesDirectory)
         )
         guard result.status == 0 else {
             throw CheckpointError(

@@ -8,13 +8,24 @@ struct ExternalProcess {
     }
 
     /// Runs `arguments[0]` (looked up in `PATH` when it has no `/`) with the rest as arguments.
+    ///
+    /// The program's output (standard output and error together) goes to a private log, which
+    /// the result's `output` is read back from: a file created owner-only (`0600`, `O_EXCL`,
+    /// never through a link) in `logDirectory` and removed afterwards, or without a directory an
+    /// anonymous file no other process can reach. Never a shared folder such as `/tmp`: the library
+    /// acts on what the output says (`outcome: restored`).
+    /// - Parameter logDirectory: A directory of the checkpoint's own tree for the log (the folder
+    ///   that holds a dump's images folder, `ckpt-STEP/images`, so that the images folder the
+    ///   program gets stays empty); `nil`: an anonymous file (probes, which have no tree).
     /// - Throws: `notFound` when the program does not exist; `timedOut` after `timeout` seconds
-    ///   (the program is killed), or when `timer` says the time is up.
+    ///   (the program is killed), or when `timer` says the time is up; `ioFailure` when the log
+    ///   cannot be created or the program cannot be started.
     static func run(
         _ arguments: [String],
         timeout: Double,
         timer: DumpTimer = .monotonic,
-        environment: [String: String]? = nil
+        environment: [String: String]? = nil,
+        logDirectory: String? = nil
     ) throws(CheckpointError) -> Result {
         guard let program = arguments.first, let executable = locate(program) else {
             throw CheckpointError(
@@ -26,17 +37,20 @@ struct ExternalProcess {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = Array(arguments.dropFirst())
         if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "ckpt-dumper-\(UUID().uuidString).log"
-        )
-        guard FileManager.default.createFile(atPath: output.path, contents: nil) else {
-            throw CheckpointError(.ioFailure, "could not create a log file for '\(program)'", path: output.path)
+        let log: OpenFile
+        if let logDirectory {
+            let name = ".dump-output-" + String(UInt64.random(in: 0...UInt64.max), radix: 16) + ".log"
+            log = try OpenFile.createExclusive(logDirectory + "/" + name, permissions: 0o600, readable: true)
+        } else {
+            log = try OpenFile.createAnonymous("ckpt-dumper-log")
         }
-        defer { try? FileManager.default.removeItem(at: output) }
+        defer {
+            log.close()
+            if logDirectory != nil { try? Syscalls.removeTree(log.path) }
+        }
         let finished = DispatchSemaphore(value: 0)
         do {
-            let handle = try FileHandle(forWritingTo: output)
-            defer { try? handle.close() }
+            let handle = FileHandle(fileDescriptor: log.descriptor, closeOnDealloc: false)
             process.standardOutput = handle
             process.standardError = handle
             process.standardInput = FileHandle.nullDevice
@@ -51,7 +65,18 @@ struct ExternalProcess {
             while process.isRunning { finished.wait() }
             throw CheckpointError(.timedOut, "'\(program)' did not finish within \(timeout) s and was killed")
         }
-        return Result(status: process.terminationStatus, output: readText(output.path))
+        return Result(status: process.terminationStatus, output: readText(log))
+    }
+
+    /// An open log as text (at most its last 1 MiB; empty when unreadable).
+    private static func readText(_ log: OpenFile) -> String {
+        guard let size = try? log.size() else { return "" }
+        let count = min(size, 1 << 20)
+        var bytes = [UInt8](repeating: 0, count: count)
+        let read: Bool = bytes.withUnsafeMutableBytes { buffer in
+            (try? log.read(into: buffer, at: size - count)) != nil
+        }
+        return read ? String(decoding: bytes, as: UTF8.self) : ""
     }
 
     /// A program's log as text (at most its last 1 MiB; empty when unreadable). Read through the

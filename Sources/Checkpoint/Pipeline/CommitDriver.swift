@@ -98,6 +98,10 @@ final class CommitDriver: Sendable {
                                 store.directory.path,
                                 permissions: configuration.directoryPermissions
                             )
+                            try Syscalls.checkPrivateDirectory(
+                                store.directory.path,
+                                groupMayWrite: configuration.directorySharing.allowsGroup
+                            )
                             let area = try store.begin(step: step)
                             run.staged[.local] = area
                             return area

@@ -357,7 +357,7 @@ final class RestartAgreement: Sendable {
             if Syscalls.isDirectory(committed) {
                 // The checkpoint is there (with the copy this rank keeps for another): add the shard.
                 let partial = committed + "/." + shardName + ".tmp"
-                try? Syscalls.removeTree(partial)
+                try? Syscalls.removeTree(partial, within: local.store.directory.path)
                 try CommitDriver.stream(
                     from: source,
                     to: try OpenFile.createExclusive(partial, permissions: configuration.filePermissions)

@@ -74,7 +74,11 @@ final class LocalLevel: Sendable {
         try communicator.agree(
             Shared<Bool>(rank: rank) {
                 try Syscalls.makeDirectories(store.directory.path, permissions: configuration.directoryPermissions)
-                try Syscalls.checkWritableDirectory(store.directory.path)
+                // The node-local directory too: whoever can write it can put a folder of theirs in
+                // place of this rank's.
+                let groupMayWrite = configuration.directorySharing.allowsGroup
+                try Syscalls.checkPrivateDirectory(settings.localDirectory, groupMayWrite: groupMayWrite)
+                try Syscalls.checkWritableDirectory(store.directory.path, groupMayWrite: groupMayWrite)
                 for name in try store.removeUnfinished() {
                     logger.notice(
                         "removed an unfinished node-local checkpoint left by an earlier run",

@@ -152,7 +152,7 @@ public struct CheckpointDirectory: Sendable {
                 underlying: SendableDescription(error)
             )
         }
-        try? Syscalls.removeTree(temporary)
+        try? Syscalls.removeTree(temporary, within: path)
         try Self.writeFileSynced(temporary, bytes, permissions: permissions.file)
         try Syscalls.rename(temporary, to: folder + "/" + name)
         try Syscalls.syncDirectory(folder)

@@ -88,7 +88,7 @@ struct MarkerStore: FileSystemStore {
         } catch {
             // The marker may not survive a power loss: withdraw it, so that a failed fsync never
             // leaves a commit behind.
-            try? Syscalls.removeTree(marker(area.step))
+            try? Syscalls.removeTree(marker(area.step), within: path)
             throw error
         }
         try reached(.parentSynced)
@@ -97,13 +97,13 @@ struct MarkerStore: FileSystemStore {
     func abandon(_ area: StagingArea) {
         // `begin` refuses a committed step, so a marker here is the one a failed `commit` wrote
         // (its sync failed, and so did withdrawing it): the save failed, so it goes first.
-        try? Syscalls.removeTree(marker(area.step))
+        try? Syscalls.removeTree(marker(area.step), within: path)
         try? Syscalls.removeTree(area.location)
     }
 
     func delete(step: Step) throws(CheckpointError) {
         let location = directory.path(for: step)
-        try Syscalls.removeTree(marker(step))
+        try Syscalls.removeTree(marker(step), within: path)
         // Unmarked, the checkpoint is garbage: its files go even when the sync fails.
         defer { try? Syscalls.removeTree(location) }
         try Syscalls.syncDirectory(location)

@@ -31,13 +31,48 @@ final class OpenFile: @unchecked Sendable {
         return OpenFile(descriptor: fd, path: path)
     }
 
-    /// Creates a new file, failing if it exists, with the given permission bits.
-    static func createExclusive(_ path: String, permissions: UInt16) throws(CheckpointError) -> OpenFile {
+    /// Creates a new file, failing if anything (a link included) is already there, with the given
+    /// permission bits; `readable` opens it for reading too.
+    static func createExclusive(
+        _ path: String,
+        permissions: UInt16,
+        readable: Bool = false
+    ) throws(CheckpointError) -> OpenFile {
         try StorageFaults.check(.open, "create", path: path)
-        let fd = retryingEINTR { open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode_t(permissions)) }
+        let access = readable ? O_RDWR : O_WRONLY
+        let fd = retryingEINTR { open(path, access | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(permissions)) }
         guard fd >= 0 else { throw .system("create", errno: errno, path: path) }
         return OpenFile(descriptor: fd, path: path)
     }
+
+    /// Creates an anonymous file (`memfd_create`): it has no name in any directory, so no other
+    /// process can open, replace or read it; it lives in memory until its last descriptor closes.
+    /// - Parameter name: A label for `/proc/PID/fd` listings.
+    /// - Throws: ``CheckpointError/Code/ioFailure`` when the system has no anonymous files.
+    static func createAnonymous(_ name: String) throws(CheckpointError) -> OpenFile {
+        #if os(Linux)
+        guard let memfdCreate = memfdCreateFunction else {
+            throw CheckpointError(.ioFailure, "this system cannot create anonymous files (memfd_create)", path: name)
+        }
+        let allowSealing: UInt32 = 0
+        let closeOnExec: UInt32 = 1
+        let fd = retryingEINTR { memfdCreate(name, closeOnExec | allowSealing) }
+        guard fd >= 0 else { throw .system("memfd_create", errno: errno, path: name) }
+        return OpenFile(descriptor: fd, path: name)
+        #else
+        throw CheckpointError(.ioFailure, "anonymous files need Linux", path: name)
+        #endif
+    }
+
+    #if os(Linux)
+    private typealias MemfdCreate = @convention(c) (UnsafePointer<CChar>?, UInt32) -> Int32
+    /// glibc declares `memfd_create` only under `_GNU_SOURCE`, which Swift's Glibc module does not
+    /// set; look the symbol up instead (glibc 2.27 and later have it).
+    private static let memfdCreateFunction: MemfdCreate? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "memfd_create") else { return nil }
+        return unsafeBitCast(symbol, to: MemfdCreate.self)
+    }()
+    #endif
 
     /// Opens an existing file for writing (tests use it to reach `/dev/full`).
     static func openForWritingForTests(_ path: String) throws(CheckpointError) -> OpenFile {
@@ -235,26 +270,9 @@ enum Syscalls {
         return names
     }
 
-    /// Removes a file or a directory tree. A missing path is not an error.
-    static func removeTree(_ path: String) throws(CheckpointError) {
-        var info = stat()
-        guard lstat(path, &info) == 0 else {
-            if errno == ENOENT { return }
-            throw .system("stat", errno: errno, path: path)
-        }
-        try StorageFaults.check(.remove, "remove", path: path)
-        if (info.st_mode & S_IFMT) == S_IFDIR {
-            for name in try listDirectory(path) {
-                try removeTree(path + "/" + name)
-            }
-            guard rmdir(path) == 0 || errno == ENOENT else { throw .system("rmdir", errno: errno, path: path) }
-        } else {
-            guard unlink(path) == 0 || errno == ENOENT else { throw .system("unlink", errno: errno, path: path) }
-        }
-    }
-
-    /// Checks that `path` is a directory this process can read and write.
-    static func checkWritableDirectory(_ path: String) throws(CheckpointError) {
+    /// Checks that `path` is a directory this process can read and write, and that no other user
+    /// can write (see ``checkPrivateDirectory(_:groupMayWrite:)``).
+    static func checkWritableDirectory(_ path: String, groupMayWrite: Bool) throws(CheckpointError) {
         guard isDirectory(path) else {
             if exists(path) {
                 throw CheckpointError(
@@ -270,14 +288,82 @@ enum Syscalls {
             )
         }
         guard access(path, R_OK | W_OK | X_OK) == 0 else { throw .system("access", errno: errno, path: path) }
+        try checkPrivateDirectory(path, groupMayWrite: groupMayWrite)
+    }
+
+    /// Checks that no other user can plant or replace files in the directory at `path` (following
+    /// links), the way OpenSSH's StrictModes checks a home directory: its owner is this process's
+    /// effective user or root, and neither others (sticky bit or
+    /// not: the sticky bit stops removal, not creation) nor, unless `groupMayWrite`, its group can
+    /// write it. A group may write it only when this process belongs to that group.
+    /// - Throws: ``CheckpointError/Code/invalidConfiguration`` naming the fix; the `stat` failure.
+    static func checkPrivateDirectory(_ path: String, groupMayWrite: Bool) throws(CheckpointError) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw .system("stat", errno: errno, path: path) }
+        let mode = UInt32(info.st_mode) & 0o7777
+        let octal = "0" + String(mode, radix: 8)
+        let user = geteuid()
+        let othersMayWrite = mode & 0o002 != 0
+        let groupWrites = mode & 0o020 != 0
+        // Root owns the system's directories; the mode checks below keep them to root alone (or,
+        // shared on purpose, to their group).
+        guard info.st_uid == user || info.st_uid == 0 else {
+            throw CheckpointError(
+                .invalidConfiguration,
+                "the directory belongs to another user (uid \(info.st_uid)), who could plant or replace checkpoints in it; use a directory of your own (mkdir -m 700 DIR)",
+                path: path
+            )
+        }
+        guard !othersMayWrite else {
+            throw CheckpointError(
+                .invalidConfiguration,
+                "the directory is writable by every user (mode \(octal)), who could plant checkpoints in it (the sticky bit does not stop that); run 'chmod go-w \(path)', or create a private directory (mkdir -m 700 DIR)",
+                path: path
+            )
+        }
+        guard !groupWrites || groupMayWrite else {
+            throw CheckpointError(
+                .invalidConfiguration,
+                "the directory is writable by its group (mode \(octal)), whose members could plant checkpoints in it; run 'chmod g-w \(path)', or share it on purpose with configuration.directorySharing = .group",
+                path: path
+            )
+        }
+        guard !groupWrites || isMember(ofGroup: info.st_gid) else {
+            throw CheckpointError(
+                .invalidConfiguration,
+                "the directory is writable by a group this user is not a member of (gid \(info.st_gid)); run 'chmod g-w \(path)', or give the directory a group of yours (chgrp)",
+                path: path
+            )
+        }
+    }
+
+    /// Whether this process's effective or supplementary groups include `group`.
+    private static func isMember(ofGroup group: gid_t) -> Bool {
+        if getegid() == group { return true }
+        let count = getgroups(0, nil)
+        guard count > 0 else { return false }
+        var groups = [gid_t](repeating: 0, count: Int(count))
+        let filled = getgroups(count, &groups)
+        return filled > 0 && groups.prefix(Int(filled)).contains(group)
     }
 
     /// Takes an exclusive advisory lock on `path` (created if missing) without waiting.
     /// - Returns: The descriptor holding the lock; closing it releases the lock.
     /// - Throws: ``CheckpointError/Code/invalidConfiguration`` when another process holds it.
     static func lockExclusively(_ path: String, permissions: UInt16) throws(CheckpointError) -> Int32 {
-        let fd = retryingEINTR { open(path, O_RDWR | O_CREAT | O_CLOEXEC, mode_t(permissions)) }
-        guard fd >= 0 else { throw .system("open lock file", errno: errno, path: path) }
+        // Never through a symbolic link: whoever planted one would have this process create or lock
+        // a file of their choosing.
+        let fd = retryingEINTR { open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode_t(permissions)) }
+        guard fd >= 0 else {
+            let number = errno
+            if number == ELOOP { throw notARegularFile(path, "a symbolic link") }
+            throw .system("open lock file", errno: number, path: path)
+        }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            _ = Glibc.close(fd)
+            throw notARegularFile(path, "not a regular file")
+        }
         // Another process may hold the lock only for an instant: a child forked by this process
         // keeps a copy of the descriptor until it executes its program. Retry briefly.
         var attempts = 0
@@ -299,6 +385,14 @@ enum Syscalls {
             throw .system("flock", errno: number, path: path)
         }
         return fd
+    }
+
+    private static func notARegularFile(_ path: String, _ what: String) -> CheckpointError {
+        CheckpointError(
+            .invalidConfiguration,
+            "the lock file is \(what); remove it (someone who can write the checkpoint directory may have planted it) and keep the directory private",
+            path: path
+        )
     }
 
     /// Closes a descriptor (releasing any lock it holds).
@@ -337,7 +431,7 @@ enum Syscalls {
 }
 
 @inline(__always)
-private func retryingEINTR(_ call: () -> Int32) -> Int32 {
+func retryingEINTR(_ call: () -> Int32) -> Int32 {
     while true {
         let result = call()
         if result == -1 && errno == EINTR { continue }
