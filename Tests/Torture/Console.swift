@@ -97,7 +97,7 @@ struct Console {
         func pad(_ text: String, _ width: Int) -> String {
             String(repeating: " ", count: max(0, width - text.count)) + text
         }
-        let label = kind + String(repeating: " ", count: max(1, 25 - kind.count))
+        let label = kind + String(repeating: " ", count: max(1, 33 - kind.count))
         return label + pad(trials, 7) + pad(detected, 10)
             + pad(recovered, 11) + pad(lost, 6) + "   " + notes
     }
