@@ -83,6 +83,7 @@ extension CheckpointError {
             case invalidLayout
             case layoutMissing
             case layoutMismatch
+            case insufficientMemory
         }
 
         let value: Value
@@ -152,5 +153,9 @@ extension CheckpointError {
         /// gaps (when saved, or when the new ranks' blocks are restored), or a distributed entry read
         /// without a block while re-partitioning.
         public static let layoutMismatch = Code(value: .layoutMismatch)
+        /// Reading would need a single buffer larger than this machine's memory: the checkpoint claims
+        /// more state than can be restored here (or its sizes were edited). Restore it on a machine
+        /// with more memory, or from another checkpoint.
+        public static let insufficientMemory = Code(value: .insufficientMemory)
     }
 }

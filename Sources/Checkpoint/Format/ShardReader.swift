@@ -123,7 +123,7 @@ final class ShardReader: @unchecked Sendable {
                 guard let base = chunk.base, chunk.offset + chunk.storedSize > baseDataEnds[base] else { continue }
                 throw CheckpointError(
                     .corruptData,
-                    "shard index is damaged: a chunk of '\(entry.name)' lies outside the data region of checkpoint \(index.bases[base].step)'s shard",
+                    "shard index is damaged: a chunk of '\(PrintableText.escaped(entry.name))' lies outside the data region of checkpoint \(index.bases[base].step)'s shard",
                     path: path
                 )
             }
@@ -145,7 +145,7 @@ final class ShardReader: @unchecked Sendable {
         guard let position = byName[name] else {
             throw CheckpointError(
                 .entryMissing,
-                "entry '\(name)' is not in this checkpoint; it holds: \(index.entries.map(\.name).joined(separator: ", "))",
+                "entry '\(PrintableText.escaped(name))' is not in this checkpoint; it holds: \(index.entries.map { PrintableText.escaped($0.name) }.joined(separator: ", "))",
                 path: path
             )
         }
@@ -175,9 +175,8 @@ final class ShardReader: @unchecked Sendable {
             starts.append(position)
             position += chunk.rawSize
         }
-        let largest = record.chunks.map { max($0.storedSize, $0.rawSize) }.max() ?? 0
         let lanes = max(1, min(threads, record.chunks.count))
-        let decoders = try (0..<lanes).map { _ throws(CheckpointError) in try ChunkDecoder(scratchSize: largest) }
+        let decoders = try (0..<lanes).map { _ throws(CheckpointError) in try ChunkDecoder(for: record.chunks, of: record) }
         try ParallelWork.run(count: record.chunks.count, workers: decoders) {
             (decoder, index) throws(CheckpointError) in
             let chunk = record.chunks[index]
@@ -188,7 +187,7 @@ final class ShardReader: @unchecked Sendable {
             if checkRawDigests, let rawDigest = chunk.rawDigest, sha256(UnsafeRawBufferPointer(target)) != rawDigest {
                 throw CheckpointError(
                     .corruptData,
-                    "entry '\(record.name)': the chunk at byte \(chunk.offset) decodes to bytes whose SHA-256 differs from the digest the index records for them",
+                    "entry '\(PrintableText.escaped(record.name))': the chunk at byte \(chunk.offset) decodes to bytes whose SHA-256 differs from the digest the index records for them",
                     path: source(for: chunk).path
                 )
             }
@@ -198,21 +197,56 @@ final class ShardReader: @unchecked Sendable {
     /// Reads and verifies every chunk of every entry, discarding the data: each chunk's stored
     /// digest, and (2.x) the digest of the bytes it decodes to.
     ///
+    /// Chunks are streamed through buffers of one chunk per thread, never a whole entry: what this
+    /// allocates is bounded by `threads` times the largest chunk (at most
+    /// ``ShardFormat/maximumChunkRawSize`` raw, plus its stored bytes), whatever the entries claim.
+    ///
     /// - Parameters:
     ///   - threads: Threads that decode the chunks of an entry.
     ///   - verified: Called after each entry verified, in index order (for progress).
     func verifyAll(threads: Int, verified: (EntryRecord) -> Void = { _ in }) throws(CheckpointError) {
-        for record in index.entries {
-            let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, record.rawSize), alignment: 64)
-            defer { scratch.deallocate() }
-            try decode(
-                record,
-                into: UnsafeMutableRawBufferPointer(rebasing: scratch[..<record.rawSize]),
-                threads: threads,
-                checkRawDigests: true
+        let chunks = index.entries.lazy.flatMap(\.chunks)
+        let largestRaw = chunks.map(\.rawSize).max() ?? 0
+        let largestStored = chunks.filter { $0.codec == .zstd }.map(\.storedSize).max() ?? 0
+        let shuffles = index.entries.contains { $0.filter == .shuffle }
+        try Self.checkAllocation(largestRaw, of: "its largest chunk", path: path)
+        let lanes = max(1, min(threads, index.entries.map(\.chunks.count).max() ?? 1))
+        let workers = try (0..<lanes).map { _ throws(CheckpointError) in
+            try RegionDecoder(
+                decoder: ChunkDecoder(storedCapacity: largestStored, unfilteredCapacity: shuffles ? largestRaw : 0),
+                scratchSize: largestRaw
             )
+        }
+        for record in index.entries {
+            try ParallelWork.run(count: record.chunks.count, workers: workers) {
+                (worker, position) throws(CheckpointError) in
+                let chunk = record.chunks[position]
+                let target = UnsafeMutableRawBufferPointer(rebasing: worker.scratch[..<chunk.rawSize])
+                try worker.decoder.decode(chunk, of: record, from: source(for: chunk), into: target)
+                if let rawDigest = chunk.rawDigest, sha256(UnsafeRawBufferPointer(target)) != rawDigest {
+                    throw CheckpointError(
+                        .corruptData,
+                        "entry '\(PrintableText.escaped(record.name))': the chunk at byte \(chunk.offset) decodes to bytes whose SHA-256 differs from the digest the index records for them",
+                        path: source(for: chunk).path
+                    )
+                }
+            }
             verified(record)
         }
+    }
+
+    /// Throws `insufficientMemory` when one buffer of `bytes` cannot fit in this machine's memory.
+    ///
+    /// A file can claim any size up to the format's limits; allocating more than the machine has
+    /// would abort the process instead of failing with an error.
+    static func checkAllocation(_ bytes: Int, of what: String, path: String) throws(CheckpointError) {
+        let available = Syscalls.physicalMemory
+        guard bytes > available else { return }
+        throw CheckpointError(
+            .insufficientMemory,
+            "reading \(what) needs a buffer of \(bytes) bytes, more than this machine's \(available) bytes of memory; restore it on a machine with more memory or from another checkpoint (or the sizes in the file were edited)",
+            path: path
+        )
     }
 
     /// `<checkpoint directory>/ckpt-<step>/<this shard's file name>`, from the directory layout.
@@ -302,10 +336,23 @@ final class ChunkDecoder {
     private let stored: UnsafeMutableRawBufferPointer
     private let unfiltered: UnsafeMutableRawBufferPointer
 
-    init(scratchSize: Int) throws(CheckpointError) {
+    /// A decoder whose buffers hold `storedCapacity` stored bytes of a zstd chunk and
+    /// `unfilteredCapacity` decoded bytes of a shuffled chunk.
+    init(storedCapacity: Int, unfilteredCapacity: Int) throws(CheckpointError) {
         decompressor = try ZstdDecompressor()
-        stored = .allocate(byteCount: max(1, scratchSize), alignment: 64)
-        unfiltered = .allocate(byteCount: max(1, scratchSize), alignment: 64)
+        stored = .allocate(byteCount: max(1, storedCapacity), alignment: 64)
+        unfiltered = .allocate(byteCount: max(1, unfilteredCapacity), alignment: 64)
+    }
+
+    /// A decoder with buffers for any of `chunks` of `record`: only what their codec and filter use.
+    convenience init(for chunks: some Sequence<ChunkRecord>, of record: EntryRecord) throws(CheckpointError) {
+        var stored = 0
+        var raw = 0
+        for chunk in chunks {
+            if chunk.codec == .zstd { stored = max(stored, chunk.storedSize) }
+            raw = max(raw, chunk.rawSize)
+        }
+        try self.init(storedCapacity: stored, unfilteredCapacity: record.filter == .shuffle ? raw : 0)
     }
 
     deinit {
@@ -328,7 +375,7 @@ final class ChunkDecoder {
         guard sha256(UnsafeRawBufferPointer(bytes)) == chunk.digest else {
             throw CheckpointError(
                 .corruptData,
-                "entry '\(record.name)': the chunk at byte \(chunk.offset) fails its SHA-256 checksum",
+                "entry '\(PrintableText.escaped(record.name))': the chunk at byte \(chunk.offset) fails its SHA-256 checksum",
                 path: source.path
             )
         }
@@ -336,7 +383,7 @@ final class ChunkDecoder {
             do { try decompressor.decompress(UnsafeRawBufferPointer(bytes), into: filtered) } catch {
                 throw CheckpointError(
                     .corruptData,
-                    "entry '\(record.name)', chunk at byte \(chunk.offset): \(error.message)",
+                    "entry '\(PrintableText.escaped(record.name))', chunk at byte \(chunk.offset): \(error.message)",
                     path: source.path
                 )
             }

@@ -137,7 +137,7 @@ struct FuzzInput {
             rawSize: rawSize,
             chunks: [chunk]
         )
-        let decoder = try ChunkDecoder(scratchSize: max(stored.count, rawSize))
+        let decoder = try ChunkDecoder(storedCapacity: stored.count, unfilteredCapacity: rawSize)
         let target = UnsafeMutableRawBufferPointer.allocate(byteCount: rawSize, alignment: 64)
         defer { target.deallocate() }
         try decoder.decode(chunk, of: record, from: MemoryByteSource(stored, name: "fuzz chunk"), into: target)
