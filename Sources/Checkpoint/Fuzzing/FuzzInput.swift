@@ -66,13 +66,15 @@ struct FuzzInput {
             case .chunk: try decodeChunk()
             case .manifest:
                 let line = Array((hexString(sha256(body)) + "  " + Manifest.fileName + "\n").utf8)
-                _ = try Manifest.decode(body, checksumLine: line, path: "fuzz")
+                Self.useNumbers(of: try Manifest.decode(body, checksumLine: line, path: "fuzz"))
             case .manifestAndChecksum:
                 let newline = body.firstIndex(of: 0) ?? body.endIndex
-                _ = try Manifest.decode(
-                    Array(body[..<newline]),
-                    checksumLine: Array(body[newline...].dropFirst()),
-                    path: "fuzz"
+                Self.useNumbers(
+                    of: try Manifest.decode(
+                        Array(body[..<newline]),
+                        checksumLine: Array(body[newline...].dropFirst()),
+                        path: "fuzz"
+                    )
                 )
             }
         } catch {
@@ -82,10 +84,34 @@ struct FuzzInput {
         return nil
     }
 
+    /// Does with a decoded manifest's numbers what `ckpt list`, `inspect`, `report` and `verify` do
+    /// (totals, per-shard and per-entry sums, ratios): a decoded manifest must never make them trap.
+    private static func useNumbers(of manifest: Manifest) {
+        var total = manifest.rawBytes &+ manifest.storedBytes &+ (manifest.incremental?.referencedBytes ?? 0)
+        for shard in manifest.shards {
+            total &+= shard.entries.reduce(0) { $0 + $1.rawBytes }
+            total &+= shard.entries.reduce(0) { $0 + $1.storedBytes }
+            total &+= shard.entries.reduce(0) { $0 + $1.chunks }
+            total &+= shard.storedBytes &+ (shard.referencedBytes ?? 0)
+            for entry in shard.entries { total &+= entry.shape.reduce(1, *) }
+        }
+        let timings = manifest.timings
+        let seconds = [timings.stageSeconds, timings.encodeSeconds, timings.writeSeconds, timings.syncSeconds]
+        total &+= seconds.allSatisfy { $0.isFinite && $0 >= 0 } ? 0 : Int.max
+        withExtendedLifetime(total) {}
+    }
+
+    /// The largest chunk the fuzzer lets a reader decode. A chunk's raw size is the state the index
+    /// declares: the memory bound allows a reader to allocate it, so larger claims (up to the
+    /// format's 1 GiB) are only opened and checked, which keeps every allocation under the fuzzer's
+    /// `-malloc_limit_mb` unless the reader allocates more than it declares.
+    static let largestDecodedChunk = 64 << 20
+
     /// Opens `bytes` as a shard, from memory, and decodes every entry (raw digests checked too).
     /// A shard that uses older shards' chunks is incomplete here: none is given.
     private func readShard(_ bytes: [UInt8]) throws {
         let reader = try ShardReader(source: MemoryByteSource(bytes, name: "fuzz shard"), baseSource: nil)
+        guard Self.isSmallEnough(reader) else { return }
         try reader.verifyAll(threads: 1)
     }
 
@@ -103,7 +129,13 @@ struct FuzzInput {
         }
         let baseSource = MemoryByteSource(base, name: "fuzz base shard")
         let reader = try ShardReader(source: MemoryByteSource(shard, name: "fuzz shard")) { _ in baseSource }
+        guard Self.isSmallEnough(reader) else { return }
         try reader.verifyAll(threads: 1)
+    }
+
+    /// Whether every chunk of the shard declares at most ``largestDecodedChunk`` raw bytes.
+    private static func isSmallEnough(_ reader: ShardReader) -> Bool {
+        reader.index.entries.allSatisfy { $0.chunks.allSatisfy { $0.rawSize <= largestDecodedChunk } }
     }
 
     /// The index digest a shard's footer records (what a base table entry must name), if any.

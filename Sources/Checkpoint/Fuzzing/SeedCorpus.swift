@@ -94,6 +94,7 @@ enum SeedCorpus {
             let checksum = try bytes(checkpoint + "/" + Manifest.checksumFileName)
             seeds.append(FuzzInput(mode: .manifest, body: manifest))
             seeds.append(FuzzInput(mode: .manifestAndChecksum, body: manifest + [0] + checksum))
+            seeds += hostileNumbers(in: manifest).map { FuzzInput(mode: .manifest, body: $0) }
         }
         seeds += try incrementalSeeds(work: work + "/incremental")
         for (number, seed) in seeds.enumerated() {
@@ -133,6 +134,22 @@ enum SeedCorpus {
             FuzzInput(mode: .index, body: index.bytes),
             FuzzInput(mode: .shard, body: base),
         ]
+    }
+
+    /// Copies of a manifest with one number replaced by a value no writer records: negative,
+    /// `Int.max` (whose sums overflow), too large for `Int`, or a non-finite or huge timing.
+    private static func hostileNumbers(in manifest: [UInt8]) -> [[UInt8]] {
+        let text = String(decoding: manifest, as: UTF8.self)
+        let replacements: [(key: String, value: String)] = [
+            ("rawBytes", "-1"), ("rawBytes", "9223372036854775807"), ("fileBytes", "9223372036854775807"),
+            ("storedBytes", "-9223372036854775808"), ("chunks", "-3"), ("chunkSize", "1e300"),
+            ("stageSeconds", "1e300"), ("commitSeconds", "-0.5"), ("threads", "-1"),
+        ]
+        return replacements.compactMap { key, value in
+            guard let range = text.range(of: "\"\(key)\" : ") else { return nil }
+            let end = text[range.upperBound...].firstIndex { $0 == "," || $0 == "\n" } ?? text.endIndex
+            return Array((text[..<range.upperBound] + value + text[end...]).utf8)
+        }
     }
 
     private static func bytes(_ path: String) throws -> [UInt8] {
