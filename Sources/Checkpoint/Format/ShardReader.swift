@@ -198,32 +198,22 @@ final class ShardReader: @unchecked Sendable {
     /// digest, and (2.x) the digest of the bytes it decodes to.
     ///
     /// Chunks are streamed through buffers of one chunk per thread, never a whole entry: what this
-    /// allocates is bounded by `threads` times the largest chunk (at most
+    /// allocates is bounded by `threads` times the largest chunk whose stored bytes passed their
+    /// checksum and whose zstd frame declares the size the index claims (at most
     /// ``ShardFormat/maximumChunkRawSize`` raw, plus its stored bytes), whatever the entries claim.
     ///
     /// - Parameters:
     ///   - threads: Threads that decode the chunks of an entry.
     ///   - verified: Called after each entry verified, in index order (for progress).
     func verifyAll(threads: Int, verified: (EntryRecord) -> Void = { _ in }) throws(CheckpointError) {
-        let chunks = index.entries.lazy.flatMap(\.chunks)
-        let largestRaw = chunks.map(\.rawSize).max() ?? 0
-        let largestStored = chunks.filter { $0.codec == .zstd }.map(\.storedSize).max() ?? 0
-        let shuffles = index.entries.contains { $0.filter == .shuffle }
-        try Self.checkAllocation(largestRaw, of: "its largest chunk", path: path)
         let lanes = max(1, min(threads, index.entries.map(\.chunks.count).max() ?? 1))
-        let workers = try (0..<lanes).map { _ throws(CheckpointError) in
-            try RegionDecoder(
-                decoder: ChunkDecoder(storedCapacity: largestStored, unfilteredCapacity: shuffles ? largestRaw : 0),
-                scratchSize: largestRaw
-            )
-        }
+        let decoders = try (0..<lanes).map { _ throws(CheckpointError) in try ChunkDecoder() }
         for record in index.entries {
-            try ParallelWork.run(count: record.chunks.count, workers: workers) {
-                (worker, position) throws(CheckpointError) in
+            try ParallelWork.run(count: record.chunks.count, workers: decoders) {
+                (decoder, position) throws(CheckpointError) in
                 let chunk = record.chunks[position]
-                let target = UnsafeMutableRawBufferPointer(rebasing: worker.scratch[..<chunk.rawSize])
-                try worker.decoder.decode(chunk, of: record, from: source(for: chunk), into: target)
-                if let rawDigest = chunk.rawDigest, sha256(UnsafeRawBufferPointer(target)) != rawDigest {
+                let decoded = try decoder.verify(chunk, of: record, from: source(for: chunk))
+                if let rawDigest = chunk.rawDigest, sha256(decoded) != rawDigest {
                     throw CheckpointError(
                         .corruptData,
                         "entry '\(PrintableText.escaped(record.name))': the chunk at byte \(chunk.offset) decodes to bytes whose SHA-256 differs from the digest the index records for them",
@@ -331,17 +321,24 @@ final class ShardReader: @unchecked Sendable {
 }
 
 /// One worker's buffers for reading stored chunk bytes and undoing the filter.
+///
+/// The buffers grow to the largest chunk decoded so far, and only once a chunk's stored bytes
+/// passed their checksum and (zstd) its frame declared the size the index claims: a claim the
+/// stored bytes do not back is refused before anything is allocated for it.
 final class ChunkDecoder {
     private let decompressor: ZstdDecompressor
-    private let stored: UnsafeMutableRawBufferPointer
-    private let unfiltered: UnsafeMutableRawBufferPointer
+    private var stored: UnsafeMutableRawBufferPointer
+    private var unfiltered: UnsafeMutableRawBufferPointer
+    /// Decoded bytes of a chunk that has no place of its own (``verify(_:of:from:)``).
+    private var scratch: UnsafeMutableRawBufferPointer
 
-    /// A decoder whose buffers hold `storedCapacity` stored bytes of a zstd chunk and
-    /// `unfilteredCapacity` decoded bytes of a shuffled chunk.
-    init(storedCapacity: Int, unfilteredCapacity: Int) throws(CheckpointError) {
+    /// A decoder whose buffers start out holding `storedCapacity` stored bytes of a zstd chunk and
+    /// `unfilteredCapacity` decoded bytes of a shuffled chunk; they grow when a chunk needs more.
+    init(storedCapacity: Int = 0, unfilteredCapacity: Int = 0) throws(CheckpointError) {
         decompressor = try ZstdDecompressor()
         stored = .allocate(byteCount: max(1, storedCapacity), alignment: 64)
         unfiltered = .allocate(byteCount: max(1, unfilteredCapacity), alignment: 64)
+        scratch = .allocate(byteCount: 1, alignment: 64)
     }
 
     /// A decoder with buffers for any of `chunks` of `record`: only what their codec and filter use.
@@ -358,38 +355,126 @@ final class ChunkDecoder {
     deinit {
         stored.deallocate()
         unfiltered.deallocate()
+        scratch.deallocate()
     }
 
+    /// `buffer`, reallocated to hold at least `count` bytes.
+    private static func grow(_ buffer: inout UnsafeMutableRawBufferPointer, to count: Int) {
+        guard buffer.count < count else { return }
+        buffer.deallocate()
+        buffer = .allocate(byteCount: count, alignment: 64)
+    }
+
+    /// Decodes `chunk` into `target` (exactly `chunk.rawSize` bytes), verifying its stored bytes'
+    /// SHA-256 before using them.
     func decode(
         _ chunk: ChunkRecord,
         of record: EntryRecord,
         from source: any ByteSource,
         into target: UnsafeMutableRawBufferPointer
     ) throws(CheckpointError) {
-        let filtered =
-            record.filter == .shuffle ? UnsafeMutableRawBufferPointer(rebasing: unfiltered[..<chunk.rawSize]) : target
-        // A raw chunk is read straight to where its bytes belong; a frame goes through scratch.
-        let bytes =
-            chunk.codec == .raw ? filtered : UnsafeMutableRawBufferPointer(rebasing: stored[..<chunk.storedSize])
+        if chunk.codec == .zstd {
+            let frame = try loadFrame(chunk, of: record, from: source)
+            try expand(frame, chunk, of: record, from: source, into: target)
+            return
+        }
+        // A raw chunk is read straight to where its bytes belong (its size is its stored size,
+        // bytes the file holds).
+        let filtered = try filteredTarget(for: chunk, of: record, target)
+        try source.read(into: filtered, at: chunk.offset)
+        try checkDigest(UnsafeRawBufferPointer(filtered), chunk, of: record, from: source)
+        if record.filter == .shuffle {
+            ByteShuffle.unshuffle(UnsafeRawBufferPointer(filtered), into: target, width: record.filterWidth)
+        }
+    }
+
+    /// Decodes `chunk` into this decoder's own scratch buffer, for verification.
+    /// - Returns: The decoded bytes, valid until the next call.
+    func verify(
+        _ chunk: ChunkRecord,
+        of record: EntryRecord,
+        from source: any ByteSource
+    ) throws(CheckpointError) -> UnsafeRawBufferPointer {
+        if chunk.codec == .zstd {
+            let frame = try loadFrame(chunk, of: record, from: source)
+            Self.grow(&scratch, to: chunk.rawSize)
+            let target = UnsafeMutableRawBufferPointer(rebasing: scratch[..<chunk.rawSize])
+            try expand(frame, chunk, of: record, from: source, into: target)
+            return UnsafeRawBufferPointer(target)
+        }
+        Self.grow(&scratch, to: chunk.rawSize)
+        let target = UnsafeMutableRawBufferPointer(rebasing: scratch[..<chunk.rawSize])
+        try decode(chunk, of: record, from: source, into: target)
+        return UnsafeRawBufferPointer(target)
+    }
+
+    /// Reads a zstd chunk's stored bytes, checks their SHA-256 and that the frame declares the
+    /// chunk's raw size, all before any buffer of that size exists.
+    private func loadFrame(
+        _ chunk: ChunkRecord,
+        of record: EntryRecord,
+        from source: any ByteSource
+    ) throws(CheckpointError) -> UnsafeRawBufferPointer {
+        Self.grow(&stored, to: chunk.storedSize)
+        let bytes = UnsafeMutableRawBufferPointer(rebasing: stored[..<chunk.storedSize])
         try source.read(into: bytes, at: chunk.offset)
-        guard sha256(UnsafeRawBufferPointer(bytes)) == chunk.digest else {
+        try checkDigest(UnsafeRawBufferPointer(bytes), chunk, of: record, from: source)
+        let declared = ZstdDecompressor.declaredContentSize(UnsafeRawBufferPointer(bytes))
+        guard declared == UInt64(chunk.rawSize) else {
+            throw CheckpointError(
+                .corruptData,
+                "entry '\(PrintableText.escaped(record.name))', chunk at byte \(chunk.offset): the index claims \(chunk.rawSize) bytes but the stored zstd frame declares \(declared.map(String.init) ?? "no size"); the index was edited or damaged",
+                path: source.path
+            )
+        }
+        return UnsafeRawBufferPointer(bytes)
+    }
+
+    /// Decompresses a loaded frame into `target`, undoing the filter.
+    private func expand(
+        _ frame: UnsafeRawBufferPointer,
+        _ chunk: ChunkRecord,
+        of record: EntryRecord,
+        from source: any ByteSource,
+        into target: UnsafeMutableRawBufferPointer
+    ) throws(CheckpointError) {
+        let filtered = try filteredTarget(for: chunk, of: record, target)
+        do { try decompressor.decompress(frame, into: filtered) } catch {
+            throw CheckpointError(
+                .corruptData,
+                "entry '\(PrintableText.escaped(record.name))', chunk at byte \(chunk.offset): \(error.message)",
+                path: source.path
+            )
+        }
+        if record.filter == .shuffle {
+            ByteShuffle.unshuffle(UnsafeRawBufferPointer(filtered), into: target, width: record.filterWidth)
+        }
+    }
+
+    /// Where the chunk's filtered bytes go: `target` itself, or (shuffled) the unfiltered buffer.
+    private func filteredTarget(
+        for chunk: ChunkRecord,
+        of record: EntryRecord,
+        _ target: UnsafeMutableRawBufferPointer
+    ) throws(CheckpointError) -> UnsafeMutableRawBufferPointer {
+        precondition(target.count == chunk.rawSize)
+        guard record.filter == .shuffle else { return target }
+        Self.grow(&unfiltered, to: chunk.rawSize)
+        return UnsafeMutableRawBufferPointer(rebasing: unfiltered[..<chunk.rawSize])
+    }
+
+    private func checkDigest(
+        _ bytes: UnsafeRawBufferPointer,
+        _ chunk: ChunkRecord,
+        of record: EntryRecord,
+        from source: any ByteSource
+    ) throws(CheckpointError) {
+        guard sha256(bytes) == chunk.digest else {
             throw CheckpointError(
                 .corruptData,
                 "entry '\(PrintableText.escaped(record.name))': the chunk at byte \(chunk.offset) fails its SHA-256 checksum",
                 path: source.path
             )
-        }
-        if chunk.codec == .zstd {
-            do { try decompressor.decompress(UnsafeRawBufferPointer(bytes), into: filtered) } catch {
-                throw CheckpointError(
-                    .corruptData,
-                    "entry '\(PrintableText.escaped(record.name))', chunk at byte \(chunk.offset): \(error.message)",
-                    path: source.path
-                )
-            }
-        }
-        if record.filter == .shuffle {
-            ByteShuffle.unshuffle(UnsafeRawBufferPointer(filtered), into: target, width: record.filterWidth)
         }
     }
 }
