@@ -211,6 +211,47 @@ struct BoundedReadingTests {
         }
     }
 
+    @Test("the Python reader refuses the same forgeries")
+    func pythonReader() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else {
+            Issue.record("python3 is required for this test (Scripts/bootstrap installs it)")
+            return
+        }
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Scripts/ckpt_read.py").path
+        func read(_ directory: String) throws -> (Int32, String) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["python3", script, directory, "--step", "2", "--verify"]
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            try process.run()
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        }
+        try withTemporaryDirectory { directory in
+            try Self.makeIncremental(directory, values: Self.sevenBitNoise(40_000))
+            try Forgery.rewriteIndex(directory, step: 2) { index in
+                index.entries[0].chunks[1].offset = index.entries[0].chunks[0].offset + 1
+            }
+            let (status, output) = try read(directory)
+            #expect(status == 1 && output.contains("overlap"), "\(output)")
+        }
+        try withTemporaryDirectory { directory in
+            try Self.forgeTebibyte(directory, updatesRawBytes: false)
+            let (status, output) = try read(directory)
+            #expect(status == 1 && output.contains("manifest recorded 65536"), "\(output)")
+        }
+        try withTemporaryDirectory { directory in
+            try Self.makeIncremental(directory, values: Self.sevenBitNoise(4000))
+            try Forgery.rewriteManifest(directory, step: 2) { $0.shards[0].storedBytes = -7 }
+            let (status, output) = try read(directory)
+            #expect(status == 1 && output.contains("negative or overflowing stored size"), "\(output)")
+        }
+    }
+
     @Test("a claim larger than the machine's memory is an error, not an abort")
     func allocationCheck() throws {
         #expect(throws: Never.self) { try ShardReader.checkAllocation(1 << 20, of: "a test", path: "p") }
