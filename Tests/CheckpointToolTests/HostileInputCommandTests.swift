@@ -103,7 +103,10 @@ import Testing
                 #expect(controls.isEmpty, "ckpt \(arguments) printed \(controls.map(\.value))")
             }
             let inspect = try ckpt("inspect", directory)
-            #expect(inspect.stdout.contains("title\\u{1B}]0;owned\\u{7} = red\\u{1B}[31m\\u{0}\\u{202E}txt"), "\(inspect)")
+            #expect(
+                inspect.stdout.contains("title\\u{1B}]0;owned\\u{7} = red\\u{1B}[31m\\u{0}\\u{202E}txt"),
+                "\(inspect)"
+            )
             let output = directory + "/report.html"
             #expect(try ckpt("report", directory, "-o", output).status == 0)
             let page = try String(contentsOfFile: output, encoding: .utf8)

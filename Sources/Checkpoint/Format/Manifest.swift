@@ -241,7 +241,9 @@ public struct Manifest: Codable, Sendable, Hashable {
             ]
             guard values.allSatisfy({ $0.isFinite && $0 >= 0 }) else { throw fail("a negative or non-finite timing") }
         }
-        guard settings.chunkSize >= 0, settings.threads >= 0 else { throw fail("a negative chunk size or thread count") }
+        guard settings.chunkSize >= 0, settings.threads >= 0 else {
+            throw fail("a negative chunk size or thread count")
+        }
         try check(timings)
         try total(shards.map(\.fileBytes) + [incremental?.referencedBytes ?? 0], "file size")
         try total(shards.map(\.rawBytes), "raw size")

@@ -354,7 +354,8 @@ struct ShardIndex: Sendable {
             for (previous, next) in zip(sorted, sorted.dropFirst()) {
                 let same =
                     previous.offset == next.offset && previous.storedSize == next.storedSize
-                    && previous.rawSize == next.rawSize && previous.codec == next.codec && previous.digest == next.digest
+                    && previous.rawSize == next.rawSize && previous.codec == next.codec
+                    && previous.digest == next.digest
                 guard same || previous.offset + previous.storedSize <= next.offset else {
                     throw cursor.corrupt(
                         "two chunks in checkpoint \(bases[base].step)'s shard overlap at byte \(next.offset) without being the same chunk"

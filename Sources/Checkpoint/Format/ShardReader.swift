@@ -176,7 +176,9 @@ final class ShardReader: @unchecked Sendable {
             position += chunk.rawSize
         }
         let lanes = max(1, min(threads, record.chunks.count))
-        let decoders = try (0..<lanes).map { _ throws(CheckpointError) in try ChunkDecoder(for: record.chunks, of: record) }
+        let decoders = try (0..<lanes).map { _ throws(CheckpointError) in
+            try ChunkDecoder(for: record.chunks, of: record)
+        }
         try ParallelWork.run(count: record.chunks.count, workers: decoders) {
             (decoder, index) throws(CheckpointError) in
             let chunk = record.chunks[index]

@@ -26,7 +26,10 @@ public enum EntryName {
                 )
             }
             guard component.elementsEqual([0x2E]) == false, component.elementsEqual([0x2E, 0x2E]) == false else {
-                throw CheckpointError(.invalidName, "entry name '\(PrintableText.escaped(name))' has a '.' or '..' component")
+                throw CheckpointError(
+                    .invalidName,
+                    "entry name '\(PrintableText.escaped(name))' has a '.' or '..' component"
+                )
             }
             for byte in component where !isAllowed(byte) {
                 throw CheckpointError(

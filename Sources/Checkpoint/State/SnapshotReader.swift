@@ -54,7 +54,11 @@ public struct SnapshotReader: Sendable {
     ) throws(CheckpointError) -> [Element] {
         let record = try rawRecord(name, Element.self)
         let count = record.elementCount
-        try ShardReader.checkAllocation(record.rawSize, of: "entry '\(PrintableText.escaped(record.name))'", path: shard.path)
+        try ShardReader.checkAllocation(
+            record.rawSize,
+            of: "entry '\(PrintableText.escaped(record.name))'",
+            path: shard.path
+        )
         // An empty array must not go through `unsafeUninitializedCapacity`: for 0 elements it
         // writes the count into the shared empty-array storage, which other threads read
         // (the thread sanitizer reports it). The record was checked above; there is nothing to decode.
@@ -115,7 +119,11 @@ public struct SnapshotReader: Sendable {
     /// - Throws: `entryMissing` or `corruptData`.
     public func readBytes(_ name: String) throws(CheckpointError) -> [UInt8] {
         let record = try plainRecord(prefix + name)
-        try ShardReader.checkAllocation(record.rawSize, of: "entry '\(PrintableText.escaped(record.name))'", path: shard.path)
+        try ShardReader.checkAllocation(
+            record.rawSize,
+            of: "entry '\(PrintableText.escaped(record.name))'",
+            path: shard.path
+        )
         var bytes = [UInt8](repeating: 0, count: record.rawSize)
         try withTypedThrows {
             try bytes.withUnsafeMutableBytes { buffer in try shard.decode(record, into: buffer, threads: threads) }
@@ -134,7 +142,11 @@ public struct SnapshotReader: Sendable {
                 path: shard.path
             )
         }
-        try ShardReader.checkAllocation(record.rawSize, of: "entry '\(PrintableText.escaped(record.name))'", path: shard.path)
+        try ShardReader.checkAllocation(
+            record.rawSize,
+            of: "entry '\(PrintableText.escaped(record.name))'",
+            path: shard.path
+        )
         var bytes = [UInt8](repeating: 0, count: record.rawSize)
         try withTypedThrows {
             try bytes.withUnsafeMutableBytes { buffer in
