@@ -23,6 +23,11 @@ struct FuzzInput {
         case incrementalPair = 6
         /// As ``incrementalPair``, with both shards' checksums recomputed first.
         case incrementalPairWithRepairedChecksums = 7
+        /// An incremental shard and a set of older shards it uses: a count byte (low 2 bits + 1
+        /// bases; the top bit: recompute every checksum, each base's index digest going to the base
+        /// record of the same position), then each base as a 4-byte length and its bytes, then the
+        /// shard. The reader opens the bases in the order of the shard's base table.
+        case incrementalSet = 8
     }
 
     let mode: Mode
@@ -63,6 +68,7 @@ struct FuzzInput {
                 )
             case .incrementalPair: try readPair(repairing: false)
             case .incrementalPairWithRepairedChecksums: try readPair(repairing: true)
+            case .incrementalSet: try readSet()
             case .chunk: try decodeChunk()
             case .manifest:
                 let line = Array((hexString(sha256(body)) + "  " + Manifest.fileName + "\n").utf8)
@@ -125,7 +131,7 @@ struct FuzzInput {
         var shard = Array(body[(4 + baseLength)...])
         if repairing {
             base = Self.repairingChecksums(base)
-            shard = Self.repairingChecksums(shard, baseDigest: Self.indexDigest(of: base))
+            shard = Self.repairingChecksums(shard, baseDigests: Self.indexDigest(of: base).map { [$0] })
         }
         let baseSource = MemoryByteSource(base, name: "fuzz base shard")
         let reader = try ShardReader(source: MemoryByteSource(shard, name: "fuzz shard")) { _ in baseSource }
@@ -136,6 +142,32 @@ struct FuzzInput {
     /// Whether every chunk of the shard declares at most ``largestDecodedChunk`` raw bytes.
     private static func isSmallEnough(_ reader: ShardReader) -> Bool {
         reader.index.entries.allSatisfy { $0.chunks.allSatisfy { $0.rawSize <= largestDecodedChunk } }
+    }
+
+    /// Opens the shard with a set of older shards, handed out in the order the reader asks for
+    /// them, and decodes every entry (raw digests checked too).
+    private func readSet() throws {
+        var cursor = ByteCursor(body, path: "fuzz")
+        let header = try cursor.u8()
+        var bases: [[UInt8]] = []
+        for _ in 0..<Int(header & 3) + 1 {
+            let length = Int(try cursor.u32())
+            guard length <= cursor.remaining else { return }
+            bases.append(try cursor.bytes(length))
+        }
+        var shard = try cursor.bytes(cursor.remaining)
+        if header & 0x80 != 0 {
+            bases = bases.map { Self.repairingChecksums($0) }
+            shard = Self.repairingChecksums(shard, baseDigests: bases.map { Self.indexDigest(of: $0) ?? [] })
+        }
+        let sources = bases.enumerated().map { MemoryByteSource($1, name: "fuzz base shard \($0)") }
+        var next = 0
+        let reader = try ShardReader(source: MemoryByteSource(shard, name: "fuzz shard")) { _ in
+            defer { next += 1 }
+            return sources[next % sources.count]
+        }
+        guard Self.isSmallEnough(reader) else { return }
+        try reader.verifyAll(threads: 1)
     }
 
     /// The index digest a shard's footer records (what a base table entry must name), if any.
@@ -177,9 +209,9 @@ struct FuzzInput {
 
     /// Recomputes every chunk digest (and raw digest) and the index digest of a shard whose index
     /// still parses, or just the index digest when its footer is intact; other inputs are returned
-    /// unchanged. Chunks in an older shard keep their digests; `baseDigest`, when given, becomes
-    /// every base record's index digest.
-    static func repairingChecksums(_ bytes: [UInt8], baseDigest: [UInt8]? = nil) -> [UInt8] {
+    /// unchanged. Chunks in an older shard keep their digests; `baseDigests`, when given, become the
+    /// base records' index digests, by position (cycling when there are fewer).
+    static func repairingChecksums(_ bytes: [UInt8], baseDigests: [[UInt8]]? = nil) -> [UInt8] {
         let footerStart = bytes.count - ShardFormat.footerSize
         guard footerStart >= ShardFormat.headerSize else { return bytes }
         var cursor = ByteCursor(Array(bytes[footerStart...]), path: "fuzz")
@@ -208,8 +240,10 @@ struct FuzzInput {
                     }
                 }
             }
-            if let baseDigest {
-                for position in index.bases.indices { index.bases[position].indexDigest = baseDigest }
+            if let baseDigests, !baseDigests.isEmpty {
+                for position in index.bases.indices {
+                    index.bases[position].indexDigest = baseDigests[position % baseDigests.count]
+                }
             }
             indexBytes = index.encoded()
         }

@@ -114,6 +114,8 @@ enum SeedCorpus {
         var changed = Sample(seed: 7, count: 3000)
         changed.label = "changed"
         try checkpointer.save(changed, step: 2)
+        // Step 3 changes nothing: its chunks are in step 1's shard (the arrays) and step 2's.
+        try checkpointer.save(changed, step: 3)
         let base = try bytes(work + "/ckpt-000000000001/rank-00000.snap")
         let shard = try bytes(work + "/ckpt-000000000002/rank-00000.snap")
         var pair = ByteBuilder()
@@ -128,7 +130,19 @@ enum SeedCorpus {
         let indexLength = Int(try cursor.u64())
         index.append(UInt32(indexStart - ShardFormat.headerSize))
         index.append(contentsOf: shard[indexStart..<indexStart + indexLength])
+        let third = try bytes(work + "/ckpt-000000000003/rank-00000.snap")
+        var set = ByteBuilder()
+        set.append(UInt8(1))
+        for older in [base, shard] {
+            set.append(UInt32(older.count))
+            set.append(contentsOf: older)
+        }
+        set.append(contentsOf: third)
+        var repairedSet = set.bytes
+        repairedSet[0] |= 0x80
         return [
+            FuzzInput(mode: .incrementalSet, body: set.bytes),
+            FuzzInput(mode: .incrementalSet, body: repairedSet),
             FuzzInput(mode: .incrementalPair, body: pair.bytes),
             FuzzInput(mode: .incrementalPairWithRepairedChecksums, body: pair.bytes),
             FuzzInput(mode: .index, body: index.bytes),
