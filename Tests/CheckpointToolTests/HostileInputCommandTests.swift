@@ -46,6 +46,9 @@ import Testing
         Hostile(key: "stageSeconds", value: "1e300"),
         Hostile(key: "commitSeconds", value: "-1e300"),
         Hostile(key: "writeSeconds", value: "1e-320"),
+        // Beyond Double's range: infinity, if a JSON parser accepts it at all.
+        Hostile(key: "syncSeconds", value: "1e999"),
+        Hostile(key: "rawBytes", value: "1e300"),
     ]
 
     /// Both checkpoints get the number, so totals over several manifests overflow too.
