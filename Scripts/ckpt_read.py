@@ -256,6 +256,15 @@ def parse_index(data, data_end, path, major=1):
         entries.append(e)
     if cur.remaining:
         raise cur.fail(f"{cur.remaining} unexpected bytes after the index")
+    # I22 and R6: a file's stored bytes belong to one chunk each, so a small file cannot claim more
+    # than it holds; in a base, several records may name the very same stored chunk.
+    for location in range(len(bases) + 1):
+        regions = sorted({c for e in entries for c in e["chunks"] if c[6] == location} if location
+                         else [c for e in entries for c in e["chunks"] if c[6] == 0])
+        for previous, following in zip(regions, regions[1:]):
+            if previous[0] + previous[1] > following[0]:
+                where = f"checkpoint {bases[location - 1][0]}'s shard" if location else "this shard"
+                raise cur.fail(f"two chunks in {where} overlap at byte {following[0]}")
     return bases, entries
 
 
@@ -536,7 +545,40 @@ def load_manifest(root, step):
             if problem:
                 raise Damaged(f"{directory}: the block of {entry['name']!r} (rank {shard['rank']}) {problem}")
     check_references(directory, m)
+    check_numbers(directory, m)
     return directory, m
+
+
+def check_numbers(directory, m):
+    """M18: sizes and counts are >= 0 with totals below 2^63; timings are finite and >= 0."""
+    limit = 1 << 63
+
+    def total(values, what):
+        if any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in values) or sum(values) >= limit:
+            raise Damaged(f"{directory}: manifest records a negative or overflowing {what}; "
+                          "no writer records that, so it was edited or damaged")
+
+    def timings(t):
+        if any(not math.isfinite(v) or v < 0 for v in t.values() if isinstance(v, (int, float))):
+            raise Damaged(f"{directory}: manifest records a negative or non-finite timing")
+
+    shards, incremental = m["shards"], m.get("incremental") or {}
+    total([m["settings"]["chunkSize"]], "chunk size")
+    total([m["settings"]["threads"]], "thread count")
+    timings(m["timings"])
+    total([s["fileBytes"] for s in shards] + [incremental.get("referencedBytes", 0)], "file size")
+    total([s["rawBytes"] for s in shards], "raw size")
+    total([s["storedBytes"] for s in shards], "stored size")
+    total([s.get("referencedBytes") or 0 for s in shards], "referenced size")
+    for s in shards:
+        if isinstance(s.get("timings"), dict):
+            timings(s["timings"])
+        for key, what in (("rawBytes", "raw size"), ("storedBytes", "stored size"), ("chunks", "chunk count")):
+            total([e[key] for e in s["entries"]], what)
+        for e in s["entries"]:
+            total(e["shape"], "dimension")
+            if math.prod(e["shape"]) >= limit:
+                raise Damaged(f"{directory}: manifest records a shape whose element count overflows")
 
 
 def check_references(directory, m):
@@ -584,6 +626,9 @@ def open_rank(directory, manifest, rank):
         raise Damaged(f"{path}: shard is {info['size']} bytes but the manifest recorded {record['fileBytes']}")
     if info["indexSHA256"] != record["indexSHA256"]:
         raise Damaged(f"{path}: shard is not the one the manifest recorded (index checksum differs)")
+    if sum(e["raw"] for e in info["entries"]) != record["rawBytes"]:  # M17
+        raise Damaged(f"{path}: shard's entries hold {sum(e['raw'] for e in info['entries'])} bytes but the "
+                      f"manifest recorded {record['rawBytes']}; the checkpoint is inconsistent")
     if [step for step, _ in info["bases"]] != (record.get("references") or []):
         raise Damaged(f"{path}: shard uses chunks of checkpoints {[step for step, _ in info['bases']]} "
                       f"but the manifest records {record.get('references') or []}")

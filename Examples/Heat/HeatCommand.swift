@@ -143,7 +143,9 @@ struct Heat: ParsableCommand {
 
     func validate() throws {
         guard ranks >= 1 && ranks <= 1024 else { throw ValidationError("--ranks must be between 1 and 1024") }
-        guard grid >= 3 && grid <= 65_536 else { throw ValidationError("--grid must be between 3 and 65536") }
+        guard grid >= 3 && grid <= Block.maximumGrid else {
+            throw ValidationError("--grid must be between 3 and \(Block.maximumGrid)")
+        }
         guard steps >= 0 else { throw ValidationError("--steps must not be negative") }
         guard checkpointEvery >= 1 else { throw ValidationError("--checkpoint-every must be at least 1") }
         guard delayMs >= 0 else { throw ValidationError("--delay-ms must not be negative") }

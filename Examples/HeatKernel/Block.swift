@@ -13,6 +13,13 @@ public struct Block: Checkpointable {
     var cells: [Double]
 
     var grid: Int { layout.globalShape[1] }
+
+    /// The largest grid heat runs (`--grid`), and so the largest a checkpoint may restore.
+    public static let maximumGrid = 65_536
+
+    /// The grid size the run is configured with, bound while it restores (see ``init(from:)``):
+    /// a checkpoint for another size is refused before its field is read. `nil` outside a restore.
+    @TaskLocal public static var expectedGrid: Int?
     var firstRow: Int { layout.offset[0] }
     var rows: Int { layout.extent[0] }
 
@@ -36,8 +43,30 @@ public struct Block: Checkpointable {
 
     /// Rebuilds this rank's block from a snapshot written by any number of ranks (halos are
     /// refilled by the next exchange).
+    ///
+    /// The restored grid size is checked before the field is read: anyone who can write the
+    /// checkpoint directory can edit it, and an unchecked size would make the restore allocate
+    /// whatever the file says (an edited value once asked for 4 TB). It must lie in
+    /// 3...``maximumGrid``, equal ``expectedGrid`` when the run configured one, and match the
+    /// field's saved global shape.
     public init(from reader: SnapshotReader) throws {
-        let grid = Int(try reader.read(Int64.self, "grid"))
+        let saved = try reader.read(Int64.self, "grid")
+        guard saved >= 3, saved <= Int64(Self.maximumGrid) else {
+            throw HeatError(
+                "the checkpoint records a grid of \(saved) cells a side; heat runs grids of 3 to \(Self.maximumGrid): the checkpoint was edited or damaged, use another --dir"
+            )
+        }
+        let grid = Int(saved)
+        if let expected = Self.expectedGrid, grid != expected {
+            throw HeatError(
+                "the checkpoint is for a \(grid) x \(grid) grid, not \(expected); use the same --grid or another --dir"
+            )
+        }
+        guard try reader.globalShape(of: "field") == [grid, grid] else {
+            throw HeatError(
+                "the checkpoint's field is not \(grid) x \(grid) as its grid size says: the checkpoint was edited or damaged, use another --dir"
+            )
+        }
         layout = try BlockLayout.partition([grid, grid], part: reader.rank, of: reader.rankCount)
         let field = try reader.read([Double].self, "field", block: layout)
         let halo = [Double](repeating: 0, count: grid)

@@ -67,7 +67,7 @@ public func runHeatRank(_ communicator: any Communicator, _ settings: HeatSettin
         logger: settings.logger
     )
     settings.prepare(checkpointer)
-    var (block, step) = try checkpointer.restoreLatest(or: fresh)
+    var (block, step) = try Block.$expectedGrid.withValue(settings.grid) { try checkpointer.restoreLatest(or: fresh) }
     guard block.grid == settings.grid else {
         throw HeatError(
             "the checkpoint in \(settings.directory) is for a \(block.grid) x \(block.grid) grid, not \(settings.grid); use the same --grid or another --dir"

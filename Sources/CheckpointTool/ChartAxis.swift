@@ -15,11 +15,12 @@ struct ChartAxis {
         let rough = scaled / Double(count)
         let magnitude = pow(10, (log10(rough)).rounded(.down))
         let step = [1, 2, 2.5, 5, 10].map { $0 * magnitude }.first { $0 >= rough } ?? rough
-        let steps = Int((scaled / step).rounded(.up))
+        let steps = min(100, Formatting.integer((scaled / step).rounded(.up)))
         ticks = (0...max(1, steps)).map { Double($0) * step * unit }
         labels = (0...max(1, steps)).map { index in
             let value = Double(index) * step
-            return (value == value.rounded() ? String(Int(value)) : String(format: "%g", value)) + suffix
+            return (value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(format: "%g", value))
+                + suffix
         }
     }
 

@@ -57,12 +57,11 @@ struct Diff: ParsableCommand {
         } else {
             ranks = Array(0..<rankCount)
         }
-        let total = ranks.reduce(0) { sum, rank in
-            sum
-                + [manifests.0, manifests.1].reduce(0) {
-                    $0 + ($1.shards.indices.contains(rank) ? $1.shards[rank].rawBytes : 0)
-                }
-        }
+        let total = Formatting.sum(
+            ranks.flatMap { rank in
+                [manifests.0, manifests.1].map { $0.shards.indices.contains(rank) ? $0.shards[rank].rawBytes : 0 }
+            }
+        )
         let progress = ProgressBar("comparing \(from) and \(to)", total: total)
         defer { progress.finish() }
         var entries: [EntryDiff] = []

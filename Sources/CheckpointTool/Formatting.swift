@@ -1,3 +1,4 @@
+import Checkpoint
 import Foundation
 
 /// Human-readable renderings of sizes, ratios, shapes and durations.
@@ -5,7 +6,8 @@ enum Formatting {
     /// `512 B`, `1.5 KiB`, `12.0 MiB`, `3.25 GiB`: binary units, three significant digits or so.
     static func bytes(_ count: Int) -> String {
         let units = ["KiB", "MiB", "GiB", "TiB", "PiB"]
-        guard count >= 1024 else { return "\(count) B" }
+        guard count >= 1024 || count < 0 else { return "\(count) B" }
+        guard count >= 0 else { return "-" + bytes(count == Int.min ? Int.max : -count) }
         var value = Double(count) / 1024
         var unit = 0
         while value >= 1024 && unit < units.count - 1 {
@@ -13,6 +15,30 @@ enum Formatting {
             unit += 1
         }
         return String(format: value < 10 ? "%.2f" : value < 100 ? "%.1f" : "%.0f", value) + " " + units[unit]
+    }
+
+    /// `bytes(_:)` of a size computed in floating point (a mean, a chart value), clamped to what an
+    /// `Int` holds (NaN shows as 0 B): a display must never trap on a number a file made up.
+    static func bytes(_ count: Double) -> String { bytes(integer(count)) }
+
+    /// `value` rounded toward zero and clamped to `Int`'s range; NaN is 0.
+    static func integer(_ value: Double) -> Int {
+        guard !value.isNaN else { return 0 }
+        if value >= 9.2e18 { return Int.max }
+        if value <= -9.2e18 { return Int.min }
+        return Int(value)
+    }
+
+    /// The sum of `values`, clamped to `Int`'s range instead of overflowing: totals over several
+    /// manifests are only shown, and each manifest's own totals are checked when it is decoded.
+    static func sum(_ values: some Sequence<Int>) -> Int {
+        var total = 0
+        for value in values {
+            let (next, overflow) = total.addingReportingOverflow(value)
+            if overflow { return value > 0 ? Int.max : Int.min }
+            total = next
+        }
+        return total
     }
 
     /// `+104 B`, `-1.50 KiB`, `0 B`: a change in size.
@@ -87,7 +113,7 @@ struct TextTable {
     /// Appends a row; it must have one cell per column.
     mutating func append(_ cells: [String]) {
         precondition(cells.count == columns.count, "a row needs one cell per column")
-        rows.append(cells)
+        rows.append(cells.map(PrintableText.escaped))
     }
 
     /// The table's lines, columns separated by two spaces, without trailing blanks.

@@ -102,7 +102,7 @@ struct HTMLReport {
                     + "\(Formatting.bytes(settings.chunkSize)), \(settings.threads) thread(s)"
             ),
         ]
-        let stored = manifests.reduce(0) { $0 + $1.storedBytes }
+        let stored = Formatting.sum(manifests.map(\.storedBytes))
         let which = manifests.count == 1 ? "this checkpoint" : "the \(manifests.count) readable checkpoints"
         facts.append(("on disk", "\(Formatting.bytes(stored)) in the shard files of \(which)"))
         for (key, value) in newest.metadata.sorted(by: { $0.key < $1.key }) {
@@ -151,7 +151,7 @@ struct HTMLReport {
                 .init(name: "stored", color: Self.colors.stored, values: manifests.map { Double($0.storedBytes) })
             ],
             axis: ChartAxis.bytes(maximum:),
-            text: { Formatting.bytes(Int($0)) },
+            text: { Formatting.bytes($0) },
             line: (
                 series: .init(name: "ratio", color: Self.colors.ratio, values: ratios),
                 axis: .ratio(maximum: ratios.max() ?? 1),
@@ -212,8 +212,8 @@ struct HTMLReport {
             axisTitle: "rank",
             series: [.init(name: "raw bytes", color: Self.colors.stored, values: bytes)],
             axis: ChartAxis.bytes(maximum:),
-            text: { Formatting.bytes(Int($0)) },
-            reference: Self.mean(bytes).map { .init(label: "mean " + Formatting.bytes(Int($0)), value: $0) },
+            text: { Formatting.bytes($0) },
+            reference: Self.mean(bytes).map { .init(label: "mean " + Formatting.bytes($0), value: $0) },
             height: 240
         )
         if let timings = Self.rankTimings(newest) {
@@ -278,7 +278,7 @@ struct HTMLReport {
             }
             let timings = manifest.timings
             let cells = [
-                String(manifest.rankCount), String(manifest.shards.reduce(0) { $0 + $1.entries.count }),
+                String(manifest.rankCount), String(Formatting.sum(manifest.shards.map(\.entries.count))),
                 Formatting.bytes(manifest.rawBytes), Formatting.bytes(manifest.storedBytes),
                 Formatting.ratioText(Formatting.ratio(raw: manifest.rawBytes, stored: manifest.storedBytes)),
                 Formatting.duration(timings.stageSeconds), Formatting.duration(timings.encodeSeconds),

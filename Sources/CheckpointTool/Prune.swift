@@ -57,7 +57,7 @@ struct Prune: ParsableCommand {
             kept: before.filter { !gone.contains($0) }.map(\.rawValue),
             keptForReferences: plan.keptForReferences.filter { !gone.contains($0.key) }.sorted { $0.key < $1.key }
                 .map { PruneReport.Reference(step: $0.key.rawValue, usedBy: $0.value.map(\.rawValue)) },
-            freedBytes: deleted.reduce(0) { $0 + (sizes[$1] ?? 0) }
+            freedBytes: Formatting.sum(deleted.map { sizes[$0] ?? 0 })
         )
         if output.json {
             try Console.json(report)

@@ -254,6 +254,7 @@ enum SVGChart {
     /// A coordinate with at most two decimals, to keep the file small.
     private static func f(_ value: Double) -> String {
         let rounded = (value * 100).rounded() / 100
-        return rounded == rounded.rounded() ? String(Int(rounded)) : String(rounded)
+        guard rounded.isFinite else { return "0" }
+        return rounded == rounded.rounded() && abs(rounded) < 1e15 ? String(Int(rounded)) : String(rounded)
     }
 }

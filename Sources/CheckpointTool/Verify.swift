@@ -45,7 +45,7 @@ struct Verify: ParsableCommand {
             ProgressBar.isShown
             ? steps.reduce(0) { total, step in
                 guard let manifest = try? checkpoints.loadManifest(step: step) else { return total }
-                return total + manifest.storedBytes + (manifest.incremental?.referencedBytes ?? 0)
+                return Formatting.sum([total, manifest.storedBytes, manifest.incremental?.referencedBytes ?? 0])
             } : 0
         let progress = ProgressBar("verifying", total: total)
         defer { progress.finish() }
@@ -99,7 +99,7 @@ struct VerifyResult: Encodable {
             // A verification without a problem has a manifest.
             let manifest = verification.manifest
             status = "ok"
-            storedBytes = manifest.map { $0.storedBytes + ($0.incremental?.referencedBytes ?? 0) }
+            storedBytes = manifest.map { Formatting.sum([$0.storedBytes, $0.incremental?.referencedBytes ?? 0]) }
             references = manifest?.incremental.map { $0.references.map(\.rawValue) }
             authenticatedBy = directory.authentication == nil ? nil : manifest?.authentication?.keyID
         }

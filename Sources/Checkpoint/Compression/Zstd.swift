@@ -64,6 +64,15 @@ final class ZstdDecompressor {
 
     deinit { ZSTD_freeDCtx(context) }
 
+    /// The content size the zstd frame at the start of `frame` declares in its header, or `nil` when
+    /// it is not a frame or declares none. Reads only the header: nothing is decoded or allocated.
+    static func declaredContentSize(_ frame: UnsafeRawBufferPointer) -> UInt64? {
+        guard let base = frame.baseAddress else { return nil }
+        let declared = ZSTD_getFrameContentSize(base, frame.count)
+        guard declared != ckpt_zstd_contentsize_error(), declared != ckpt_zstd_contentsize_unknown() else { return nil }
+        return declared
+    }
+
     /// Decompresses exactly one frame from `source`, which must decode to exactly `destination.count` bytes.
     ///
     /// The frame's declared content size, its compressed extent and the decoded size are all checked

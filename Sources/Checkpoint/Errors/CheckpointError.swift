@@ -88,6 +88,7 @@ extension CheckpointError {
             case layoutMismatch
             case authenticationFailed
             case lineageMismatch
+            case insufficientMemory
         }
 
         let value: Value
@@ -166,5 +167,9 @@ extension CheckpointError {
         /// checkpoint before it: it was placed in the directory rather than written by this run.
         /// Restore skips it.
         public static let lineageMismatch = Code(value: .lineageMismatch)
+        /// Reading would need a single buffer larger than this machine's memory: the checkpoint claims
+        /// more state than can be restored here (or its sizes were edited). Restore it on a machine
+        /// with more memory, or from another checkpoint.
+        public static let insufficientMemory = Code(value: .insufficientMemory)
     }
 }

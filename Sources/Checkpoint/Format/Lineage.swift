@@ -29,7 +29,7 @@ public struct Lineage: Sendable, Hashable {
     /// - Throws: `invalidConfiguration` when the identifier is empty, too long or holds control characters.
     public init(runID: String, atLeast: Step? = nil) throws(CheckpointError) {
         guard (1...256).contains(runID.unicodeScalars.count),
-            runID.unicodeScalars.allSatisfy({ !$0.properties.generalCategory.isControl })
+            !runID.unicodeScalars.contains(where: PrintableText.needsEscape)
         else {
             throw CheckpointError(
                 .invalidConfiguration,
@@ -70,13 +70,4 @@ extension Manifest {
 
     /// The link a successor records to this checkpoint.
     func link() throws(CheckpointError) -> Link { Link(step: step, manifestSHA256: try lineageDigest()) }
-}
-
-extension Unicode.GeneralCategory {
-    fileprivate var isControl: Bool {
-        switch self {
-        case .control, .format, .lineSeparator, .paragraphSeparator, .surrogate, .unassigned: true
-        default: false
-        }
-    }
 }

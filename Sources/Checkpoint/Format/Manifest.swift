@@ -56,9 +56,9 @@ public struct Manifest: Codable, Sendable, Hashable {
     public var references: [Step] { incremental?.references ?? [] }
 
     /// Uncompressed bytes over all shards.
-    public var rawBytes: Int { shards.reduce(0) { $0 + $1.rawBytes } }
+    public var rawBytes: Int { Self.saturatingSum(shards.lazy.map(\.rawBytes)) }
     /// Bytes on disk over all shards (shard files, not counting the manifest).
-    public var storedBytes: Int { shards.reduce(0) { $0 + $1.fileBytes } }
+    public var storedBytes: Int { Self.saturatingSum(shards.lazy.map(\.fileBytes)) }
 
     /// Writer settings.
     public struct Settings: Codable, Sendable, Hashable {
@@ -214,8 +214,73 @@ public struct Manifest: Codable, Sendable, Hashable {
             )
         }
         try manifest.checkReferences(path: path)
+        try manifest.checkNumbers(path: path)
         if let authentication, let sealer { try authentication.checkRecord(manifest, sealedBy: sealer, path: path) }
         return manifest
+    }
+
+    /// The sum of `values`, `Int.max` (or `Int.min`) where it would overflow: for totals that are
+    /// only shown. A decoded manifest's totals never overflow (``checkNumbers(path:)``).
+    static func saturatingSum(_ values: some Sequence<Int>) -> Int {
+        var total = 0
+        for value in values {
+            let (sum, overflow) = total.addingReportingOverflow(value)
+            if overflow { return value > 0 ? Int.max : Int.min }
+            total = sum
+        }
+        return total
+    }
+
+    /// Rejects sizes and counts no writer records: negative ones, totals that overflow, timings
+    /// that are negative, NaN or infinite. Tools add and convert these numbers freely, so a
+    /// manifest is refused here rather than trapping there.
+    private func checkNumbers(path: String) throws(CheckpointError) {
+        func fail(_ what: String) -> CheckpointError {
+            CheckpointError(
+                .manifestInvalid,
+                "manifest records \(what); no writer records that, so it was edited or damaged",
+                path: path
+            )
+        }
+        func total(_ values: [Int], _ what: String) throws(CheckpointError) {
+            var sum = 0
+            for value in values {
+                guard value >= 0 else { throw fail("a negative \(what) \(value)") }
+                let (next, overflow) = sum.addingReportingOverflow(value)
+                guard !overflow else { throw fail("\(what)s whose total overflows") }
+                sum = next
+            }
+        }
+        func check(_ timings: Timings) throws(CheckpointError) {
+            let values = [
+                timings.stageSeconds, timings.encodeSeconds, timings.writeSeconds, timings.syncSeconds,
+                timings.commitSeconds,
+            ]
+            guard values.allSatisfy({ $0.isFinite && $0 >= 0 }) else { throw fail("a negative or non-finite timing") }
+        }
+        guard settings.chunkSize >= 0, settings.threads >= 0 else {
+            throw fail("a negative chunk size or thread count")
+        }
+        try check(timings)
+        try total(shards.map(\.fileBytes) + [incremental?.referencedBytes ?? 0], "file size")
+        try total(shards.map(\.rawBytes), "raw size")
+        try total(shards.map(\.storedBytes), "stored size")
+        try total(shards.map { $0.referencedBytes ?? 0 }, "referenced size")
+        for shard in shards {
+            if let timings = shard.timings { try check(timings) }
+            try total(shard.entries.map(\.rawBytes), "raw size")
+            try total(shard.entries.map(\.storedBytes), "stored size")
+            try total(shard.entries.map(\.chunks), "chunk count")
+            for entry in shard.entries {
+                var elements = 1
+                for dimension in entry.shape {
+                    guard dimension >= 0 else { throw fail("a negative dimension \(dimension)") }
+                    let (product, overflow) = elements.multipliedReportingOverflow(by: dimension)
+                    guard !overflow else { throw fail("a shape whose element count overflows") }
+                    elements = product
+                }
+            }
+        }
     }
 
     /// References point to strictly older checkpoints, ascending, and the manifest's list is the

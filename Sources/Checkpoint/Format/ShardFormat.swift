@@ -342,6 +342,27 @@ struct ShardIndex: Sendable {
         for (previous, next) in zip(regions, regions.dropFirst()) where previous.0 + previous.1 > next.0 {
             throw cursor.corrupt("two chunks overlap at byte \(next.0)")
         }
+        // Chunks in a base shard follow the same rule, except that several records may name the
+        // very same stored chunk: an incremental writer reuses one stored chunk for every chunk of
+        // the same content. Each base's regions are bounded by its data region when it is opened.
+        var baseRegions = [[ChunkRecord]](repeating: [], count: bases.count)
+        for entry in entries {
+            for chunk in entry.chunks { if let base = chunk.base { baseRegions[base].append(chunk) } }
+        }
+        for (base, chunks) in baseRegions.enumerated() {
+            let sorted = chunks.sorted { ($0.offset, $0.storedSize) < ($1.offset, $1.storedSize) }
+            for (previous, next) in zip(sorted, sorted.dropFirst()) {
+                let same =
+                    previous.offset == next.offset && previous.storedSize == next.storedSize
+                    && previous.rawSize == next.rawSize && previous.codec == next.codec
+                    && previous.digest == next.digest
+                guard same || previous.offset + previous.storedSize <= next.offset else {
+                    throw cursor.corrupt(
+                        "two chunks in checkpoint \(bases[base].step)'s shard overlap at byte \(next.offset) without being the same chunk"
+                    )
+                }
+            }
+        }
         self.version = version
         self.bases = bases
         self.entries = entries

@@ -25,11 +25,13 @@ extension ShardReader {
             start = end
         }
         guard !needed.isEmpty else { return 0 }
-        let largest = needed.map { max(record.chunks[$0.chunk].storedSize, record.chunks[$0.chunk].rawSize) }.max() ?? 0
         let scratchSize = needed.map { record.chunks[$0.chunk].rawSize }.max() ?? 0
         let lanes = max(1, min(threads, needed.count))
         let workers = try (0..<lanes).map { _ throws(CheckpointError) in
-            try RegionDecoder(decoder: ChunkDecoder(scratchSize: largest), scratchSize: scratchSize)
+            try RegionDecoder(
+                decoder: ChunkDecoder(for: needed.map { record.chunks[$0.chunk] }, of: record),
+                scratchSize: scratchSize
+            )
         }
         try ParallelWork.run(count: needed.count, workers: workers) { (worker, item) throws(CheckpointError) in
             let (index, chunkStart) = needed[item]

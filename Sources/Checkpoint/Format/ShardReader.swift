@@ -123,7 +123,7 @@ final class ShardReader: @unchecked Sendable {
                 guard let base = chunk.base, chunk.offset + chunk.storedSize > baseDataEnds[base] else { continue }
                 throw CheckpointError(
                     .corruptData,
-                    "shard index is damaged: a chunk of '\(entry.name)' lies outside the data region of checkpoint \(index.bases[base].step)'s shard",
+                    "shard index is damaged: a chunk of '\(PrintableText.escaped(entry.name))' lies outside the data region of checkpoint \(index.bases[base].step)'s shard",
                     path: path
                 )
             }
@@ -145,7 +145,7 @@ final class ShardReader: @unchecked Sendable {
         guard let position = byName[name] else {
             throw CheckpointError(
                 .entryMissing,
-                "entry '\(name)' is not in this checkpoint; it holds: \(index.entries.map(\.name).joined(separator: ", "))",
+                "entry '\(PrintableText.escaped(name))' is not in this checkpoint; it holds: \(index.entries.map { PrintableText.escaped($0.name) }.joined(separator: ", "))",
                 path: path
             )
         }
@@ -175,9 +175,10 @@ final class ShardReader: @unchecked Sendable {
             starts.append(position)
             position += chunk.rawSize
         }
-        let largest = record.chunks.map { max($0.storedSize, $0.rawSize) }.max() ?? 0
         let lanes = max(1, min(threads, record.chunks.count))
-        let decoders = try (0..<lanes).map { _ throws(CheckpointError) in try ChunkDecoder(scratchSize: largest) }
+        let decoders = try (0..<lanes).map { _ throws(CheckpointError) in
+            try ChunkDecoder(for: record.chunks, of: record)
+        }
         try ParallelWork.run(count: record.chunks.count, workers: decoders) {
             (decoder, index) throws(CheckpointError) in
             let chunk = record.chunks[index]
@@ -188,7 +189,7 @@ final class ShardReader: @unchecked Sendable {
             if checkRawDigests, let rawDigest = chunk.rawDigest, sha256(UnsafeRawBufferPointer(target)) != rawDigest {
                 throw CheckpointError(
                     .corruptData,
-                    "entry '\(record.name)': the chunk at byte \(chunk.offset) decodes to bytes whose SHA-256 differs from the digest the index records for them",
+                    "entry '\(PrintableText.escaped(record.name))': the chunk at byte \(chunk.offset) decodes to bytes whose SHA-256 differs from the digest the index records for them",
                     path: source(for: chunk).path
                 )
             }
@@ -198,21 +199,46 @@ final class ShardReader: @unchecked Sendable {
     /// Reads and verifies every chunk of every entry, discarding the data: each chunk's stored
     /// digest, and (2.x) the digest of the bytes it decodes to.
     ///
+    /// Chunks are streamed through buffers of one chunk per thread, never a whole entry: what this
+    /// allocates is bounded by `threads` times the largest chunk whose stored bytes passed their
+    /// checksum and whose zstd frame declares the size the index claims (at most
+    /// ``ShardFormat/maximumChunkRawSize`` raw, plus its stored bytes), whatever the entries claim.
+    ///
     /// - Parameters:
     ///   - threads: Threads that decode the chunks of an entry.
     ///   - verified: Called after each entry verified, in index order (for progress).
     func verifyAll(threads: Int, verified: (EntryRecord) -> Void = { _ in }) throws(CheckpointError) {
+        let lanes = max(1, min(threads, index.entries.map(\.chunks.count).max() ?? 1))
+        let decoders = try (0..<lanes).map { _ throws(CheckpointError) in try ChunkDecoder() }
         for record in index.entries {
-            let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, record.rawSize), alignment: 64)
-            defer { scratch.deallocate() }
-            try decode(
-                record,
-                into: UnsafeMutableRawBufferPointer(rebasing: scratch[..<record.rawSize]),
-                threads: threads,
-                checkRawDigests: true
-            )
+            try ParallelWork.run(count: record.chunks.count, workers: decoders) {
+                (decoder, position) throws(CheckpointError) in
+                let chunk = record.chunks[position]
+                let decoded = try decoder.verify(chunk, of: record, from: source(for: chunk))
+                if let rawDigest = chunk.rawDigest, sha256(decoded) != rawDigest {
+                    throw CheckpointError(
+                        .corruptData,
+                        "entry '\(PrintableText.escaped(record.name))': the chunk at byte \(chunk.offset) decodes to bytes whose SHA-256 differs from the digest the index records for them",
+                        path: source(for: chunk).path
+                    )
+                }
+            }
             verified(record)
         }
+    }
+
+    /// Throws `insufficientMemory` when one buffer of `bytes` cannot fit in this machine's memory.
+    ///
+    /// A file can claim any size up to the format's limits; allocating more than the machine has
+    /// would abort the process instead of failing with an error.
+    static func checkAllocation(_ bytes: Int, of what: String, path: String) throws(CheckpointError) {
+        let available = Syscalls.physicalMemory
+        guard bytes > available else { return }
+        throw CheckpointError(
+            .insufficientMemory,
+            "reading \(what) needs a buffer of \(bytes) bytes, more than this machine's \(available) bytes of memory; restore it on a machine with more memory or from another checkpoint (or the sizes in the file were edited)",
+            path: path
+        )
     }
 
     /// `<checkpoint directory>/ckpt-<step>/<this shard's file name>`, from the directory layout.
@@ -297,52 +323,160 @@ final class ShardReader: @unchecked Sendable {
 }
 
 /// One worker's buffers for reading stored chunk bytes and undoing the filter.
+///
+/// The buffers grow to the largest chunk decoded so far, and only once a chunk's stored bytes
+/// passed their checksum and (zstd) its frame declared the size the index claims: a claim the
+/// stored bytes do not back is refused before anything is allocated for it.
 final class ChunkDecoder {
     private let decompressor: ZstdDecompressor
-    private let stored: UnsafeMutableRawBufferPointer
-    private let unfiltered: UnsafeMutableRawBufferPointer
+    private var stored: UnsafeMutableRawBufferPointer
+    private var unfiltered: UnsafeMutableRawBufferPointer
+    /// Decoded bytes of a chunk that has no place of its own (``verify(_:of:from:)``).
+    private var scratch: UnsafeMutableRawBufferPointer
 
-    init(scratchSize: Int) throws(CheckpointError) {
+    /// A decoder whose buffers start out holding `storedCapacity` stored bytes of a zstd chunk and
+    /// `unfilteredCapacity` decoded bytes of a shuffled chunk; they grow when a chunk needs more.
+    init(storedCapacity: Int = 0, unfilteredCapacity: Int = 0) throws(CheckpointError) {
         decompressor = try ZstdDecompressor()
-        stored = .allocate(byteCount: max(1, scratchSize), alignment: 64)
-        unfiltered = .allocate(byteCount: max(1, scratchSize), alignment: 64)
+        stored = .allocate(byteCount: max(1, storedCapacity), alignment: 64)
+        unfiltered = .allocate(byteCount: max(1, unfilteredCapacity), alignment: 64)
+        scratch = .allocate(byteCount: 1, alignment: 64)
+    }
+
+    /// A decoder with buffers for any of `chunks` of `record`: only what their codec and filter use.
+    convenience init(for chunks: some Sequence<ChunkRecord>, of record: EntryRecord) throws(CheckpointError) {
+        var stored = 0
+        var raw = 0
+        for chunk in chunks {
+            if chunk.codec == .zstd { stored = max(stored, chunk.storedSize) }
+            raw = max(raw, chunk.rawSize)
+        }
+        try self.init(storedCapacity: stored, unfilteredCapacity: record.filter == .shuffle ? raw : 0)
     }
 
     deinit {
         stored.deallocate()
         unfiltered.deallocate()
+        scratch.deallocate()
     }
 
+    /// `buffer`, reallocated to hold at least `count` bytes.
+    private static func grow(_ buffer: inout UnsafeMutableRawBufferPointer, to count: Int) {
+        guard buffer.count < count else { return }
+        buffer.deallocate()
+        buffer = .allocate(byteCount: count, alignment: 64)
+    }
+
+    /// Decodes `chunk` into `target` (exactly `chunk.rawSize` bytes), verifying its stored bytes'
+    /// SHA-256 before using them.
     func decode(
         _ chunk: ChunkRecord,
         of record: EntryRecord,
         from source: any ByteSource,
         into target: UnsafeMutableRawBufferPointer
     ) throws(CheckpointError) {
-        let filtered =
-            record.filter == .shuffle ? UnsafeMutableRawBufferPointer(rebasing: unfiltered[..<chunk.rawSize]) : target
-        // A raw chunk is read straight to where its bytes belong; a frame goes through scratch.
-        let bytes =
-            chunk.codec == .raw ? filtered : UnsafeMutableRawBufferPointer(rebasing: stored[..<chunk.storedSize])
+        if chunk.codec == .zstd {
+            let frame = try loadFrame(chunk, of: record, from: source)
+            try expand(frame, chunk, of: record, from: source, into: target)
+            return
+        }
+        // A raw chunk is read straight to where its bytes belong (its size is its stored size,
+        // bytes the file holds).
+        let filtered = try filteredTarget(for: chunk, of: record, target)
+        try source.read(into: filtered, at: chunk.offset)
+        try checkDigest(UnsafeRawBufferPointer(filtered), chunk, of: record, from: source)
+        if record.filter == .shuffle {
+            ByteShuffle.unshuffle(UnsafeRawBufferPointer(filtered), into: target, width: record.filterWidth)
+        }
+    }
+
+    /// Decodes `chunk` into this decoder's own scratch buffer, for verification.
+    /// - Returns: The decoded bytes, valid until the next call.
+    func verify(
+        _ chunk: ChunkRecord,
+        of record: EntryRecord,
+        from source: any ByteSource
+    ) throws(CheckpointError) -> UnsafeRawBufferPointer {
+        if chunk.codec == .zstd {
+            let frame = try loadFrame(chunk, of: record, from: source)
+            Self.grow(&scratch, to: chunk.rawSize)
+            let target = UnsafeMutableRawBufferPointer(rebasing: scratch[..<chunk.rawSize])
+            try expand(frame, chunk, of: record, from: source, into: target)
+            return UnsafeRawBufferPointer(target)
+        }
+        Self.grow(&scratch, to: chunk.rawSize)
+        let target = UnsafeMutableRawBufferPointer(rebasing: scratch[..<chunk.rawSize])
+        try decode(chunk, of: record, from: source, into: target)
+        return UnsafeRawBufferPointer(target)
+    }
+
+    /// Reads a zstd chunk's stored bytes, checks their SHA-256 and that the frame declares the
+    /// chunk's raw size, all before any buffer of that size exists.
+    private func loadFrame(
+        _ chunk: ChunkRecord,
+        of record: EntryRecord,
+        from source: any ByteSource
+    ) throws(CheckpointError) -> UnsafeRawBufferPointer {
+        Self.grow(&stored, to: chunk.storedSize)
+        let bytes = UnsafeMutableRawBufferPointer(rebasing: stored[..<chunk.storedSize])
         try source.read(into: bytes, at: chunk.offset)
-        guard sha256(UnsafeRawBufferPointer(bytes)) == chunk.digest else {
+        try checkDigest(UnsafeRawBufferPointer(bytes), chunk, of: record, from: source)
+        let declared = ZstdDecompressor.declaredContentSize(UnsafeRawBufferPointer(bytes))
+        guard declared == UInt64(chunk.rawSize) else {
             throw CheckpointError(
                 .corruptData,
-                "entry '\(record.name)': the chunk at byte \(chunk.offset) fails its SHA-256 checksum",
+                "entry '\(PrintableText.escaped(record.name))', chunk at byte \(chunk.offset): the index claims \(chunk.rawSize) bytes but the stored zstd frame declares \(declared.map(String.init) ?? "no size"); the index was edited or damaged",
                 path: source.path
             )
         }
-        if chunk.codec == .zstd {
-            do { try decompressor.decompress(UnsafeRawBufferPointer(bytes), into: filtered) } catch {
-                throw CheckpointError(
-                    .corruptData,
-                    "entry '\(record.name)', chunk at byte \(chunk.offset): \(error.message)",
-                    path: source.path
-                )
-            }
+        return UnsafeRawBufferPointer(bytes)
+    }
+
+    /// Decompresses a loaded frame into `target`, undoing the filter.
+    private func expand(
+        _ frame: UnsafeRawBufferPointer,
+        _ chunk: ChunkRecord,
+        of record: EntryRecord,
+        from source: any ByteSource,
+        into target: UnsafeMutableRawBufferPointer
+    ) throws(CheckpointError) {
+        let filtered = try filteredTarget(for: chunk, of: record, target)
+        do { try decompressor.decompress(frame, into: filtered) } catch {
+            throw CheckpointError(
+                .corruptData,
+                "entry '\(PrintableText.escaped(record.name))', chunk at byte \(chunk.offset): \(error.message)",
+                path: source.path
+            )
         }
         if record.filter == .shuffle {
             ByteShuffle.unshuffle(UnsafeRawBufferPointer(filtered), into: target, width: record.filterWidth)
+        }
+    }
+
+    /// Where the chunk's filtered bytes go: `target` itself, or (shuffled) the unfiltered buffer.
+    private func filteredTarget(
+        for chunk: ChunkRecord,
+        of record: EntryRecord,
+        _ target: UnsafeMutableRawBufferPointer
+    ) throws(CheckpointError) -> UnsafeMutableRawBufferPointer {
+        precondition(target.count == chunk.rawSize)
+        guard record.filter == .shuffle else { return target }
+        Self.grow(&unfiltered, to: chunk.rawSize)
+        return UnsafeMutableRawBufferPointer(rebasing: unfiltered[..<chunk.rawSize])
+    }
+
+    private func checkDigest(
+        _ bytes: UnsafeRawBufferPointer,
+        _ chunk: ChunkRecord,
+        of record: EntryRecord,
+        from source: any ByteSource
+    ) throws(CheckpointError) {
+        guard sha256(bytes) == chunk.digest else {
+            throw CheckpointError(
+                .corruptData,
+                "entry '\(PrintableText.escaped(record.name))': the chunk at byte \(chunk.offset) fails its SHA-256 checksum",
+                path: source.path
+            )
         }
     }
 }

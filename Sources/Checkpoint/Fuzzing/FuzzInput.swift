@@ -23,6 +23,11 @@ struct FuzzInput {
         case incrementalPair = 6
         /// As ``incrementalPair``, with both shards' checksums recomputed first.
         case incrementalPairWithRepairedChecksums = 7
+        /// An incremental shard and a set of older shards it uses: a count byte (low 2 bits + 1
+        /// bases; the top bit: recompute every checksum, each base's index digest going to the base
+        /// record of the same position), then each base as a 4-byte length and its bytes, then the
+        /// shard. The reader opens the bases in the order of the shard's base table.
+        case incrementalSet = 8
     }
 
     let mode: Mode
@@ -63,16 +68,19 @@ struct FuzzInput {
                 )
             case .incrementalPair: try readPair(repairing: false)
             case .incrementalPairWithRepairedChecksums: try readPair(repairing: true)
+            case .incrementalSet: try readSet()
             case .chunk: try decodeChunk()
             case .manifest:
                 let line = Array((hexString(sha256(body)) + "  " + Manifest.fileName + "\n").utf8)
-                _ = try Manifest.decode(body, checksumLine: line, path: "fuzz")
+                Self.useNumbers(of: try Manifest.decode(body, checksumLine: line, path: "fuzz"))
             case .manifestAndChecksum:
                 let newline = body.firstIndex(of: 0) ?? body.endIndex
-                _ = try Manifest.decode(
-                    Array(body[..<newline]),
-                    checksumLine: Array(body[newline...].dropFirst()),
-                    path: "fuzz"
+                Self.useNumbers(
+                    of: try Manifest.decode(
+                        Array(body[..<newline]),
+                        checksumLine: Array(body[newline...].dropFirst()),
+                        path: "fuzz"
+                    )
                 )
             }
         } catch {
@@ -82,10 +90,34 @@ struct FuzzInput {
         return nil
     }
 
+    /// Does with a decoded manifest's numbers what `ckpt list`, `inspect`, `report` and `verify` do
+    /// (totals, per-shard and per-entry sums, ratios): a decoded manifest must never make them trap.
+    private static func useNumbers(of manifest: Manifest) {
+        var total = manifest.rawBytes &+ manifest.storedBytes &+ (manifest.incremental?.referencedBytes ?? 0)
+        for shard in manifest.shards {
+            total &+= shard.entries.reduce(0) { $0 + $1.rawBytes }
+            total &+= shard.entries.reduce(0) { $0 + $1.storedBytes }
+            total &+= shard.entries.reduce(0) { $0 + $1.chunks }
+            total &+= shard.storedBytes &+ (shard.referencedBytes ?? 0)
+            for entry in shard.entries { total &+= entry.shape.reduce(1, *) }
+        }
+        let timings = manifest.timings
+        let seconds = [timings.stageSeconds, timings.encodeSeconds, timings.writeSeconds, timings.syncSeconds]
+        total &+= seconds.allSatisfy { $0.isFinite && $0 >= 0 } ? 0 : Int.max
+        withExtendedLifetime(total) {}
+    }
+
+    /// The largest chunk the fuzzer lets a reader decode. A chunk's raw size is the state the index
+    /// declares: the memory bound allows a reader to allocate it, so larger claims (up to the
+    /// format's 1 GiB) are only opened and checked, which keeps every allocation under the fuzzer's
+    /// `-malloc_limit_mb` unless the reader allocates more than it declares.
+    static let largestDecodedChunk = 64 << 20
+
     /// Opens `bytes` as a shard, from memory, and decodes every entry (raw digests checked too).
     /// A shard that uses older shards' chunks is incomplete here: none is given.
     private func readShard(_ bytes: [UInt8]) throws {
         let reader = try ShardReader(source: MemoryByteSource(bytes, name: "fuzz shard"), baseSource: nil)
+        guard Self.isSmallEnough(reader) else { return }
         try reader.verifyAll(threads: 1)
     }
 
@@ -99,10 +131,42 @@ struct FuzzInput {
         var shard = Array(body[(4 + baseLength)...])
         if repairing {
             base = Self.repairingChecksums(base)
-            shard = Self.repairingChecksums(shard, baseDigest: Self.indexDigest(of: base))
+            shard = Self.repairingChecksums(shard, baseDigests: Self.indexDigest(of: base).map { [$0] })
         }
         let baseSource = MemoryByteSource(base, name: "fuzz base shard")
         let reader = try ShardReader(source: MemoryByteSource(shard, name: "fuzz shard")) { _ in baseSource }
+        guard Self.isSmallEnough(reader) else { return }
+        try reader.verifyAll(threads: 1)
+    }
+
+    /// Whether every chunk of the shard declares at most ``largestDecodedChunk`` raw bytes.
+    private static func isSmallEnough(_ reader: ShardReader) -> Bool {
+        reader.index.entries.allSatisfy { $0.chunks.allSatisfy { $0.rawSize <= largestDecodedChunk } }
+    }
+
+    /// Opens the shard with a set of older shards, handed out in the order the reader asks for
+    /// them, and decodes every entry (raw digests checked too).
+    private func readSet() throws {
+        var cursor = ByteCursor(body, path: "fuzz")
+        let header = try cursor.u8()
+        var bases: [[UInt8]] = []
+        for _ in 0..<Int(header & 3) + 1 {
+            let length = Int(try cursor.u32())
+            guard length <= cursor.remaining else { return }
+            bases.append(try cursor.bytes(length))
+        }
+        var shard = try cursor.bytes(cursor.remaining)
+        if header & 0x80 != 0 {
+            bases = bases.map { Self.repairingChecksums($0) }
+            shard = Self.repairingChecksums(shard, baseDigests: bases.map { Self.indexDigest(of: $0) ?? [] })
+        }
+        let sources = bases.enumerated().map { MemoryByteSource($1, name: "fuzz base shard \($0)") }
+        var next = 0
+        let reader = try ShardReader(source: MemoryByteSource(shard, name: "fuzz shard")) { _ in
+            defer { next += 1 }
+            return sources[next % sources.count]
+        }
+        guard Self.isSmallEnough(reader) else { return }
         try reader.verifyAll(threads: 1)
     }
 
@@ -137,7 +201,7 @@ struct FuzzInput {
             rawSize: rawSize,
             chunks: [chunk]
         )
-        let decoder = try ChunkDecoder(scratchSize: max(stored.count, rawSize))
+        let decoder = try ChunkDecoder(storedCapacity: stored.count, unfilteredCapacity: rawSize)
         let target = UnsafeMutableRawBufferPointer.allocate(byteCount: rawSize, alignment: 64)
         defer { target.deallocate() }
         try decoder.decode(chunk, of: record, from: MemoryByteSource(stored, name: "fuzz chunk"), into: target)
@@ -145,9 +209,9 @@ struct FuzzInput {
 
     /// Recomputes every chunk digest (and raw digest) and the index digest of a shard whose index
     /// still parses, or just the index digest when its footer is intact; other inputs are returned
-    /// unchanged. Chunks in an older shard keep their digests; `baseDigest`, when given, becomes
-    /// every base record's index digest.
-    static func repairingChecksums(_ bytes: [UInt8], baseDigest: [UInt8]? = nil) -> [UInt8] {
+    /// unchanged. Chunks in an older shard keep their digests; `baseDigests`, when given, become the
+    /// base records' index digests, by position (cycling when there are fewer).
+    static func repairingChecksums(_ bytes: [UInt8], baseDigests: [[UInt8]]? = nil) -> [UInt8] {
         let footerStart = bytes.count - ShardFormat.footerSize
         guard footerStart >= ShardFormat.headerSize else { return bytes }
         var cursor = ByteCursor(Array(bytes[footerStart...]), path: "fuzz")
@@ -176,8 +240,10 @@ struct FuzzInput {
                     }
                 }
             }
-            if let baseDigest {
-                for position in index.bases.indices { index.bases[position].indexDigest = baseDigest }
+            if let baseDigests, !baseDigests.isEmpty {
+                for position in index.bases.indices {
+                    index.bases[position].indexDigest = baseDigests[position % baseDigests.count]
+                }
             }
             indexBytes = index.encoded()
         }

@@ -94,6 +94,7 @@ enum SeedCorpus {
             let checksum = try bytes(checkpoint + "/" + Manifest.checksumFileName)
             seeds.append(FuzzInput(mode: .manifest, body: manifest))
             seeds.append(FuzzInput(mode: .manifestAndChecksum, body: manifest + [0] + checksum))
+            seeds += hostileNumbers(in: manifest).map { FuzzInput(mode: .manifest, body: $0) }
         }
         seeds += try incrementalSeeds(work: work + "/incremental")
         for (number, seed) in seeds.enumerated() {
@@ -113,6 +114,8 @@ enum SeedCorpus {
         var changed = Sample(seed: 7, count: 3000)
         changed.label = "changed"
         try checkpointer.save(changed, step: 2)
+        // Step 3 changes nothing: its chunks are in step 1's shard (the arrays) and step 2's.
+        try checkpointer.save(changed, step: 3)
         let base = try bytes(work + "/ckpt-000000000001/rank-00000.snap")
         let shard = try bytes(work + "/ckpt-000000000002/rank-00000.snap")
         var pair = ByteBuilder()
@@ -127,12 +130,40 @@ enum SeedCorpus {
         let indexLength = Int(try cursor.u64())
         index.append(UInt32(indexStart - ShardFormat.headerSize))
         index.append(contentsOf: shard[indexStart..<indexStart + indexLength])
+        let third = try bytes(work + "/ckpt-000000000003/rank-00000.snap")
+        var set = ByteBuilder()
+        set.append(UInt8(1))
+        for older in [base, shard] {
+            set.append(UInt32(older.count))
+            set.append(contentsOf: older)
+        }
+        set.append(contentsOf: third)
+        var repairedSet = set.bytes
+        repairedSet[0] |= 0x80
         return [
+            FuzzInput(mode: .incrementalSet, body: set.bytes),
+            FuzzInput(mode: .incrementalSet, body: repairedSet),
             FuzzInput(mode: .incrementalPair, body: pair.bytes),
             FuzzInput(mode: .incrementalPairWithRepairedChecksums, body: pair.bytes),
             FuzzInput(mode: .index, body: index.bytes),
             FuzzInput(mode: .shard, body: base),
         ]
+    }
+
+    /// Copies of a manifest with one number replaced by a value no writer records: negative,
+    /// `Int.max` (whose sums overflow), too large for `Int`, or a non-finite or huge timing.
+    private static func hostileNumbers(in manifest: [UInt8]) -> [[UInt8]] {
+        let text = String(decoding: manifest, as: UTF8.self)
+        let replacements: [(key: String, value: String)] = [
+            ("rawBytes", "-1"), ("rawBytes", "9223372036854775807"), ("fileBytes", "9223372036854775807"),
+            ("storedBytes", "-9223372036854775808"), ("chunks", "-3"), ("chunkSize", "1e300"),
+            ("stageSeconds", "1e300"), ("commitSeconds", "-0.5"), ("threads", "-1"),
+        ]
+        return replacements.compactMap { key, value in
+            guard let range = text.range(of: "\"\(key)\" : ") else { return nil }
+            let end = text[range.upperBound...].firstIndex { $0 == "," || $0 == "\n" } ?? text.endIndex
+            return Array((text[..<range.upperBound] + value + text[end...]).utf8)
+        }
     }
 
     private static func bytes(_ path: String) throws -> [UInt8] {

@@ -44,7 +44,7 @@ public struct ElementType: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// `Swift.Double (float64, 8 bytes)`.
-    public var description: String { "\(typeName) (\(scalar), \(size) bytes)" }
+    public var description: String { "\(PrintableText.escaped(typeName)) (\(scalar), \(size) bytes)" }
 
     private static func simdScalar<Vector: SIMD>(_ type: Vector.Type) -> Scalar {
         Scalar(Vector.Scalar.self) ?? .opaque

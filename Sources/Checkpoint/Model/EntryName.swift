@@ -15,23 +15,26 @@ public enum EntryName {
         guard bytes.count <= maximumLength else {
             throw CheckpointError(
                 .invalidName,
-                "entry name is \(bytes.count) bytes; the limit is \(maximumLength): '\(name.prefix(40))…'"
+                "entry name is \(bytes.count) bytes; the limit is \(maximumLength): '\(PrintableText.escaped(String(name.prefix(40))))…'"
             )
         }
         for component in bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
             guard !component.isEmpty else {
                 throw CheckpointError(
                     .invalidName,
-                    "entry name '\(name)' has an empty component (leading, trailing or double '/')"
+                    "entry name '\(PrintableText.escaped(name))' has an empty component (leading, trailing or double '/')"
                 )
             }
             guard component.elementsEqual([0x2E]) == false, component.elementsEqual([0x2E, 0x2E]) == false else {
-                throw CheckpointError(.invalidName, "entry name '\(name)' has a '.' or '..' component")
+                throw CheckpointError(
+                    .invalidName,
+                    "entry name '\(PrintableText.escaped(name))' has a '.' or '..' component"
+                )
             }
             for byte in component where !isAllowed(byte) {
                 throw CheckpointError(
                     .invalidName,
-                    "entry name '\(name)' contains \(describe(byte)); use ASCII letters, digits, '_', '-', '.' and '/'"
+                    "entry name '\(PrintableText.escaped(name))' contains \(describe(byte)); use ASCII letters, digits, '_', '-', '.' and '/'"
                 )
             }
         }

@@ -120,23 +120,41 @@ final class CheckpointShards: Sendable {
         block: BlockLayout,
         into destination: UnsafeMutableRawBufferPointer
     ) throws(CheckpointError) {
-        precondition(destination.count == block.elementCount * type.size)
+        try read(plan(name, as: type, block: block), into: destination)
+    }
+
+    /// Everything a block read needs, checked against the saved layout and the shards' indexes
+    /// before the destination is allocated.
+    struct BlockRead {
+        /// The parts to decode: a shard, its record of the entry, and (for a saved block) which of
+        /// the record's bytes go where; `nil` runs mean the whole record.
+        var parts: [(shard: ShardReader, record: EntryRecord, runs: BlockRuns?)]
+        var name: String
+        var block: BlockLayout
+        /// Whether the entry has a saved layout (the read counts in the statistics' blocks read).
+        var isDistributed: Bool
+    }
+
+    /// Checks a read of `block` of entry `name` as `type` against what the checkpoint saved, and
+    /// opens the shards it needs, without decoding anything.
+    /// - Throws: what ``read(_:as:block:into:)`` throws for a read it would refuse.
+    func plan(_ name: String, as type: ElementType, block: BlockLayout) throws(CheckpointError) -> BlockRead {
         guard let saved = layouts[name] else {
-            try readUnblocked(name, as: type, block: block, into: destination)
-            return
+            let (shard, record) = try unblockedRecord(name, as: type, block: block)
+            return BlockRead(parts: [(shard, record, nil)], name: name, block: block, isDistributed: false)
         }
         let path = location
         if let unblocked = saved.unblockedRanks.first {
             throw CheckpointError(
                 .layoutMismatch,
-                "rank \(unblocked) saved '\(name)' without a block layout but rank \(saved.blocks[0].rank) with one; every rank must save its block of a distributed array with write(_:as:block:)",
+                "rank \(unblocked) saved '\(PrintableText.escaped(name))' without a block layout but rank \(saved.blocks[0].rank) with one; every rank must save its block of a distributed array with write(_:as:block:)",
                 path: path
             )
         }
         if let problem = BlockLayout.tilingProblem(saved.blocks) {
             throw CheckpointError(
                 .layoutMismatch,
-                "the checkpoint's blocks of '\(name)' do not tile the array: \(problem)",
+                "the checkpoint's blocks of '\(PrintableText.escaped(name))' do not tile the array: \(problem)",
                 path: path
             )
         }
@@ -144,15 +162,11 @@ final class CheckpointShards: Sendable {
         guard block.globalShape == globalShape else {
             throw CheckpointError(
                 .layoutMismatch,
-                "'\(name)' was saved with global shape \(globalShape), but rank \(rank) asks for a block of global shape \(block.globalShape); describe the new blocks with the saved global shape (SnapshotReader.globalShape(of:))",
+                "'\(PrintableText.escaped(name))' was saved with global shape \(globalShape), but rank \(rank) asks for a block of global shape \(block.globalShape); describe the new blocks with the saved global shape (SnapshotReader.globalShape(of:))",
                 path: path
             )
         }
-        statistics.withLock { statistics in
-            if statistics.blocksRead[name, default: []].contains(block) == false {
-                statistics.blocksRead[name, default: []].append(block)
-            }
-        }
+        var parts: [(shard: ShardReader, record: EntryRecord, runs: BlockRuns?)] = []
         for (old, savedBlock) in saved.blocks {
             guard let runs = BlockRuns(from: savedBlock, to: block, elementSize: type.size) else { continue }
             let shard = try shard(old)
@@ -161,9 +175,30 @@ final class CheckpointShards: Sendable {
             guard record.shape == savedBlock.extent else {
                 throw CheckpointError(
                     .corruptData,
-                    "the shard's index gives '\(name)' the shape \(record.shape) but the manifest records a block of extent \(savedBlock.extent)",
+                    "the shard's index gives '\(PrintableText.escaped(name))' the shape \(record.shape) but the manifest records a block of extent \(savedBlock.extent)",
                     path: shard.path
                 )
+            }
+            parts.append((shard, record, runs))
+        }
+        return BlockRead(parts: parts, name: name, block: block, isDistributed: true)
+    }
+
+    /// Performs a checked block read into `destination` (`block.elementCount` elements).
+    func read(_ plan: BlockRead, into destination: UnsafeMutableRawBufferPointer) throws(CheckpointError) {
+        if plan.isDistributed {
+            statistics.withLock { statistics in
+                if statistics.blocksRead[plan.name, default: []].contains(plan.block) == false {
+                    statistics.blocksRead[plan.name, default: []].append(plan.block)
+                }
+            }
+        }
+        for (shard, record, runs) in plan.parts {
+            guard let runs else {
+                precondition(destination.count == record.rawSize)
+                try shard.decode(record, into: destination, threads: threads)
+                statistics.withLock { $0.chunksDecoded += record.chunks.count }
+                continue
             }
             let decoded = try shard.decode(record, runs: runs, into: destination, threads: threads)
             statistics.withLock { $0.chunksDecoded += decoded }
@@ -172,23 +207,26 @@ final class CheckpointShards: Sendable {
 
     /// A block read of an entry saved without a layout: allowed only as a plain read of this rank's
     /// own shard, on as many ranks as saved (checkpoints from before layouts were recorded).
-    private func readUnblocked(
+    private func unblockedRecord(
         _ name: String,
         as type: ElementType,
-        block: BlockLayout,
-        into destination: UnsafeMutableRawBufferPointer
-    ) throws(CheckpointError) {
+        block: BlockLayout
+    ) throws(CheckpointError) -> (ShardReader, EntryRecord) {
         let savedBy = manifest.shards.filter { shard in shard.entries.contains { $0.name == name } }.map(\.rank)
         guard !isRepartitioning else {
             guard savedBy.isEmpty else {
                 throw CheckpointError(
                     .layoutMissing,
-                    "'\(name)' was saved without a block layout, so checkpoint \(manifest.step) cannot give it to \(rankCount) ranks (it was written by \(manifest.rankCount)); restart with \(manifest.rankCount) ranks, or save the array with SnapshotWriter.write(_:as:block:) so later checkpoints can be re-partitioned",
+                    "'\(PrintableText.escaped(name))' was saved without a block layout, so checkpoint \(manifest.step) cannot give it to \(rankCount) ranks (it was written by \(manifest.rankCount)); restart with \(manifest.rankCount) ranks, or save the array with SnapshotWriter.write(_:as:block:) so later checkpoints can be re-partitioned",
                     path: location
                 )
             }
             _ = try shard(defaultSource).record(name)  // entryMissing, naming what the checkpoint holds
-            throw CheckpointError(.entryMissing, "entry '\(name)' is not in this checkpoint", path: location)
+            throw CheckpointError(
+                .entryMissing,
+                "entry '\(PrintableText.escaped(name))' is not in this checkpoint",
+                path: location
+            )
         }
         let shard = try shard(rank)
         let record = try shard.record(name)
@@ -196,12 +234,11 @@ final class CheckpointShards: Sendable {
         guard record.elementCount == block.elementCount else {
             throw CheckpointError(
                 .layoutMissing,
-                "'\(name)' was saved without a block layout and holds \(record.elementCount) elements (shape \(record.shape)), but the block \(block) has \(block.elementCount); restore it with the decomposition it was saved with",
+                "'\(PrintableText.escaped(name))' was saved without a block layout and holds \(record.elementCount) elements (shape \(record.shape)), but the block \(block) has \(block.elementCount); restore it with the decomposition it was saved with",
                 path: shard.path
             )
         }
-        try shard.decode(record, into: destination, threads: threads)
-        statistics.withLock { $0.chunksDecoded += record.chunks.count }
+        return (shard, record)
     }
 
     /// Throws unless `record` holds raw elements that may be restored as `type`.
@@ -209,14 +246,14 @@ final class CheckpointShards: Sendable {
         guard record.encoding == .raw else {
             throw CheckpointError(
                 .typeMismatch,
-                "entry '\(record.name)' holds an encoded \(record.elementType.typeName), not raw \(type.typeName); read it with decode(_:_:)",
+                "entry '\(PrintableText.escaped(record.name))' holds an encoded \(PrintableText.escaped(record.elementType.typeName)), not raw \(type.typeName); read it with decode(_:_:)",
                 path: path
             )
         }
         guard record.elementType.isCompatible(with: type) else {
             throw CheckpointError(
                 .typeMismatch,
-                "entry '\(record.name)' was saved as \(record.elementType) and cannot be restored as \(type)",
+                "entry '\(PrintableText.escaped(record.name))' was saved as \(record.elementType) and cannot be restored as \(type)",
                 path: path
             )
         }

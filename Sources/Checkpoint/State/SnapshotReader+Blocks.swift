@@ -60,27 +60,25 @@ extension SnapshotReader {
         block: BlockLayout
     ) throws(CheckpointError) -> [Element] {
         let count = block.elementCount
+        // Everything is checked against the saved layout before the array is allocated.
+        let plan = try checkpoint.plan(prefix + name, as: .of(Element.self), block: block)
         // An empty array must not go through `unsafeUninitializedCapacity`: for 0 elements it
         // writes the count into the shared empty-array storage, which other threads read
         // (the thread sanitizer reports it). The read still runs: it checks the entry and block.
         guard count > 0 else {
-            try checkpoint.read(
-                prefix + name,
-                as: .of(Element.self),
-                block: block,
-                into: UnsafeMutableRawBufferPointer(start: nil, count: 0)
-            )
+            try checkpoint.read(plan, into: UnsafeMutableRawBufferPointer(start: nil, count: 0))
             return []
         }
+        let (bytes, overflow) = count.multipliedReportingOverflow(by: MemoryLayout<Element>.stride)
+        try ShardReader.checkAllocation(
+            overflow ? Int.max : bytes,
+            of: "a block of '\(PrintableText.escaped(prefix + name))'",
+            path: shard.path
+        )
         var failure: CheckpointError?
         let array = [Element](unsafeUninitializedCapacity: count) { buffer, initialized in
             do throws(CheckpointError) {
-                try checkpoint.read(
-                    prefix + name,
-                    as: .of(Element.self),
-                    block: block,
-                    into: UnsafeMutableRawBufferPointer(buffer)
-                )
+                try checkpoint.read(plan, into: UnsafeMutableRawBufferPointer(buffer))
                 initialized = count
             } catch {
                 failure = error
@@ -140,8 +138,9 @@ extension SnapshotReader {
                 "the destination of '\(prefix + name)' has \(count) elements but the block \(block) has \(block.elementCount)"
             )
         }
+        let plan = try checkpoint.plan(prefix + name, as: .of(Element.self), block: block)
         let staged = StagedBytes(count: count * MemoryLayout<Element>.stride)
-        try checkpoint.read(prefix + name, as: .of(Element.self), block: block, into: staged.bytes)
+        try checkpoint.read(plan, into: staged.bytes)
         return staged
     }
 

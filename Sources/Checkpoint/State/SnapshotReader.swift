@@ -54,6 +54,11 @@ public struct SnapshotReader: Sendable {
     ) throws(CheckpointError) -> [Element] {
         let record = try rawRecord(name, Element.self)
         let count = record.elementCount
+        try ShardReader.checkAllocation(
+            record.rawSize,
+            of: "entry '\(PrintableText.escaped(record.name))'",
+            path: shard.path
+        )
         // An empty array must not go through `unsafeUninitializedCapacity`: for 0 elements it
         // writes the count into the shared empty-array storage, which other threads read
         // (the thread sanitizer reports it). The record was checked above; there is nothing to decode.
@@ -81,16 +86,19 @@ public struct SnapshotReader: Sendable {
     }
 
     /// Reads one `BitwiseCopyable` value written with ``SnapshotWriter/write(value:as:)``.
+    ///
+    /// The entry's element count is checked before anything is decoded: an entry that claims
+    /// more than one value is refused without allocating for it.
     public func read<Value: BitwiseCopyable>(_ type: Value.Type, _ name: String) throws(CheckpointError) -> Value {
-        let values = try read([Value].self, name)
-        guard values.count == 1 else {
+        let record = try rawRecord(name, Value.self)
+        guard record.elementCount == 1 else {
             throw CheckpointError(
                 .shapeMismatch,
-                "entry '\(prefix + name)' holds \(values.count) values, not one",
+                "entry '\(PrintableText.escaped(prefix + name))' holds \(record.elementCount) values, not one",
                 path: shard.path
             )
         }
-        return values[0]
+        return try read([Value].self, name)[0]
     }
 
     /// Decodes an entry straight into memory the caller owns, which must have exactly the entry's element count.
@@ -111,6 +119,11 @@ public struct SnapshotReader: Sendable {
     /// - Throws: `entryMissing` or `corruptData`.
     public func readBytes(_ name: String) throws(CheckpointError) -> [UInt8] {
         let record = try plainRecord(prefix + name)
+        try ShardReader.checkAllocation(
+            record.rawSize,
+            of: "entry '\(PrintableText.escaped(record.name))'",
+            path: shard.path
+        )
         var bytes = [UInt8](repeating: 0, count: record.rawSize)
         try withTypedThrows {
             try bytes.withUnsafeMutableBytes { buffer in try shard.decode(record, into: buffer, threads: threads) }
@@ -125,10 +138,15 @@ public struct SnapshotReader: Sendable {
         guard record.encoding == .json else {
             throw CheckpointError(
                 .typeMismatch,
-                "entry '\(record.name)' holds raw \(record.elementType), not an encoded \(Value.self); read it with read(_:_:)",
+                "entry '\(PrintableText.escaped(record.name))' holds raw \(record.elementType), not an encoded \(Value.self); read it with read(_:_:)",
                 path: shard.path
             )
         }
+        try ShardReader.checkAllocation(
+            record.rawSize,
+            of: "entry '\(PrintableText.escaped(record.name))'",
+            path: shard.path
+        )
         var bytes = [UInt8](repeating: 0, count: record.rawSize)
         try withTypedThrows {
             try bytes.withUnsafeMutableBytes { buffer in
@@ -140,7 +158,7 @@ public struct SnapshotReader: Sendable {
         } catch {
             throw CheckpointError(
                 .decodingFailed,
-                "entry '\(record.name)' (saved as \(record.elementType.typeName)) does not decode as \(Value.self)",
+                "entry '\(PrintableText.escaped(record.name))' (saved as \(PrintableText.escaped(record.elementType.typeName))) does not decode as \(Value.self)",
                 path: shard.path,
                 underlying: error
             )
@@ -169,7 +187,7 @@ public struct SnapshotReader: Sendable {
         guard record.elementCount == count else {
             throw CheckpointError(
                 .shapeMismatch,
-                "entry '\(record.name)' holds \(record.elementCount) elements (shape \(record.shape)) but the destination has \(count)",
+                "entry '\(PrintableText.escaped(record.name))' holds \(record.elementCount) elements (shape \(record.shape)) but the destination has \(count)",
                 path: shard.path
             )
         }
@@ -187,14 +205,14 @@ public struct SnapshotReader: Sendable {
         guard record.encoding == .raw else {
             throw CheckpointError(
                 .typeMismatch,
-                "entry '\(record.name)' holds an encoded \(record.elementType.typeName), not raw \(wanted.typeName); read it with decode(_:_:)",
+                "entry '\(PrintableText.escaped(record.name))' holds an encoded \(PrintableText.escaped(record.elementType.typeName)), not raw \(wanted.typeName); read it with decode(_:_:)",
                 path: shard.path
             )
         }
         guard record.elementType.isCompatible(with: wanted) else {
             throw CheckpointError(
                 .typeMismatch,
-                "entry '\(record.name)' was saved as \(record.elementType) and cannot be restored as \(wanted)",
+                "entry '\(PrintableText.escaped(record.name))' was saved as \(PrintableText.escaped(record.elementType.description)) and cannot be restored as \(wanted)",
                 path: shard.path
             )
         }

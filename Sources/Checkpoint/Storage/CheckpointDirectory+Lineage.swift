@@ -15,7 +15,7 @@ extension CheckpointDirectory {
         guard record.runID == lineage.runID else {
             throw CheckpointError(
                 .lineageMismatch,
-                "checkpoint belongs to run '\(record.runID)', not to the configured run '\(lineage.runID)'; move it away or configure its run",
+                "checkpoint belongs to run '\(PrintableText.escaped(record.runID))', not to the configured run '\(lineage.runID)'; move it away or configure its run",
                 path: location
             )
         }

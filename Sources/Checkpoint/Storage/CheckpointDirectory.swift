@@ -237,6 +237,15 @@ public struct CheckpointDirectory: Sendable {
                 path: shardPath
             )
         }
+        // What a reader allocates is bounded by the state the manifest declares: the index may not
+        // claim more (or other) than the manifest recorded for it.
+        guard Manifest.saturatingSum(shard.index.entries.lazy.map(\.rawSize)) == record.rawBytes else {
+            throw CheckpointError(
+                .corruptData,
+                "shard's entries hold \(Manifest.saturatingSum(shard.index.entries.lazy.map(\.rawSize))) bytes but the manifest recorded \(record.rawBytes); the checkpoint is inconsistent",
+                path: shardPath
+            )
+        }
         // Retention keeps what the manifest lists; a shard using anything else could lose it.
         guard shard.baseSteps == (record.references ?? []).map(\.rawValue) else {
             throw CheckpointError(

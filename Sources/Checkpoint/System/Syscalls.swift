@@ -401,6 +401,16 @@ enum Syscalls {
     /// The number of processors online (at least 1): the default number of threads.
     @usableFromInline static var onlineProcessorCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
+    /// The machine's physical memory in bytes (`Int.max` when the system does not say): no single
+    /// allocation a reader makes from a file's claims can succeed beyond it.
+    static var physicalMemory: Int {
+        let pages = sysconf(Int32(_SC_PHYS_PAGES))
+        let pageSize = sysconf(Int32(_SC_PAGESIZE))
+        guard pages > 0, pageSize > 0 else { return Int.max }
+        let (bytes, overflow) = pages.multipliedReportingOverflow(by: pageSize)
+        return overflow ? Int.max : bytes
+    }
+
     /// Ends this process at once with `SIGKILL`, as a crash would (the fault-injection seam).
     static func killThisProcess() -> Never {
         _ = kill(getpid(), SIGKILL)
