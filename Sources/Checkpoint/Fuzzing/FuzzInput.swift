@@ -28,7 +28,16 @@ struct FuzzInput {
         /// record of the same position), then each base as a 4-byte length and its bytes, then the
         /// shard. The reader opens the bases in the order of the shard's base table.
         case incrementalSet = 8
+        /// The bytes are manifest.json, with a correct checksum line and a correct seal under
+        /// ``FuzzInput/key``, read with that key as a restore with it would (and its lineage digest taken).
+        case sealedManifest = 9
+        /// The bytes are manifest.json, a zero byte, then its seal file; the checksum line is correct
+        /// and the manifest is read with ``FuzzInput/key``.
+        case manifestAndSeal = 10
     }
+
+    /// The key sealed inputs are read with.
+    static let key = try! Authentication.Key(secret: Array("swift-checkpoint fuzzing key, not a secret".utf8))
 
     let mode: Mode
     let body: [UInt8]
@@ -73,6 +82,30 @@ struct FuzzInput {
             case .manifest:
                 let line = Array((hexString(sha256(body)) + "  " + Manifest.fileName + "\n").utf8)
                 Self.useNumbers(of: try Manifest.decode(body, checksumLine: line, path: "fuzz"))
+            case .sealedManifest:
+                let authentication = Authentication(signingKey: Self.key)
+                let manifest = try Manifest.decode(
+                    body,
+                    checksumLine: Self.checksumLine(body),
+                    authentication: authentication,
+                    seal: { authentication.seal(body) },
+                    path: "fuzz"
+                )
+                Self.useNumbers(of: manifest)
+                _ = try manifest.lineageDigest()
+            case .manifestAndSeal:
+                let end = body.firstIndex(of: 0) ?? body.endIndex
+                let manifest = Array(body[..<end])
+                let seal = Array(body[end...].dropFirst())
+                Self.useNumbers(
+                    of: try Manifest.decode(
+                        manifest,
+                        checksumLine: Self.checksumLine(manifest),
+                        authentication: Authentication(signingKey: Self.key),
+                        seal: { seal },
+                        path: "fuzz"
+                    )
+                )
             case .manifestAndChecksum:
                 let newline = body.firstIndex(of: 0) ?? body.endIndex
                 Self.useNumbers(
@@ -88,6 +121,11 @@ struct FuzzInput {
             return error
         }
         return nil
+    }
+
+    /// A correct checksum line for `manifest`.
+    private static func checksumLine(_ manifest: [UInt8]) -> [UInt8] {
+        Array((hexString(sha256(manifest)) + "  " + Manifest.fileName + "\n").utf8)
     }
 
     /// Does with a decoded manifest's numbers what `ckpt list`, `inspect`, `report` and `verify` do

@@ -97,11 +97,28 @@ enum SeedCorpus {
             seeds += hostileNumbers(in: manifest).map { FuzzInput(mode: .manifest, body: $0) }
         }
         seeds += try incrementalSeeds(work: work + "/incremental")
+        seeds += try sealedSeeds(work: work + "/sealed")
         for (number, seed) in seeds.enumerated() {
             let name = String(format: "%@/seed-%03d-%@", folder, number, "\(seed.mode)")
             try Data(seed.bytes).write(to: URL(fileURLWithPath: name))
         }
         return seeds.count
+    }
+
+    /// Seeds from a sealed checkpoint with a lineage (its second, so it links to the first).
+    private static func sealedSeeds(work: String) throws -> [FuzzInput] {
+        var configuration = Checkpointer.Configuration(threads: 1, chunkSize: 4096)
+        configuration.authentication = Authentication(signingKey: FuzzInput.key)
+        configuration.lineage = try Lineage(runID: "fuzz")
+        let checkpointer = try Checkpointer(directory: work, configuration: configuration)
+        try checkpointer.save(Sample(seed: 11, count: 500), step: 1)
+        try checkpointer.save(Sample(seed: 12, count: 500), step: 2)
+        let manifest = try bytes(work + "/ckpt-000000000002/" + Manifest.fileName)
+        let seal = try bytes(work + "/ckpt-000000000002/" + Authentication.fileName)
+        return [
+            FuzzInput(mode: .sealedManifest, body: manifest),
+            FuzzInput(mode: .manifestAndSeal, body: manifest + [0] + seal),
+        ]
     }
 
     /// Seeds from an incremental checkpoint (format 2.0) and the older one it uses.
