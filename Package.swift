@@ -13,6 +13,8 @@ let package = Package(
         .executable(name: "heat", targets: ["Heat"]),
         .executable(name: "nbody", targets: ["NBody"]),
         .library(name: "CheckpointMPI", targets: ["CheckpointMPI"]),
+        .library(name: "CheckpointService", targets: ["CheckpointService"]),
+        .executable(name: "kv-service", targets: ["KVService"]),
         .executable(name: "mpi-selftest", targets: ["MPISelfTest"]),
         .executable(name: "checkpoint-fuzz", targets: ["CheckpointFuzz"]),
         .executable(name: "torture", targets: ["Torture"]),
@@ -28,6 +30,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .systemLibrary(
@@ -84,7 +90,29 @@ let package = Package(
                 "CZstd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
+        ),
+        .target(
+            name: "CheckpointService",
+            dependencies: [
+                "Checkpoint",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "KVService",
+            dependencies: [
+                "Checkpoint", "CheckpointService",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Examples/KVService"
         ),
         .executableTarget(
             name: "CheckpointTool",
@@ -116,7 +144,20 @@ let package = Package(
         ),
         .testTarget(
             name: "CheckpointTests",
-            dependencies: ["Checkpoint", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "Checkpoint", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ]
+        ),
+        .testTarget(
+            name: "ServiceTests",
+            dependencies: [
+                "Checkpoint", "CheckpointService",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         .testTarget(
             name: "CheckpointToolTests",

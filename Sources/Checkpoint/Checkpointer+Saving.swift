@@ -129,6 +129,7 @@ extension Checkpointer {
         }
         if decision.anyBusy {
             if background.options.whenBusy == .skip && !decision.stop {
+                metrics.skipped.increment()
                 logger.jobWide(
                     .notice,
                     "skipping a checkpoint: the previous one is still being written",
@@ -155,6 +156,7 @@ extension Checkpointer {
             : try communicator.allreduce([fits ? 1 : 0, entriesValid ? 1 : 0], .min).map { $0 == 1 }
         guard everywhere[0], everywhere[1] else {
             if everywhere[1] {
+                metrics.synchronousFallbacks.increment()
                 logger.jobWide(
                     .notice,
                     "checkpoint larger than the staging limit; writing it synchronously",
@@ -174,16 +176,24 @@ extension Checkpointer {
         let blocked = clock.elapsed
         let staged = writer
         scheduler.checkpointTaken(step, blocked: blocked)
+        metrics.blocked.record(seconds: blocked)
         background.submit { [self] in
-            let manifest = try driver.commit(
-                staged,
-                step: step,
-                metadata: metadata,
-                stageSeconds: blocked,
-                stagingError: stagingError,
-                over: background.communicator,
-                inBackground: true
-            )
+            let manifest: Manifest
+            do {
+                manifest = try driver.commit(
+                    staged,
+                    step: step,
+                    metadata: metadata,
+                    stageSeconds: blocked,
+                    stagingError: stagingError,
+                    over: background.communicator,
+                    inBackground: true
+                )
+            } catch {
+                metrics.failed(error)
+                throw error
+            }
+            metrics.committed(manifest, rank: rank, seconds: clock.elapsed, blockedSeconds: nil)
             background.pool.recycle(staged.stagedStorage)
             scheduler.recordCost(clock.elapsed)
             logCommit(manifest)
@@ -239,17 +249,25 @@ extension Checkpointer {
         clock: Stopwatch,
         stagingError: (any Error)?
     ) throws -> Manifest {
-        let manifest = try driver.commit(
-            writer,
-            step: step,
-            metadata: metadata,
-            stageSeconds: clock.elapsed,
-            stagingError: stagingError,
-            over: communicator,
-            inBackground: false
-        )
-        scheduler.checkpointTaken(step, blocked: clock.elapsed)
-        scheduler.recordCost(clock.elapsed)
+        let manifest: Manifest
+        do {
+            manifest = try driver.commit(
+                writer,
+                step: step,
+                metadata: metadata,
+                stageSeconds: clock.elapsed,
+                stagingError: stagingError,
+                over: communicator,
+                inBackground: false
+            )
+        } catch {
+            metrics.failed(error)
+            throw error
+        }
+        let elapsed = clock.elapsed
+        metrics.committed(manifest, rank: rank, seconds: elapsed, blockedSeconds: elapsed)
+        scheduler.checkpointTaken(step, blocked: elapsed)
+        scheduler.recordCost(elapsed)
         logCommit(manifest)
         return manifest
     }

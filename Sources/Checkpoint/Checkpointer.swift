@@ -59,6 +59,8 @@ public final class Checkpointer: Sendable {
     let entriesChecked = Locked(false)
     /// The thread the `async` methods run their blocking work on.
     let blockingWorker: BlockingWorker
+    /// What commits and restores report through swift-metrics.
+    let metrics: CheckpointMetrics
 
     var rank: Int { communicator.rank }
 
@@ -157,6 +159,7 @@ public final class Checkpointer: Sendable {
             throw error
         }
         blockingWorker = BlockingWorker(name: "checkpoint-async-rank-\(rank)")
+        metrics = CheckpointMetrics(configuration.metrics, rank: rank)
         scheduler = SafePointScheduler(configuration: configuration, communicator: communicator)
         dumps = DumpStage(
             configuration: configuration,
@@ -185,6 +188,7 @@ public final class Checkpointer: Sendable {
             configuration: configuration,
             communicator: communicator,
             levels: levels,
+            metrics: metrics,
             logger: logger
         )
         if let stopSignals = configuration.stopSignals { SignalMonitor.install(stopSignals) }

@@ -56,6 +56,9 @@ extension Checkpointer {
         /// The run checkpoints belong to: restore refuses another run's, and one that does not follow
         /// the checkpoint before it. Default: `nil`.
         public var lineage: Lineage?
+        /// Where metrics go (swift-metrics) and how they are labelled. Default: the process-wide
+        /// factory, which records nothing until the application bootstraps a backend.
+        public var metrics: MetricsOptions
 
         /// Creates a configuration; every argument has a default.
         public init(
@@ -78,7 +81,8 @@ extension Checkpointer {
             incremental: Incremental = .off,
             commitMethod: CommitMethod = .rename,
             authentication: Authentication? = nil,
-            lineage: Lineage? = nil
+            lineage: Lineage? = nil,
+            metrics: MetricsOptions = MetricsOptions()
         ) {
             self.policy = policy
             self.retention = retention
@@ -100,6 +104,7 @@ extension Checkpointer {
             self.commitMethod = commitMethod
             self.authentication = authentication
             self.lineage = lineage
+            self.metrics = metrics
         }
 
         /// The number of active processors.
@@ -157,6 +162,7 @@ extension Checkpointer {
                 guard processDumps.timeout > 0 else { throw fail("processDumps.timeout must be positive") }
             }
             if let redundancy { try redundancy.validate() }
+            try metrics.validate()
             if let stopSignals {
                 guard stopSignals.gracePeriod > 0 else { throw fail("the stop signals' grace period must be positive") }
                 for signal in stopSignals.signals where !Syscalls.canHandleSignal(signal) {

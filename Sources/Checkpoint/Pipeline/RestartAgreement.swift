@@ -14,6 +14,7 @@ final class RestartAgreement: Sendable {
     let configuration: Checkpointer.Configuration
     let communicator: any Communicator
     let levels: StorageLevels
+    let metrics: CheckpointMetrics
     let logger: Logger
 
     private static let recoveryTag = 7_101
@@ -22,11 +23,13 @@ final class RestartAgreement: Sendable {
         configuration: Checkpointer.Configuration,
         communicator: any Communicator,
         levels: StorageLevels,
+        metrics: CheckpointMetrics,
         logger: Logger
     ) {
         self.configuration = configuration
         self.communicator = communicator
         self.levels = levels
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -35,6 +38,7 @@ final class RestartAgreement: Sendable {
 
     /// Collective: restores the newest checkpoint all ranks can build `Value` from.
     func restoreNewest<Value>(_ build: (SnapshotReader) throws -> Value) throws -> (Value, Step)? {
+        let clock = Stopwatch()
         let steps = try candidates()
         guard !steps.isEmpty else {
             try checkNotRolledBack(newest: nil, reasons: [])
@@ -79,6 +83,7 @@ final class RestartAgreement: Sendable {
                 retire(steps.filter { $0 > step })
                 let link = try manifest?.link()
                 levels.lineageHead.withLock { $0 = link }
+                metrics.restored(seconds: clock.elapsed, fallbacks: reasons.count, countsFallbacks: rank == 0)
                 return (value, step)
             }
             // Every rank learned every rank's damage: the job-wide reason once, and each rank's own at debug.
@@ -277,6 +282,7 @@ final class RestartAgreement: Sendable {
             guard let scratch else { throw CheckpointError(.ioFailure, "no room to receive the partner's copy") }
             let names = try (received ?? .success([])).get()
             try install(names, from: scratch, local: local)
+            metrics.partnerRecoveries.increment()
             logger.notice(
                 "recovered this rank's lost node-local shard from its partner's copy",
                 metadata: ["step": "\(step)", "rank": "\(rank)", "partner": "\(partners.partner[rank])"]

@@ -1,0 +1,253 @@
+import Foundation
+import Synchronization
+import Testing
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `Examples/KVService` tested as a client sees it: the built `kv-service` runs as its own process,
+/// URLSession (a real HTTP client, libcurl underneath) writes keys from several tasks at once, the
+/// server is stopped with SIGTERM or killed with SIGKILL in the middle of that load, restarted on
+/// the same directory, and every key is read back over HTTP.
+@Suite(.timeLimit(.minutes(3))) struct KVServiceTests {
+    /// SIGTERM: the server answers what it accepted, the final snapshot holds it: every write that
+    /// was acknowledged before the signal is there after the restart.
+    @Test func sigtermLosesNoAcknowledgedWrite() async throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let server = try KVServer(directory: directory, snapshotEvery: 60)
+        let load = Load(server: server)
+        let loadTask = Task { await load.run(writers: 8) }
+        try await load.waitForAcknowledged(300)
+        server.signal(SIGTERM)
+        await loadTask.value
+        #expect(server.waitForExit() == 0, "kv-service exits cleanly on SIGTERM: \(server.errorOutput)")
+        let acknowledged = load.acknowledged
+        #expect(acknowledged.count >= 300)
+        #expect(server.errorOutput.contains("final snapshot taken"))
+
+        let restarted = try KVServer(directory: directory, snapshotEvery: 60)
+        defer { restarted.stop() }
+        let status = try await restarted.status()
+        #expect(status.version >= acknowledged.map(\.version).max() ?? 0)
+        try await expectPresent(acknowledged, in: restarted)
+    }
+
+    /// SIGKILL: no final snapshot, but everything up to the last snapshot survives: the restart
+    /// is at least at the snapshot the server reported before the kill, and holds every write
+    /// acknowledged with a version up to the restored one.
+    @Test func killLosesNothingBeforeTheLastSnapshot() async throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let server = try KVServer(directory: directory, snapshotEvery: 0.2)
+        let load = Load(server: server)
+        let loadTask = Task { await load.run(writers: 8) }
+        try await load.waitForAcknowledged(200)
+        var lastSnapshot: UInt64 = 0
+        let deadline = Date().addingTimeInterval(30)
+        while lastSnapshot == 0 || load.acknowledged.count < 400, Date() < deadline {
+            lastSnapshot = try await server.status().lastSnapshot ?? 0
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(lastSnapshot > 0, "the server took a snapshot under load")
+        server.signal(SIGKILL)
+        await loadTask.value
+        _ = server.waitForExit()
+        let acknowledged = load.acknowledged
+
+        let restarted = try KVServer(directory: directory, snapshotEvery: 60)
+        defer { restarted.stop() }
+        let restoredVersion = try await restarted.status().version
+        #expect(restoredVersion >= lastSnapshot, "the last snapshot before the kill survives")
+        let covered = acknowledged.filter { $0.version <= restoredVersion }
+        #expect(covered.count > 0)
+        try await expectPresent(covered, in: restarted)
+    }
+
+    private func expectPresent(_ writes: [Load.Write], in server: KVServer) async throws {
+        var missing: [String] = []
+        for write in writes {
+            let value = try await server.get(write.key)
+            if value != write.value { missing.append("\(write.key)@\(write.version): \(value ?? "absent")") }
+        }
+        #expect(missing.isEmpty, "\(missing.count) of \(writes.count) acknowledged writes lost: \(missing.prefix(5))")
+    }
+
+    private func temporaryDirectory() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("kv-service-test-\(UUID().uuidString)").path
+    }
+}
+
+/// Writers that PUT unique keys until the server stops answering, recording each acknowledged write.
+final class Load: Sendable {
+    struct Write: Sendable {
+        var key: String
+        var value: String
+        var version: UInt64
+    }
+
+    let server: KVServer
+    private let writes = Mutex<[Write]>([])
+
+    init(server: KVServer) { self.server = server }
+
+    var acknowledged: [Write] { writes.withLock { $0 } }
+
+    func run(writers: Int) async {
+        await withTaskGroup(of: Void.self) { group in
+            for writer in 0..<writers {
+                group.addTask { [self] in
+                    var index = 0
+                    while true {
+                        let key = "w\(writer)-\(index)"
+                        let value = "value \(writer) \(index) " + String(repeating: "x", count: index % 64)
+                        guard let version = try? await server.put(key, value) else { return }
+                        writes.withLock { $0.append(Write(key: key, value: value, version: version)) }
+                        index += 1
+                    }
+                }
+            }
+        }
+    }
+
+    func waitForAcknowledged(_ count: Int) async throws {
+        let deadline = Date().addingTimeInterval(60)
+        while acknowledged.count < count {
+            guard Date() < deadline else {
+                throw KVServer.Failure("only \(acknowledged.count) writes acknowledged in 60 s; server: \(server.errorOutput)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}
+
+/// A `kv-service` process on a free port.
+final class KVServer: @unchecked Sendable {
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    struct Status: Decodable {
+        var keys: Int
+        var version: UInt64
+        var lastSnapshot: UInt64?
+    }
+
+    let process: Process
+    let port: Int
+    private let scratch: URL
+    private let session: URLSession
+
+    /// Starts the server on `directory` and waits until it listens.
+    init(directory: String, snapshotEvery: Double) throws {
+        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("kv-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        let output = scratch.appendingPathComponent("stdout")
+        let errors = scratch.appendingPathComponent("stderr")
+        FileManager.default.createFile(atPath: output.path, contents: nil)
+        FileManager.default.createFile(atPath: errors.path, contents: nil)
+        let process = Process()
+        process.executableURL = try Self.executable()
+        process.arguments = [
+            "--directory", directory, "--port", "0", "--snapshot-every", String(snapshotEvery),
+        ]
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = try FileHandle(forWritingTo: output)
+        process.standardError = try FileHandle(forWritingTo: errors)
+        try process.run()
+        self.process = process
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.timeoutIntervalForRequest = 10
+        configuration.httpMaximumConnectionsPerHost = 16
+        session = URLSession(configuration: configuration)
+
+        var port: Int?
+        let deadline = Date().addingTimeInterval(60)
+        while port == nil, process.isRunning, Date() < deadline {
+            let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+            if let line = text.split(separator: "\n").first(where: { $0.hasPrefix("listening on ") }),
+                let number = line.split(separator: ":").last.flatMap({ Int($0) })
+            {
+                port = number
+            } else {
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+        }
+        guard let port else {
+            if process.isRunning { process.terminate() }
+            let log = (try? String(contentsOf: errors, encoding: .utf8)) ?? ""
+            throw Failure("kv-service did not start listening within 60 s: \(log)")
+        }
+        self.port = port
+    }
+
+    var errorOutput: String { (try? String(contentsOf: scratch.appendingPathComponent("stderr"), encoding: .utf8)) ?? "" }
+
+    func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    /// Waits (at most 60 s, then kills it) for the process to exit; returns its status.
+    func waitForExit() -> Int32 {
+        let deadline = Date().addingTimeInterval(60)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        if process.isRunning {
+            signal(SIGKILL)
+            process.waitUntilExit()
+            return -1
+        }
+        return process.terminationStatus
+    }
+
+    /// SIGTERM and wait; then removes the scratch folder.
+    func stop() {
+        if process.isRunning {
+            signal(SIGTERM)
+            _ = waitForExit()
+        }
+        try? FileManager.default.removeItem(at: scratch)
+    }
+
+    func put(_ key: String, _ value: String) async throws -> UInt64 {
+        var request = URLRequest(url: url("kv/\(key)"))
+        request.httpMethod = "PUT"
+        request.httpBody = Data(value.utf8)
+        let (data, response) = try await session.data(for: request)
+        guard (response as? HTTPURLResponse)?.statusCode == 200 else { throw Failure("PUT \(key): \(response)") }
+        struct Version: Decodable { var version: UInt64 }
+        return try JSONDecoder().decode(Version.self, from: data).version
+    }
+
+    func get(_ key: String) async throws -> String? {
+        let (data, response) = try await session.data(from: url("kv/\(key)"))
+        switch (response as? HTTPURLResponse)?.statusCode {
+        case 200: return String(decoding: data, as: UTF8.self)
+        case 404: return nil
+        default: throw Failure("GET \(key): \(response)")
+        }
+    }
+
+    func status() async throws -> Status {
+        let (data, _) = try await session.data(from: url("status"))
+        return try JSONDecoder().decode(Status.self, from: data)
+    }
+
+    private func url(_ path: String) -> URL { URL(string: "http://127.0.0.1:\(port)/\(path)")! }
+
+    /// The `kv-service` built beside this test bundle (`KV_SERVICE_EXECUTABLE` overrides).
+    private static func executable() throws -> URL {
+        if let override = ProcessInfo.processInfo.environment["KV_SERVICE_EXECUTABLE"] {
+            return URL(fileURLWithPath: override)
+        }
+        var bundle = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        while bundle.pathExtension != "xctest" && bundle.pathComponents.count > 1 { bundle.deleteLastPathComponent() }
+        let candidate = bundle.deletingLastPathComponent().appendingPathComponent("kv-service")
+        guard FileManager.default.isExecutableFile(atPath: candidate.path) else {
+            throw Failure("kv-service was not found at \(candidate.path); run `swift build` before `swift test`")
+        }
+        return candidate
+    }
+}
