@@ -57,12 +57,18 @@ struct KVServiceCommand: AsyncParsableCommand {
         configuration.policy = .every(seconds: snapshotEvery)
         configuration.retention = .init(keepLast: keep)
         configuration.metrics = .init(dimensions: [("service", "kv")])
-        let checkpointer = try await Checkpointer.open(directory: directory, configuration: configuration, logger: logger)
+        let checkpointer = try await Checkpointer.open(
+            directory: directory,
+            configuration: configuration,
+            logger: logger
+        )
         let restored = try await checkpointer.restoreLatest(Entries.self)
         let store = KeyValueStore(restored?.state ?? Entries())
         logger.notice(
             "restored",
-            metadata: ["version": "\(restored?.step.description ?? "none: starting empty")", "directory": "\(directory)"]
+            metadata: [
+                "version": "\(restored?.step.description ?? "none: starting empty")", "directory": "\(directory)",
+            ]
         )
 
         let snapshots = CheckpointService(

@@ -27,7 +27,11 @@ enum Routes {
         var lastSnapshot: UInt64?
     }
 
-    static func router(store: KeyValueStore, checkpointer: Checkpointer, registry: PrometheusCollectorRegistry) -> Router<BasicRequestContext> {
+    static func router(
+        store: KeyValueStore,
+        checkpointer: Checkpointer,
+        registry: PrometheusCollectorRegistry
+    ) -> Router<BasicRequestContext> {
         let router = Router()
         router.put("/kv/:key") { request, context -> Version in
             let key = try self.key(context)
@@ -47,7 +51,11 @@ enum Routes {
         }
         router.get("/status") { _, _ -> Status in
             let (count, version) = await store.summary()
-            return Status(keys: count, version: version.rawValue, lastSnapshot: checkpointer.lastCheckpointStep?.rawValue)
+            return Status(
+                keys: count,
+                version: version.rawValue,
+                lastSnapshot: checkpointer.lastCheckpointStep?.rawValue
+            )
         }
         router.get("/metrics") { _, _ -> Response in
             Response(

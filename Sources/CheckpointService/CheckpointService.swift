@@ -22,13 +22,14 @@ import ServiceLifecycle
 ///
 /// ```swift
 /// let checkpointer = try await Checkpointer.open(directory: "state", configuration: configuration)
-/// let store = KeyValueStore(restoring: try await checkpointer.restoreLatest(Entries.self))
-/// let snapshots = CheckpointService(checkpointer: checkpointer, logger: logger) {
-///     await store.snapshot()  // (state: Entries, step: Step)
-/// }
+/// let store = Store(try await checkpointer.restoreLatest(Store.Entries.self)?.state ?? Store.Entries())
+/// let snapshots = CheckpointService(checkpointer: checkpointer, logger: logger) { await store.snapshot() }
 /// let group = ServiceGroup(
-///     configuration: .init(services: [.init(service: snapshots), .init(service: server)],
-///                          gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+///     configuration: .init(
+///         services: [.init(service: snapshots), .init(service: server)],
+///         gracefulShutdownSignals: [.sigterm, .sigint],
+///         logger: logger
+///     )
 /// )
 /// try await group.run()
 /// ```
@@ -50,7 +51,13 @@ public struct CheckpointService<State: Sendable>: Service {
     private let save: Save
     private let logger: Logger
 
-    private init(checkpointer: Checkpointer, checkInterval: Duration, logger: Logger, capture: @escaping Capture, save: @escaping Save) {
+    private init(
+        checkpointer: Checkpointer,
+        checkInterval: Duration,
+        logger: Logger,
+        capture: @escaping Capture,
+        save: @escaping Save
+    ) {
         precondition(checkInterval > .zero, "checkInterval must be positive")
         self.checkpointer = checkpointer
         self.checkInterval = checkInterval
@@ -80,7 +87,10 @@ public struct CheckpointService<State: Sendable>: Service {
         guard Task.isShuttingDownGracefully else { return }
         try await snapshot(now: true)
         try await checkpointer.finish()
-        logger.info("final snapshot taken", metadata: ["step": "\(checkpointer.lastCheckpointStep.map { "\($0)" } ?? "none")"])
+        logger.info(
+            "final snapshot taken",
+            metadata: ["step": "\(checkpointer.lastCheckpointStep.map { "\($0)" } ?? "none")"]
+        )
     }
 
     /// Takes a snapshot when the state changed since the last one and the policy says it is due
@@ -107,8 +117,15 @@ extension CheckpointService where State: Checkpointable {
         capture: @escaping Capture
     ) {
         self.init(checkpointer: checkpointer, checkInterval: checkInterval, logger: logger, capture: capture) {
-            checkpointer, state, step, now in
-            if now { try await checkpointer.save(state, step: step) } else { try await checkpointer.checkpoint(state, step: step) }
+            checkpointer,
+            state,
+            step,
+            now in
+            if now {
+                try await checkpointer.save(state, step: step)
+            } else {
+                try await checkpointer.checkpoint(state, step: step)
+            }
         }
     }
 }
@@ -129,8 +146,15 @@ extension CheckpointService where State: Codable {
         capture: @escaping Capture
     ) {
         self.init(checkpointer: checkpointer, checkInterval: checkInterval, logger: logger, capture: capture) {
-            checkpointer, state, step, now in
-            if now { try await checkpointer.save(state, step: step) } else { try await checkpointer.checkpoint(state, step: step) }
+            checkpointer,
+            state,
+            step,
+            now in
+            if now {
+                try await checkpointer.save(state, step: step)
+            } else {
+                try await checkpointer.checkpoint(state, step: step)
+            }
         }
     }
 }

@@ -274,3 +274,12 @@ enum RepartitioningSamples {
         try checkpointer.registry.register("time", sim, \.time)
     }
 }
+
+/// Docs.docc/Metrics.md.
+enum MetricsSamples {
+    static func labelled() -> Checkpointer.Configuration {
+        var configuration = Checkpointer.Configuration()
+        configuration.metrics = .init(labelPrefix: "sim", dimensions: [("job", "heat-2d")])
+        return configuration
+    }
+}

@@ -83,7 +83,9 @@ struct MetricsTests {
             var configuration = configuration(metrics)
             configuration.mode = .asynchronous()
             let checkpointer = try Checkpointer(directory: directory, configuration: configuration)
-            for step in 1...3 { _ = try checkpointer.checkpoint(ArrayState(smoothField(20_000, seed: UInt64(step))), step: Step(step)) }
+            for step in 1...3 {
+                _ = try checkpointer.checkpoint(ArrayState(smoothField(20_000, seed: UInt64(step))), step: Step(step))
+            }
             try checkpointer.finish()
             let commits = try metrics.expectCounter("checkpoint_commits_total", rank0).totalValue
             let skipped = metrics.counters(label: "checkpoint_skipped_total").reduce(0) { $0 + $1.totalValue }
@@ -99,7 +101,11 @@ struct MetricsTests {
         try withTemporaryDirectory { directory in
             let configuration = configuration(metrics, prefix: "sim")
             let manifests = try LocalGroup.run(ranks: 3) { communicator in
-                let checkpointer = try Checkpointer(directory: directory, communicator: communicator, configuration: configuration)
+                let checkpointer = try Checkpointer(
+                    directory: directory,
+                    communicator: communicator,
+                    configuration: configuration
+                )
                 return try checkpointer.save(ArrayState(smoothField(1_000 * (communicator.rank + 1))), step: 1)
             }
             for rank in 0..<3 {

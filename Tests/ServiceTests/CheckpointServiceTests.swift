@@ -77,12 +77,15 @@ struct Writer: Service {
     /// down gracefully; returns the final state and the steps of every snapshot.
     private func runUntilShutdown(_ path: String, counter: Counter) async throws -> (Counter.State, [Step]) {
         let checkpointer = try await checkpointer(path, policy: .every(seconds: 0.05))
-        let snapshots = CheckpointService(checkpointer: checkpointer, checkInterval: .milliseconds(10), logger: logger) {
+        let snapshots = CheckpointService(checkpointer: checkpointer, checkInterval: .milliseconds(10), logger: logger)
+        {
             await counter.snapshot()
         }
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: snapshots), .init(service: Writer(counter: counter, valuesAfterShutdown: 50))],
+                services: [
+                    .init(service: snapshots), .init(service: Writer(counter: counter, valuesAfterShutdown: 50)),
+                ],
                 logger: logger
             )
         )

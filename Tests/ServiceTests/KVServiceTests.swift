@@ -118,7 +118,9 @@ final class Load: Sendable {
         let deadline = Date().addingTimeInterval(60)
         while acknowledged.count < count {
             guard Date() < deadline else {
-                throw KVServer.Failure("only \(acknowledged.count) writes acknowledged in 60 s; server: \(server.errorOutput)")
+                throw KVServer.Failure(
+                    "only \(acknowledged.count) writes acknowledged in 60 s; server: \(server.errorOutput)"
+                )
             }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -186,7 +188,9 @@ final class KVServer: @unchecked Sendable {
         self.port = port
     }
 
-    var errorOutput: String { (try? String(contentsOf: scratch.appendingPathComponent("stderr"), encoding: .utf8)) ?? "" }
+    var errorOutput: String {
+        (try? String(contentsOf: scratch.appendingPathComponent("stderr"), encoding: .utf8)) ?? ""
+    }
 
     func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
 

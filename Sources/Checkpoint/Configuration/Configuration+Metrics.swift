@@ -23,7 +23,11 @@ extension Checkpointer.Configuration {
 
         /// Creates metrics options; the defaults report to the process-wide factory as
         /// `checkpoint_…` with only the `rank` dimension.
-        public init(factory: (any MetricsFactory)? = nil, labelPrefix: String = "checkpoint", dimensions: [(String, String)] = []) {
+        public init(
+            factory: (any MetricsFactory)? = nil,
+            labelPrefix: String = "checkpoint",
+            dimensions: [(String, String)] = []
+        ) {
             self.factory = factory
             self.labelPrefix = labelPrefix
             self.dimensions = dimensions

@@ -42,7 +42,9 @@ struct CheckpointMetrics: Sendable {
         func timer(_ name: String) -> Timer {
             Timer(label: "\(prefix)_\(name)", dimensions: dimensions, preferredDisplayUnit: .seconds, factory: factory)
         }
-        func counter(_ name: String) -> Counter { Counter(label: "\(prefix)_\(name)", dimensions: dimensions, factory: factory) }
+        func counter(_ name: String) -> Counter {
+            Counter(label: "\(prefix)_\(name)", dimensions: dimensions, factory: factory)
+        }
         duration = timer("duration_seconds")
         blocked = timer("blocked_seconds")
         commits = counter("commits_total")
