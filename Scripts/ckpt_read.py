@@ -51,6 +51,7 @@ MAX_NAME, MAX_TYPE_NAME, MAX_DIMENSIONS = 255, 1024, 32
 MAX_CHUNK_RAW, MAX_RATIO, CHUNK_RECORD_SIZE = 1 << 30, 32768, 8 + 8 + 8 + 1 + DIGEST_SIZE
 CHUNK_RECORD_SIZE_2, BASE_RECORD_SIZE = CHUNK_RECORD_SIZE + DIGEST_SIZE + 4, 8 + DIGEST_SIZE
 MAX_MANIFEST, MAX_CHECKSUM = 256 << 20, 4096
+MAX_FIELDS, MAX_FIELD_NAME = 256, 64
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 # On-disk scalar code -> (name, bytes per scalar, struct format, NumPy dtype).
@@ -447,6 +448,10 @@ def summarize(e, data):
             out["value"] = json.loads(data.decode("utf-8"))
         except ValueError as error:
             raise CheckpointError(f"entry {e['name']!r} is not valid UTF-8 JSON: {error}") from None
+    elif "fields" in e:
+        out["fields"] = e["fields"]
+        out["dtype"] = structured_dtype(e["fields"], e["size"])
+        out["first"] = field_values(e["fields"], data, e["size"], 5)
     elif fmt is None:
         out["firstBytes"] = data[:16].hex()
     else:
@@ -503,6 +508,59 @@ def block_problem(block):
     return None
 
 
+def fields_problem(fields, size=None):
+    """Why an entry's optional `fields` (rules M19, and M20 with the element `size`) are invalid, or None."""
+    if not isinstance(fields, list) or not 1 <= len(fields) <= MAX_FIELDS:
+        return f"are not a list of 1 to {MAX_FIELDS} fields"
+    numeric = {info[0]: info[1] for code, info in SCALARS.items() if code != 0}
+    names, extents = set(), []
+    for field in fields:
+        if not isinstance(field, dict):
+            return "include one that is not an object"
+        name, offset, scalar, count = (field.get(key) for key in ("name", "offset", "scalar", "count"))
+        if not isinstance(name, str) or not 1 <= len(name) <= MAX_FIELD_NAME or \
+                not all(" " <= c <= "~" for c in name):
+            return f"include the name {name!r}; names are 1 to {MAX_FIELD_NAME} printable ASCII characters"
+        if name in names:
+            return f"name {name!r} twice"
+        names.add(name)
+        if not all(type(v) is int for v in (offset, count)) or offset < 0 or count < 1 or scalar not in numeric:
+            return f"give {name!r} an invalid offset, count or scalar"
+        end = offset + count * numeric[scalar]
+        if end >= 1 << 63 or (size is not None and end > size):
+            return f"place {name!r} (bytes {offset} to {end}) outside the {size}-byte element"
+        extents.append((offset, end, name))
+    extents.sort()
+    for (_, end, first), (start, _, second) in zip(extents, extents[1:]):
+        if end > start:
+            return f"overlap: {first!r} and {second!r} at byte {start}"
+    return None
+
+
+def structured_dtype(fields, size):
+    """The NumPy dtype of elements with named `fields` (dicts of name, offset, scalar, count) and `size` bytes."""
+    dtypes = {info[0]: info[3] for code, info in SCALARS.items() if code != 0}
+    return {"names": [f["name"] for f in fields],
+            "formats": [dtypes[f["scalar"]] if f["count"] == 1 else f"({f['count']},){dtypes[f['scalar']]}"
+                        for f in fields],
+            "offsets": [f["offset"] for f in fields], "itemsize": size}
+
+
+def field_values(fields, data, size, count):
+    """The first `count` elements of `data` as dicts of field name -> value (a list for counts above 1)."""
+    formats = {info[0]: (info[1], info[2]) for code, info in SCALARS.items() if code != 0}
+    elements = []
+    for i in range(min(count, len(data) // size)):
+        element = {}
+        for f in fields:
+            width, fmt = formats[f["scalar"]]
+            start = i * size + f["offset"]
+            values = [plain(v) for v in struct.unpack(f"<{f['count']}{fmt}", data[start:start + width * f["count"]])]
+            element[f["name"]] = values[0] if f["count"] == 1 else values
+        elements.append(element)
+    return elements
+
+
 def load_manifest(root, step):
     """Reads and checks the manifest of checkpoint `step` against its checksum file."""
     directory = f"{root}/ckpt-{step:012d}"
@@ -544,6 +602,9 @@ def load_manifest(root, step):
             problem = block_problem(entry["block"]) if "block" in entry else None
             if problem:
                 raise Damaged(f"{directory}: the block of {entry['name']!r} (rank {shard['rank']}) {problem}")
+            problem = fields_problem(entry["fields"]) if "fields" in entry else None
+            if problem:
+                raise Damaged(f"{directory}: the fields of {entry['name']!r} (rank {shard['rank']}) {problem}")
     check_references(directory, m)
     check_numbers(directory, m)
     return directory, m
@@ -632,6 +693,20 @@ def open_rank(directory, manifest, rank):
     if [step for step, _ in info["bases"]] != (record.get("references") or []):
         raise Damaged(f"{path}: shard uses chunks of checkpoints {[step for step, _ in info['bases']]} "
                       f"but the manifest records {record.get('references') or []}")
+    by_name = {e["name"]: e for e in info["entries"]}
+    described = set()
+    for entry in record["entries"]:
+        if "fields" not in entry:
+            continue
+        e = by_name.get(entry["name"])
+        if e is None or entry["name"] in described or e["encoding"] != 0 or e["scalar"] != 0:
+            raise Damaged(f"{path}: the manifest records fields of {entry['name']!r}, which the shard does not "
+                          "hold once as raw opaque elements (M20)")
+        problem = fields_problem(entry["fields"], e["size"])
+        if problem:
+            raise Damaged(f"{path}: the fields of {entry['name']!r} {problem} (M20)")
+        described.add(entry["name"])
+        e["fields"] = entry["fields"]
     root = os.path.dirname(directory)
     data_ends = [None]
     for step, digest in info["bases"]:
@@ -664,6 +739,31 @@ def read_checkpoint(root, step, rank, entry_name, verify_all):
             "createdAt": manifest["createdAt"],
             "references": sorted({step for step, _ in info["bases"]}),
             "verifiedAllRanks": verify_all, "entries": summaries}
+
+
+def read_array(root, name, step=None, rank=0):
+    """Reads raw entry `name` of `rank` (of checkpoint `step`, or the newest) as a NumPy array.
+
+    Numeric entries get their dtype (vectors a trailing dimension of lanes), plain structs that
+    record their fields a structured dtype (`a["mass"]`), other plain structs `|V<size>`. For use
+    from Python: `sys.path.insert(0, "Scripts"); import ckpt_read; ckpt_read.read_array(DIR, "particles")`.
+    """
+    if numpy is None:
+        raise CheckpointError("read_array needs NumPy")
+    step = committed_steps(root)[-1] if step is None else step
+    directory, manifest = load_manifest(root, step)
+    info = open_rank(directory, manifest, rank)
+    e = next((e for e in info["entries"] if e["name"] == name), None)
+    if e is None or e["encoding"] != 0:
+        raise CheckpointError(f"{info['path']}: there is no raw entry {name!r}")
+    data = decode_entry(info["files"], e)
+    _, scalar_size, _, dtype = SCALARS[e["scalar"]]
+    if "fields" in e:
+        return numpy.frombuffer(data, numpy.dtype(structured_dtype(e["fields"], e["size"]))).reshape(e["shape"])
+    if dtype is None:
+        return numpy.frombuffer(data, numpy.dtype(f"V{e['size']}")).reshape(e["shape"])
+    lanes = e["size"] // scalar_size
+    return numpy.frombuffer(data, numpy.dtype(dtype)).reshape(e["shape"] + ([lanes] if lanes > 1 else []))
 
 
 def overlap(a, b):

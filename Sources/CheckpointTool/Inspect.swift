@@ -8,7 +8,8 @@ struct Inspect: ParsableCommand {
         abstract: "Show a checkpoint's manifest and the entries of one rank's shard.",
         discussion: """
             Prints the step, creation time, ranks, host, library, writer settings, timings and metadata, then \
-            each entry of the shard: name, element type, shape, raw and stored size, ratio, filter and chunks. \
+            each entry of the shard: name, element type, shape, raw and stored size, ratio, filter and chunks, \
+            and the named fields of plain structs that declare them. \
             The manifest's checksum and the shard's index are checked; chunk data is not (use 'ckpt verify').
             """
     )
@@ -85,6 +86,8 @@ struct InspectReport: Encodable {
         var storedBytes: Int
         var ratio: Double
         var chunks: Int
+        /// The named fields of plain-struct elements that declare them (`StructuredElement`).
+        var fields: [ElementType.Field]?
 
         init(_ info: EntryInfo) {
             name = info.name
@@ -97,6 +100,7 @@ struct InspectReport: Encodable {
             storedBytes = info.storedBytes
             ratio = Formatting.rounded(info.compressionRatio)
             chunks = info.chunkCount
+            fields = info.elementType.fields
         }
 
         /// `float64`, `json Sim.Parameters`, `float32 x4` (a SIMD4<Float>), `Sim.Particle (24 B)`.
@@ -174,6 +178,12 @@ struct InspectReport: Encodable {
                 String(entry.chunks),
             ])
         }
-        return lines + table.lines()
+        lines += table.lines()
+        let structured = entries.compactMap { entry in entry.fields.map { (entry.name, $0) } }
+        if !structured.isEmpty { lines.append("") }
+        for (name, fields) in structured {
+            lines.append("fields of \(name): " + fields.map(\.description).joined(separator: ", "))
+        }
+        return lines
     }
 }

@@ -9,10 +9,14 @@ import Checkpoint
 /// The whole header (magic, version, length and dictionary) is padded with spaces to a multiple
 /// of 64 bytes and ends in a newline, so the data that follows is aligned as NumPy expects.
 struct NumpyHeader: Equatable {
-    /// The dtype string, e.g. `<f8`.
+    /// The dtype string, e.g. `<f8`; for structured elements, `|V` and the element size.
     var descriptor: String
     /// The array's dimensions, row-major; `[]` for a single value.
     var shape: [Int]
+    /// For plain structs that record their fields: the structured dtype, as the list of
+    /// `(name, format[, shape])` tuples with `('', '|Vn')` padding that `numpy.save` writes and
+    /// `numpy.load` reads (it does not read the `{'names', 'formats', 'offsets', 'itemsize'}` form).
+    var structuredDescriptor: String?
 
     /// The header of an entry's data.
     ///
@@ -26,6 +30,12 @@ struct NumpyHeader: Equatable {
                 "entry '\(entry.name)' holds a JSON-encoded \(type.typeName), which has no NumPy dtype; "
                     + "use --format raw to extract its JSON"
             )
+        }
+        if let fields = type.fields {
+            descriptor = "|V\(type.size)"
+            structuredDescriptor = Self.structured(fields, size: type.size)
+            shape = entry.shape
+            return
         }
         guard let descriptor = type.scalar.numpyDescriptor, type.scalar.size > 0, type.size % type.scalar.size == 0
         else {
@@ -44,13 +54,42 @@ struct NumpyHeader: Equatable {
         self.shape = shape
     }
 
+    /// `[('mass', '<f8'), ('charge', '<i4'), ('', '|V4'), ('position', '<f4', (3,)), ('', '|V4')]`:
+    /// the fields by offset, with the bytes between and after them as unnamed padding.
+    ///
+    /// The library checked the fields (names of printable ASCII, inside the element, disjoint).
+    static func structured(_ fields: [ElementType.Field], size: Int) -> String {
+        var items: [String] = []
+        var position = 0
+        for field in fields.sorted(by: { $0.offset < $1.offset }) {
+            if field.offset > position { items.append("('', '|V\(field.offset - position)')") }
+            let name = "'" + pythonEscaped(field.name) + "'"
+            let format = "'" + (field.scalar.numpyDescriptor ?? "|V\(field.scalar.size)") + "'"
+            items.append(field.count == 1 ? "(\(name), \(format))" : "(\(name), \(format), (\(field.count),))")
+            position = field.offset + field.count * field.scalar.size
+        }
+        if size > position { items.append("('', '|V\(size - position)')") }
+        return "[" + items.joined(separator: ", ") + "]"
+    }
+
+    /// The text of a Python string literal's body in single quotes.
+    private static func pythonEscaped(_ text: String) -> String {
+        var escaped = ""
+        for character in text {
+            if character == "\\" || character == "'" { escaped.append("\\") }
+            escaped.append(character)
+        }
+        return escaped
+    }
+
     static let magic: [UInt8] = [0x93] + Array("NUMPY".utf8)
 
     /// The dictionary as NumPy writes it: `{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }`.
     var dictionary: String {
         let dimensions =
             shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
-        return "{'descr': '\(descriptor)', 'fortran_order': False, 'shape': \(dimensions), }"
+        let descr = structuredDescriptor ?? "'\(descriptor)'"
+        return "{'descr': \(descr), 'fortran_order': False, 'shape': \(dimensions), }"
     }
 
     /// The header's bytes, a multiple of 64 long.

@@ -283,3 +283,32 @@ enum MetricsSamples {
         return configuration
     }
 }
+
+/// Docs.docc/StructuredElements.md.
+enum StructuredElementSamples {
+    struct Particle: StructuredElement {
+        var position: SIMD3<Float>
+        var mass: Double
+        var charge: Int32
+        var corners: (Float, Float, Float, Float)
+
+        static let fields: [ElementType.Field] = [
+            .field("position", \Particle.position),
+            .field("mass", \Particle.mass),
+            .field("charge", \Particle.charge),
+            .field("corners", \Particle.corners, of: Float.self),
+        ]
+    }
+
+    struct Swarm: Checkpointable {
+        var particles: [Particle]
+
+        func save(to writer: inout SnapshotWriter) throws {
+            try writer.write(particles, as: "particles")
+        }
+
+        init(from reader: SnapshotReader) throws {
+            particles = try reader.read([Particle].self, "particles")
+        }
+    }
+}

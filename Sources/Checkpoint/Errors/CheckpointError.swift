@@ -89,6 +89,7 @@ extension CheckpointError {
             case authenticationFailed
             case lineageMismatch
             case insufficientMemory
+            case invalidFields
         }
 
         let value: Value
@@ -171,5 +172,10 @@ extension CheckpointError {
         /// more state than can be restored here (or its sizes were edited). Restore it on a machine
         /// with more memory, or from another checkpoint.
         public static let insufficientMemory = Code(value: .insufficientMemory)
+        /// A ``StructuredElement`` type declares fields that do not describe its memory: none, too
+        /// many, a name that is empty, too long, not printable ASCII or given twice, a key path without
+        /// a stored offset, a field that is not numeric, reaches past the type's stride or overlaps
+        /// another. Nothing was written; fix the type's ``StructuredElement/fields``.
+        public static let invalidFields = Code(value: .invalidFields)
     }
 }

@@ -129,6 +129,10 @@ public struct Manifest: Codable, Sendable, Hashable {
         /// Where this rank's block lies in the global array, for entries saved as one block of a
         /// distributed array (``SnapshotWriter/write(_:as:block:)-([Element],_,_)``); `nil` otherwise.
         public var block: BlockLayout?
+        /// The named fields of its elements, for raw arrays of a plain struct that declares them
+        /// (``StructuredElement``); `nil` otherwise. Checkpoints from before fields were recorded
+        /// have none.
+        public var fields: [ElementType.Field]? = nil
     }
 
     /// Seconds spent in each phase of the checkpoint (rank 0's view; maxima over ranks when several).
@@ -213,6 +217,7 @@ public struct Manifest: Codable, Sendable, Hashable {
                 path: path
             )
         }
+        try manifest.checkFields(path: path)
         try manifest.checkReferences(path: path)
         try manifest.checkNumbers(path: path)
         if let authentication, let sealer { try authentication.checkRecord(manifest, sealedBy: sealer, path: path) }
@@ -279,6 +284,23 @@ public struct Manifest: Codable, Sendable, Hashable {
                     guard !overflow else { throw fail("a shape whose element count overflows") }
                     elements = product
                 }
+            }
+        }
+    }
+
+    /// Fields are bounded and well formed (rule M19); that they fit the element size is checked
+    /// against the shard's index when the shard is opened (M20).
+    private func checkFields(path: String) throws(CheckpointError) {
+        for shard in shards {
+            for entry in shard.entries {
+                guard let fields = entry.fields, let problem = ElementType.fieldsProblem(fields, size: nil) else {
+                    continue
+                }
+                throw CheckpointError(
+                    .manifestInvalid,
+                    "manifest's entry '\(PrintableText.escaped(entry.name))' of rank \(shard.rank) \(problem)",
+                    path: path
+                )
             }
         }
     }

@@ -140,6 +140,56 @@ final class ShardReader: @unchecked Sendable {
         self.source = source
     }
 
+    private init(_ other: ShardReader, index: ShardIndex) {
+        path = other.path
+        self.index = index
+        fileSize = other.fileSize
+        indexDigest = other.indexDigest
+        formatVersion = other.formatVersion
+        source = other.source
+        baseSources = other.baseSources
+        byName = other.byName
+    }
+
+    /// This shard with the element fields its manifest records (rule M20): each names a raw entry
+    /// of opaque elements in the index, and the fields lie inside its element size.
+    ///
+    /// - Parameter entries: The manifest's entries of this shard.
+    /// - Returns: A reader whose records carry the fields (`self` when the manifest records none).
+    /// - Throws: `corruptData` when the manifest and the index disagree.
+    func adoptingFields(of entries: [Manifest.Entry]) throws(CheckpointError) -> ShardReader {
+        var index = self.index
+        var described = Set<String>()
+        for entry in entries {
+            guard let fields = entry.fields else { continue }
+            let name = PrintableText.escaped(entry.name)
+            guard described.insert(entry.name).inserted, let position = byName[entry.name] else {
+                throw CheckpointError(
+                    .corruptData,
+                    "the manifest records fields of '\(name)' twice, or for an entry the shard does not hold; the checkpoint is inconsistent",
+                    path: path
+                )
+            }
+            let type = index.entries[position].elementType
+            guard index.entries[position].encoding == .raw, type.scalar == .opaque else {
+                throw CheckpointError(
+                    .corruptData,
+                    "the manifest records fields of '\(name)', whose elements are not plain structs (\(type)); the checkpoint is inconsistent",
+                    path: path
+                )
+            }
+            if let problem = ElementType.fieldsProblem(fields, size: type.size) {
+                throw CheckpointError(
+                    .corruptData,
+                    "the manifest's fields of '\(name)' do not fit its elements: it \(problem); the checkpoint is inconsistent",
+                    path: path
+                )
+            }
+            index.entries[position].elementType.fields = fields
+        }
+        return described.isEmpty ? self : ShardReader(self, index: index)
+    }
+
     /// The index record of an entry.
     func record(_ name: String) throws(CheckpointError) -> EntryRecord {
         guard let position = byName[name] else {

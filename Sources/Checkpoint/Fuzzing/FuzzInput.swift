@@ -34,6 +34,10 @@ struct FuzzInput {
         /// The bytes are manifest.json, a zero byte, then its seal file; the checksum line is correct
         /// and the manifest is read with ``FuzzInput/key``.
         case manifestAndSeal = 10
+        /// The bytes are manifest.json (read with a correct checksum line), a zero byte, then rank 0's
+        /// shard: the shard is opened and the manifest's element fields are checked against its
+        /// index and attached to its records (rules M19, M20).
+        case manifestAndShard = 11
     }
 
     /// The key sealed inputs are read with.
@@ -106,6 +110,19 @@ struct FuzzInput {
                         path: "fuzz"
                     )
                 )
+            case .manifestAndShard:
+                let end = body.firstIndex(of: 0) ?? body.endIndex
+                let manifest = try Manifest.decode(
+                    Array(body[..<end]),
+                    checksumLine: Self.checksumLine(Array(body[..<end])),
+                    path: "fuzz"
+                )
+                let shard = Array(body[end...].dropFirst())
+                let reader = try ShardReader(source: MemoryByteSource(shard, name: "fuzz shard"), baseSource: nil)
+                let described = try reader.adoptingFields(of: manifest.shards.first?.entries ?? [])
+                for entry in described.index.entries {
+                    _ = entry.elementType.fields.map { ElementType.fieldsProblem($0, size: entry.elementType.size) }
+                }
             case .manifestAndChecksum:
                 let newline = body.firstIndex(of: 0) ?? body.endIndex
                 Self.useNumbers(

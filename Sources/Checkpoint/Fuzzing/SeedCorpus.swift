@@ -98,11 +98,48 @@ enum SeedCorpus {
         }
         seeds += try incrementalSeeds(work: work + "/incremental")
         seeds += try sealedSeeds(work: work + "/sealed")
+        seeds += try structuredSeeds(work: work + "/structured")
         for (number, seed) in seeds.enumerated() {
             let name = String(format: "%@/seed-%03d-%@", folder, number, "\(seed.mode)")
             try Data(seed.bytes).write(to: URL(fileURLWithPath: name))
         }
         return seeds.count
+    }
+
+    /// An element with named fields, a padding gap and a vector.
+    private struct Pair: StructuredElement {
+        var weight: Double
+        var tag: Int16
+        var direction: SIMD2<Float>
+
+        static let fields: [ElementType.Field] = [
+            .field("weight", \Pair.weight), .field("tag", \Pair.tag), .field("direction", \Pair.direction),
+        ]
+    }
+
+    private struct Pairs: Checkpointable {
+        var pairs = (0..<64).map { Pair(weight: Double($0), tag: Int16($0), direction: SIMD2(1, Float($0))) }
+
+        init() {}
+
+        init(from reader: SnapshotReader) throws { pairs = try reader.read([Pair].self, "pairs") }
+
+        func save(to writer: inout SnapshotWriter) throws {
+            try writer.write(pairs, as: "pairs")
+            try writer.write([Double](repeating: 1, count: 16), as: "numbers")
+        }
+    }
+
+    /// Seeds from a checkpoint whose manifest records element fields.
+    private static func structuredSeeds(work: String) throws -> [FuzzInput] {
+        let checkpointer = try Checkpointer(directory: work, configuration: .init(threads: 1, chunkSize: 4096))
+        try checkpointer.save(Pairs(), step: 1)
+        let manifest = try bytes(work + "/ckpt-000000000001/" + Manifest.fileName)
+        let shard = try bytes(work + "/ckpt-000000000001/rank-00000.snap")
+        return [
+            FuzzInput(mode: .manifest, body: manifest),
+            FuzzInput(mode: .manifestAndShard, body: manifest + [0] + shard),
+        ]
     }
 
     /// Seeds from a sealed checkpoint with a lineage (its second, so it links to the first).

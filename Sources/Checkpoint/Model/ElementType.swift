@@ -3,7 +3,9 @@
 /// For `BitwiseCopyable` elements the library records the numeric ``Scalar`` when it knows one
 /// (so tools can read the data as NumPy arrays and the shuffle filter knows the byte width), the
 /// element's size in bytes, and the Swift type name. Restoring checks all three, so a `Float`
-/// field can never be restored into a `Double` array.
+/// field can never be restored into a `Double` array. A plain struct that declares its fields
+/// (``StructuredElement``) records them too: tools then see named fields, and a restore into a type
+/// that declares other fields names the one that differs.
 public struct ElementType: Hashable, Sendable, CustomStringConvertible {
     /// The numeric scalar an element is made of, or ``Scalar/opaque`` for other plain structs.
     public var scalar: Scalar
@@ -11,21 +13,38 @@ public struct ElementType: Hashable, Sendable, CustomStringConvertible {
     public var size: Int
     /// The Swift type's name, e.g. `"Swift.Double"` or `"MySim.Particle"`.
     public var typeName: String
+    /// The named fields of a plain struct (``StructuredElement``), in declaration order; `nil` when
+    /// none are declared or recorded.
+    public var fields: [Field]?
 
     /// Creates a descriptor from its parts.
-    public init(scalar: Scalar, size: Int, typeName: String) {
+    ///
+    /// - Parameters:
+    ///   - scalar: The numeric kind of the elements, or ``Scalar/opaque``.
+    ///   - size: Bytes per element.
+    ///   - typeName: The Swift type's name.
+    ///   - fields: The elements' named fields, for plain structs that declare them.
+    public init(scalar: Scalar, size: Int, typeName: String, fields: [Field]? = nil) {
         self.scalar = scalar
         self.size = size
         self.typeName = typeName
+        self.fields = fields
     }
 
-    /// The descriptor of a `BitwiseCopyable` Swift type.
+    /// The descriptor of a `BitwiseCopyable` Swift type, with its fields when it is a
+    /// ``StructuredElement`` that is not already a number or a SIMD vector.
     public static func of<Element: BitwiseCopyable>(_ type: Element.Type) -> ElementType {
         var scalar = Scalar(type) ?? .opaque
         if scalar == .opaque, let vector = type as? any SIMD.Type {
             scalar = simdScalar(vector)
         }
-        return ElementType(scalar: scalar, size: MemoryLayout<Element>.stride, typeName: String(reflecting: type))
+        let fields = scalar == .opaque ? (type as? any StructuredElement.Type)?.fields : nil
+        return ElementType(
+            scalar: scalar,
+            size: MemoryLayout<Element>.stride,
+            typeName: String(reflecting: type),
+            fields: fields
+        )
     }
 
     /// The descriptor used for `Codable` entries (UTF-8 JSON bytes).

@@ -545,7 +545,8 @@ extension Manifest.Entry {
             filter: record.filter.description,
             rawBytes: record.rawSize,
             storedBytes: record.storedSize,
-            chunks: record.chunks.count
+            chunks: record.chunks.count,
+            fields: record.encoding == .raw ? record.elementType.fields : nil
         )
     }
 }

@@ -250,12 +250,8 @@ final class CheckpointShards: Sendable {
                 path: path
             )
         }
-        guard record.elementType.isCompatible(with: type) else {
-            throw CheckpointError(
-                .typeMismatch,
-                "entry '\(PrintableText.escaped(record.name))' was saved as \(record.elementType) and cannot be restored as \(type)",
-                path: path
-            )
+        if let problem = record.elementType.restoreProblem(as: type) {
+            throw CheckpointError(.typeMismatch, "entry '\(PrintableText.escaped(record.name))' \(problem)", path: path)
         }
     }
 }

@@ -209,10 +209,10 @@ public struct SnapshotReader: Sendable {
                 path: shard.path
             )
         }
-        guard record.elementType.isCompatible(with: wanted) else {
+        if let problem = record.elementType.restoreProblem(as: wanted) {
             throw CheckpointError(
                 .typeMismatch,
-                "entry '\(PrintableText.escaped(record.name))' was saved as \(PrintableText.escaped(record.elementType.description)) and cannot be restored as \(wanted)",
+                "entry '\(PrintableText.escaped(record.name))' \(problem)",
                 path: shard.path
             )
         }

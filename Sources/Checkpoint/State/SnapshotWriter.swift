@@ -146,6 +146,12 @@ public struct SnapshotWriter: Sendable {
                 "shape \(shape) of '\(name)' holds \(product) elements but \(count) were given"
             )
         }
+        if let fields = type.fields, let problem = ElementType.fieldsProblem(fields, size: type.size) {
+            throw CheckpointError(
+                .invalidFields,
+                "\(PrintableText.escaped(type.typeName)), the element type of '\(name)', \(problem); fix its StructuredElement.fields"
+            )
+        }
         guard names.insert(name).inserted else {
             throw CheckpointError(
                 .duplicateName,

@@ -254,8 +254,15 @@ public struct CheckpointDirectory: Sendable {
                 path: shardPath
             )
         }
-        let shards = shards(of: manifest, rank: rank, rankCount: manifest.rankCount, threads: threads, opened: shard)
-        return SnapshotReader(shard: shard, threads: threads, checkpoint: shards)
+        let described = try shard.adoptingFields(of: record.entries)
+        let shards = shards(
+            of: manifest,
+            rank: rank,
+            rankCount: manifest.rankCount,
+            threads: threads,
+            opened: described
+        )
+        return SnapshotReader(shard: described, threads: threads, checkpoint: shards)
     }
 
     /// Deletes all but the newest `keepLast` committed checkpoints (and, with `keepEvery`, keeps
