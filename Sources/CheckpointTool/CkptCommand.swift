@@ -27,7 +27,7 @@ struct CkptCommand: ParsableCommand {
             """,
         version: LibraryVersion.string,
         subcommands: [
-            List.self, Verify.self, Inspect.self, Extract.self, Diff.self, Prune.self, Report.self,
+            List.self, Verify.self, Inspect.self, Extract.self, Export.self, Diff.self, Prune.self, Report.self,
         ]
     )
 

@@ -78,7 +78,10 @@ struct Extract: ParsableCommand {
         let header = try format == .npy ? NumpyHeader(entry: info) : nil
         let prefix = try header?.encoded() ?? []
 
-        let progress = ProgressBar("extracting \(info.name)", total: 2 * info.rawBytes + prefix.count)
+        let progress = ProgressBar(
+            "extracting \(info.name)",
+            total: Formatting.sum([info.rawBytes, info.rawBytes, prefix.count])
+        )
         defer { progress.finish() }
         let bytes = try assemble ? reader.readBytes(info.name, block: .whole(info.shape)) : reader.readBytes(info.name)
         progress.advance(by: info.rawBytes)
