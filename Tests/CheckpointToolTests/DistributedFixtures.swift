@@ -4,8 +4,8 @@ import Testing
 
 /// What each of 4 ranks saves for the `ckpt extract --assemble` and `ckpt export` tests: two
 /// distributed arrays (a 1-D `Double` field split by rows and a 2-D `Float` field split over a
-/// 2 x 2 process grid), and per-rank state: an `Int32` array, plain structs, a single value and a
-/// `Codable` value.
+/// 2 x 2 process grid), and per-rank state: an `Int32` array, plain structs, SIMD vectors, `Bool`s,
+/// a single value and a `Codable` value.
 struct DistributedState: Checkpointable {
     static let ranks = 4
     static let temperatureShape = [40]
@@ -19,6 +19,10 @@ struct DistributedState: Checkpointable {
     static func particles(rank: Int) -> [MixedState.Particle] {
         (0..<3).map { MixedState.Particle(position: Double(rank) + 0.5 * Double($0), id: Int64(rank * 10 + $0)) }
     }
+    static func velocities(rank: Int) -> [SIMD4<Float>] {
+        (0..<2).map { SIMD4<Float>(Float(rank), Float($0), -1.5, 0.25) }
+    }
+    static func flags(rank: Int) -> [Bool] { [rank % 2 == 0, true, false] }
     static func parameters(rank: Int) -> Simulation.Parameters {
         Simulation.Parameters(name: "rank \(rank)", viscosity: 0.25 * Double(rank))
     }
@@ -49,6 +53,8 @@ struct DistributedState: Checkpointable {
         try writer.write(tileValues, as: "fields/pressure", block: tile)
         try writer.write(Self.counts(rank: rank), as: "counts")
         try writer.write(Self.particles(rank: rank), as: "particles")
+        try writer.write(Self.velocities(rank: rank), as: "velocities")
+        try writer.write(Self.flags(rank: rank), as: "flags")
         try writer.write(value: 12.5 + Double(rank), as: "time")
         try writer.encode(Self.parameters(rank: rank), as: "parameters")
     }

@@ -66,6 +66,20 @@ import Testing
             )
             particles.swiftType = String(reflecting: MixedState.Particle.self)
             expected.arrays[group + "particles"] = particles
+            expected.arrays[group + "velocities"] = Expected(
+                DistributedState.velocities(rank: rank),
+                dtype: "<f4",
+                shape: [2, 4],
+                chunks: [2, 4],
+                rank: rank
+            )
+            expected.arrays[group + "flags"] = Expected(
+                DistributedState.flags(rank: rank),
+                dtype: "|b1",
+                shape: [3],
+                chunks: [3],
+                rank: rank
+            )
             expected.arrays[group + "time"] = Expected(
                 [12.5 + Double(rank)],
                 dtype: "<f8",
@@ -124,7 +138,7 @@ import Testing
             let store = directory + "/run.zarr"
             let result = try ckpt("export", checkpoints, "--format", "zarr", "-o", store, "--chunk-size", "60")
             #expect(result.status == 0, "\(result)")
-            #expect(result.stdout.contains("step 7 of 4 rank(s), 14 array(s), 4 JSON value(s)"), "\(result)")
+            #expect(result.stdout.contains("step 7 of 4 rank(s), 22 array(s), 4 JSON value(s)"), "\(result)")
 
             let expectations = directory + "/expected.json"
             try JSONEncoder().encode(Self.expectations).write(to: URL(fileURLWithPath: expectations))
