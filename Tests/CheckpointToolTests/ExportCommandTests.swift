@@ -118,6 +118,10 @@ import Testing
             if "rank" not in e and a.attrs["assembledFrom"] != expected["ranks"]: problems.append(f"{path}: {dict(a.attrs)}")
         for group, value in expected["json"].items():
             if root[group].attrs["json"]["parameters"] != value: problems.append(f"{group}: json {dict(root[group].attrs)}")
+        particle = np.dtype([("position", "<f8"), ("id", "<i8")])
+        particles = root["rank-1/particles"][...].view(particle)[:, 0]
+        if particles["id"].tolist() != [10, 11, 12] or particles["position"].tolist() != [1.0, 1.5, 2.0]:
+            problems.append(f"structured view of rank-1/particles: {particles}")
         fields = xr.open_zarr(store, consolidated=False)
         if fields["temperature"].values.tobytes().hex() != expected["arrays"]["temperature"]["hex"]:
             problems.append("xarray: temperature")
