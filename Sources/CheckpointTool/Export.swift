@@ -85,23 +85,13 @@ struct Export: ParsableCommand {
         defer { progress.finish() }
         var summary = ExportSummary(step: step.rawValue, path: path, ranks: manifest.rankCount)
 
-        // Distributed entries, in the order the first rank that has one saved them.
-        var distributed: [String] = []
-        for shard in manifest.shards {
-            for entry in shard.entries where entry.block != nil && !distributed.contains(entry.name) {
-                distributed.append(entry.name)
-            }
-        }
+        let distributed = manifest.distributedEntries
+        let distributedNames = Set(distributed.map(\.name))
         let stepAttribute = JSONValue.integer(Int64(clamping: step.rawValue))
-        for name in distributed {
-            let (reader, info) = try Extract.distributedEntry(
-                name,
-                step: step,
-                manifest: manifest,
-                in: checkpoints,
-                threads: threads
-            )
-            let bytes = try reader.readBytes(name, block: .whole(info.shape))
+        let global = try Extract.globalReader(step: step, manifest: manifest, in: checkpoints, threads: threads)
+        for (name, holder) in distributed {
+            let info = try Extract.globalEntry(name, reader: global, holder: holder, step: step, in: checkpoints)
+            let bytes = try global.readBytes(name, block: .whole(info.shape))
             let array = ZarrArray(
                 name: Self.lastComponent(name),
                 type: info.elementType,
@@ -118,7 +108,7 @@ struct Export: ParsableCommand {
             let group = "rank-\(rank)"
             var json: [String: JSONValue] = [:]
             var skipped: [String: JSONValue] = [:]
-            for info in reader.entries where !distributed.contains(info.name) {
+            for info in reader.entries where !distributedNames.contains(info.name) {
                 if info.isEncoded {
                     guard info.rawBytes <= Self.maximumJSONBytes else {
                         skipped[info.name] = .string("a Codable value of \(info.rawBytes) bytes, over the 1 MiB limit")

@@ -71,10 +71,22 @@ struct Extract: ParsableCommand {
         let checkpoints = try trust.directory(directory)
         let step = try checkpoints.selectSteps(requested: step)[0]
         let manifest = try checkpoints.loadManifest(step: step)
-        let (reader, info) =
-            try assemble
-            ? Self.distributedEntry(entry, step: step, manifest: manifest, in: checkpoints, threads: threads)
-            : Self.rankEntry(entry, step: step, rank: rank ?? 0, manifest: manifest, in: checkpoints, threads: threads)
+        let reader: SnapshotReader
+        let info: EntryInfo
+        if assemble {
+            reader = try Self.globalReader(step: step, manifest: manifest, in: checkpoints, threads: threads)
+            let holder = manifest.distributedEntries.first { $0.name == entry }?.rank
+            info = try Self.globalEntry(entry, reader: reader, holder: holder, step: step, in: checkpoints)
+        } else {
+            (reader, info) = try Self.rankEntry(
+                entry,
+                step: step,
+                rank: rank ?? 0,
+                manifest: manifest,
+                in: checkpoints,
+                threads: threads
+            )
+        }
         let header = try format == .npy ? NumpyHeader(entry: info) : nil
         let prefix = try header?.encoded() ?? []
 
@@ -129,18 +141,30 @@ struct Extract: ParsableCommand {
         return (reader, info)
     }
 
-    /// A reader of every rank's shard and the distributed entry `name` as its global array: the
-    /// element type of a rank's block, the global shape and size.
-    /// - Throws: Bad input when the entry is not a distributed array; what the library throws for
-    ///   inconsistent blocks, missing shards or a global array that cannot fit in memory.
-    static func distributedEntry(
-        _ name: String,
+    /// A reader of every rank's shard (as rank 0 of as many ranks as saved), for global arrays.
+    static func globalReader(
         step: Step,
         manifest: Manifest,
         in checkpoints: CheckpointDirectory,
         threads: Int
-    ) throws -> (SnapshotReader, EntryInfo) {
-        let reader = try checkpoints.openSnapshot(step: step, rank: 0, rankCount: manifest.rankCount, threads: threads)
+    ) throws(CheckpointError) -> SnapshotReader {
+        try checkpoints.openSnapshot(step: step, rank: 0, rankCount: manifest.rankCount, threads: threads)
+    }
+
+    /// The distributed entry `name` as its global array: the element type of a rank's block, the
+    /// global shape and size.
+    /// - Parameters:
+    ///   - reader: A ``globalReader(step:manifest:in:threads:)``.
+    ///   - holder: A rank that saved a block of it (``Manifest/distributedEntries``), `nil` if none did.
+    /// - Throws: Bad input when the entry is not a distributed array; what the library throws for
+    ///   inconsistent blocks or a global array larger than an `Int` counts.
+    static func globalEntry(
+        _ name: String,
+        reader: SnapshotReader,
+        holder: Int?,
+        step: Step,
+        in checkpoints: CheckpointDirectory
+    ) throws -> EntryInfo {
         let shape: [Int]
         do throws(CheckpointError) {
             shape = try reader.globalShape(of: name)
@@ -148,8 +172,7 @@ struct Extract: ParsableCommand {
             throw distributedEntryProblem(error, name: name, step: step, reader: reader, in: checkpoints)
         }
         // `globalShape` succeeded, so some rank saved a block of it.
-        let holder = manifest.shards.first { $0.entries.contains { $0.name == name && $0.block != nil } }
-        var info = try reader.savedBy(rank: holder?.rank ?? 0).info(name)
+        var info = try reader.savedBy(rank: holder ?? 0).info(name)
         info.shape = shape
         // The global element count fits in an Int (a BlockLayout checks it); its size in bytes may not.
         let (bytes, overflow) = shape.reduce(1, *).multipliedReportingOverflow(by: info.elementType.size)
@@ -161,7 +184,7 @@ struct Extract: ParsableCommand {
             )
         }
         info.rawBytes = bytes
-        return (reader, info)
+        return info
     }
 
     /// The error for a `--assemble` of an entry whose global shape is unknown: the tool's words for a

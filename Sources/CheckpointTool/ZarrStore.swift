@@ -18,6 +18,8 @@ final class ZarrStore {
     let destination: String
     /// The directory being written.
     let temporary: String
+    /// Where an existing store is moved while the new one takes its place (with `force`).
+    private let replaced: String
     /// Whether an existing store at `destination` may be replaced.
     let force: Bool
     private var committed = false
@@ -32,9 +34,11 @@ final class ZarrStore {
         self.destination = destination
         self.force = force
         let url = URL(fileURLWithPath: destination)
-        temporary =
+        let base =
             url.deletingLastPathComponent().path + "/." + url.lastPathComponent
-            + ".ckpt-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16)).tmp"
+            + ".ckpt-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+        temporary = base + ".tmp"
+        replaced = base + ".old"
         do {
             try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: false)
         } catch {
@@ -103,7 +107,7 @@ final class ZarrStore {
         try Self.checkDestination(destination, force: force)
         let manager = FileManager.default
         if manager.fileExists(atPath: destination) {
-            let old = temporary.replacingOccurrences(of: ".tmp", with: ".old")
+            let old = replaced
             guard rename(destination, old) == 0 else {
                 throw ToolError.failure("cannot move the old output aside: \(String(cString: strerror(errno)))")
             }
