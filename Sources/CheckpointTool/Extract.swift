@@ -36,7 +36,7 @@ struct Extract: ParsableCommand {
     @Option(help: "Extract from the checkpoint of this step instead of the newest.")
     var step: UInt64?
 
-    @Option(help: "The rank whose shard holds the entry.")
+    @Option(help: "The rank whose shard holds the entry (default: 0).")
     var rank: Int?
 
     @Flag(help: "Assemble the global array of a distributed entry from every rank's block (instead of --rank).")

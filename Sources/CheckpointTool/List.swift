@@ -17,7 +17,8 @@ struct List: ParsableCommand {
             With --verify, every listed checkpoint is verified as 'ckpt verify' does (every chunk of every \
             shard re-read and its SHA-256 checked, and with --key-file the seal): the status is "ok", or \
             "damaged: CODE (FILE)" for damaged or incomplete data, or "unreadable: CODE (FILE)" when it could \
-            not be read (permissions, I/O); the exit status is then 1 when any is damaged.
+            not be read (permissions, I/O); the exit status is then 1 when any is damaged, 3 when any is \
+            unreadable.
             """
     )
 
@@ -56,6 +57,7 @@ struct List: ParsableCommand {
         }
         try show(rows)
         if rows.contains(where: { $0.status.hasPrefix(ListRow.damaged) }) { throw ExitStatus.corruption }
+        if rows.contains(where: { $0.status.hasPrefix(ListRow.unreadable) }) { throw ExitStatus.failure }
     }
 
     private func show(_ rows: [ListRow]) throws {
@@ -99,6 +101,8 @@ struct ListRow: Encodable {
     static let manifestOK = "manifest ok"
     /// The prefix of the status of a checkpoint whose data failed verification.
     static let damaged = "damaged: "
+    /// The prefix of the status of a checkpoint that could not be read to verify it.
+    static let unreadable = "unreadable: "
 
     init(step: Step, in directory: CheckpointDirectory) {
         self.step = step.rawValue
@@ -123,8 +127,8 @@ struct ListRow: Encodable {
             return
         }
         let file = result.path.map { " (\(($0 as NSString).lastPathComponent))" } ?? ""
-        status = (result.status == "corrupt" ? Self.damaged : "unreadable: ") + code + file
-        error = [result.message, result.path].compactMap { $0 }.joined(separator: " ")
+        status = (result.status == "corrupt" ? Self.damaged : Self.unreadable) + code + file
+        error = (result.message ?? code) + (result.path.map { " (\($0))" } ?? "")
     }
 
     private enum CodingKeys: String, CodingKey {

@@ -201,4 +201,20 @@ import Testing
             #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["checkpoints"])
         }
     }
+
+    /// An entry `a` and an entry `a/b` would need `a` to be both an array and a group.
+    @Test func entriesThatMapToOneNodeAreRefused() throws {
+        try withTemporaryDirectory { directory in
+            let checkpoints = directory + "/checkpoints"
+            try saveCheckpoints(in: checkpoints, steps: [1]) { _ in
+                var state = NamedArrays()
+                state.doubles = ["a": [1, 2], "a/b": [3]]
+                return state
+            }
+            let result = try ckpt("export", checkpoints, "-o", directory + "/run.zarr")
+            #expect(result.status == 2, "\(result)")
+            #expect(result.stderr.contains("two entries map to the Zarr node 'rank-0/a'"), "\(result)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["checkpoints"])
+        }
+    }
 }
