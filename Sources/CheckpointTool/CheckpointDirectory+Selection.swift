@@ -32,6 +32,21 @@ extension CheckpointDirectory {
 }
 
 extension Manifest {
+    /// The entries that ranks saved as blocks of a distributed array, each with the first rank that
+    /// saved a block of it, in the order they first appear.
+    ///
+    /// Cost: one pass over the manifest's entries.
+    var distributedEntries: [(name: String, rank: Int)] {
+        var seen: Set<String> = []
+        var entries: [(name: String, rank: Int)] = []
+        for shard in shards {
+            for entry in shard.entries where entry.block != nil && seen.insert(entry.name).inserted {
+                entries.append((entry.name, shard.rank))
+            }
+        }
+        return entries
+    }
+
     /// Throws `notFound` unless the checkpoint has a shard for `rank`.
     /// - Parameters:
     ///   - rank: The rank the user named.

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Checkpoint
 
-/// `ckpt`: lists, verifies, inspects, extracts from, compares, prunes and reports on swift-checkpoint
+/// `ckpt`: lists, verifies, inspects, extracts from, exports, compares, prunes and reports on swift-checkpoint
 /// checkpoint directories.
 ///
 /// Only `ckpt prune` modifies a checkpoint directory (under its lock); every other command only
@@ -10,7 +10,7 @@ import Checkpoint
 struct CkptCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ckpt",
-        abstract: "List, verify, inspect, extract, compare, prune and report on checkpoint directories.",
+        abstract: "List, verify, inspect, extract, export, compare, prune and report on checkpoint directories.",
         discussion: """
             DIR is the directory a Checkpointer writes to: the one holding ckpt-<step> folders. \
             Only 'ckpt prune' changes it, and only while no checkpointer holds its lock; the other commands \
@@ -27,7 +27,7 @@ struct CkptCommand: ParsableCommand {
             """,
         version: LibraryVersion.string,
         subcommands: [
-            List.self, Verify.self, Inspect.self, Extract.self, Diff.self, Prune.self, Report.self,
+            List.self, Verify.self, Inspect.self, Extract.self, Export.self, Diff.self, Prune.self, Report.self,
         ]
     )
 

@@ -92,4 +92,37 @@ import Testing
             #expect(other.stderr.contains("belongs to run 'job-7'"), "\(other)")
         }
     }
+
+    /// Issue 13: `ckpt export` and `ckpt list --verify` honour `--key-file` and `--run-id` as `extract` does.
+    @Test func exportAndVerifiedListCheckTheSeal() throws {
+        try withTemporaryDirectory { root in
+            let directory = root + "/checkpoints"
+            let (keyPath, key) = try Self.keyFile(root, name: "ckpt.key", byte: 1)
+            let (otherPath, _) = try Self.keyFile(root, name: "other.key", byte: 2)
+            try Self.makeSealed(directory, key: key)
+
+            let good = try ckpt(
+                "export",
+                directory,
+                "-o",
+                root + "/good.zarr",
+                "--key-file",
+                keyPath,
+                "--run-id",
+                "job-7"
+            )
+            #expect(good.status == 0, "\(good)")
+            let wrongKey = try ckpt("export", directory, "-o", root + "/bad.zarr", "--key-file", otherPath)
+            #expect(wrongKey.status == 1, "\(wrongKey)")
+            #expect(wrongKey.stderr.contains("key"), "\(wrongKey)")
+            let wrongRun = try ckpt("export", directory, "-o", root + "/bad.zarr", "--run-id", "job-8")
+            #expect(wrongRun.status != 0, "\(wrongRun)")
+            #expect(!FileManager.default.fileExists(atPath: root + "/bad.zarr"))
+
+            let listed = try ckpt("list", directory, "--verify", "--key-file", otherPath)
+            #expect(listed.status == 1, "\(listed)")
+            #expect(listed.stdout.contains("damaged: authenticationFailed"), "\(listed)")
+            #expect(try ckpt("list", directory, "--verify", "--key-file", keyPath).status == 0)
+        }
+    }
 }

@@ -30,7 +30,7 @@ import Testing
                 let fields = line.split(separator: " ").map(String.init)
                 #expect(fields.first == String(manifest.step.rawValue))
                 #expect(fields.contains(manifest.createdAt))
-                #expect(fields.last == "ok")
+                #expect(line.hasSuffix("  manifest ok"), "only the manifest was checked: \(line)")
                 #expect(line.contains("KiB"), "sizes are human-readable: \(line)")
             }
             #expect(result.stderr.isEmpty)
@@ -45,7 +45,7 @@ import Testing
             let rows = try decodeJSON([Row].self, result)
             #expect(rows.map(\.step) == [1, 20])
             for (row, manifest) in zip(rows, manifests) {
-                #expect(row.status == "ok")
+                #expect(row.status == "manifest ok")
                 #expect(row.error == nil)
                 #expect(row.createdAt == manifest.createdAt)
                 #expect(row.ranks == 1)
@@ -80,9 +80,42 @@ import Testing
             #expect(human.status == 0, "listing reports damage, it does not fail on it: \(human)")
             #expect(human.stdout.contains("manifestInvalid"))
             let rows = try decodeJSON([Row].self, try ckpt("list", directory, "--json"))
-            #expect(rows.map(\.status) == ["ok", "manifestInvalid"])
+            #expect(rows.map(\.status) == ["manifest ok", "manifestInvalid"])
             #expect(rows[1].rawBytes == nil)
             #expect(rows[1].error?.contains(Manifest.fileName) == true)
+        }
+    }
+
+    /// Issue 13: listing reads no shard data, so a flipped byte in a shard cannot show in the
+    /// plain status, which therefore says only what it checked; `--verify` finds it.
+    @Test func flippedShardByteIsDamagedWithVerify() throws {
+        try withTemporaryDirectory { directory in
+            try makeCheckpoints(in: directory, steps: [1, 2])
+            try flipMiddleByte(of: shardPath(directory, step: 2))
+
+            let plain = try decodeJSON([Row].self, try ckpt("list", directory, "--json"))
+            #expect(plain.map(\.status) == ["manifest ok", "manifest ok"], "never 'ok' without reading the data")
+
+            let verified = try ckpt("list", directory, "--verify")
+            #expect(verified.status == 1, "damage found: exit status 1: \(verified)")
+            let lines = verified.stdout.split(separator: "\n").map(String.init)
+            try #require(lines.count == 3, "\(verified)")
+            #expect(lines[1].hasSuffix("  ok"), "\(verified)")
+            #expect(lines[2].contains("damaged: corruptData (rank-00000.snap)"), "\(verified)")
+
+            let rows = try decodeJSON([Row].self, try ckpt("list", directory, "--verify", "--json"))
+            #expect(rows.map(\.status) == ["ok", "damaged: corruptData (rank-00000.snap)"])
+            #expect(rows[0].error == nil)
+            #expect(rows[1].error?.contains("SHA-256") == true, "\(rows[1])")
+        }
+    }
+
+    @Test func verifiedListOfSoundCheckpointsSaysOK() throws {
+        try withTemporaryDirectory { directory in
+            try makeCheckpoints(in: directory, steps: [1, 2])
+            let result = try ckpt("list", directory, "--verify", "--json")
+            #expect(result.status == 0, "\(result)")
+            #expect(try decodeJSON([Row].self, result).map(\.status) == ["ok", "ok"])
         }
     }
 }

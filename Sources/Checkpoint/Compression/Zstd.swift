@@ -123,3 +123,26 @@ enum Zstd {
     /// The valid range of compression levels.
     static var levels: ClosedRange<Int> { Int(ZSTD_minCLevel())...Int(ZSTD_maxCLevel()) }
 }
+
+/// Standard zstd frames for tools outside the library, such as `ckpt export`'s Zarr chunks.
+///
+/// Not API: `@_spi(Tools)` may change in any release.
+@_spi(Tools) public enum ZstdFrame {
+    /// Compresses `bytes` into one standard zstd frame that declares its content size and ends
+    /// with an XXH64 content checksum, as any zstd decoder (libzstd, numcodecs) reads it.
+    /// - Parameters:
+    ///   - bytes: The data.
+    ///   - level: The compression level, clamped to the levels the linked libzstd supports.
+    /// - Returns: The frame.
+    /// - Throws: `compressionFailed` when zstd fails.
+    public static func compress(_ bytes: UnsafeRawBufferPointer, level: Int) throws(CheckpointError) -> [UInt8] {
+        let levels = Zstd.levels
+        let compressor = try ZstdCompressor(level: min(max(level, levels.lowerBound), levels.upperBound))
+        var frame = [UInt8](repeating: 0, count: ZstdCompressor.bound(bytes.count))
+        let size = try withTypedThrows {
+            try frame.withUnsafeMutableBytes { destination in try compressor.compress(bytes, into: destination) }
+        }
+        frame.removeLast(frame.count - size)
+        return frame
+    }
+}

@@ -89,6 +89,53 @@ extension SnapshotReader {
         return array
     }
 
+    /// The verified bytes of a block of a distributed array, whatever its element type: the
+    /// elements' little-endian bytes, row-major, as ``readBytes(_:)`` gives a whole entry's.
+    ///
+    /// For tools that learn the element type only from the checkpoint (`ckpt extract --assemble`,
+    /// `ckpt export`); an application reads its typed blocks with ``read(_:_:block:)``. With
+    /// `block: .whole(globalShape(of: name))` this assembles the global array from every rank's block:
+    ///
+    /// ```swift
+    /// let shape = try reader.globalShape(of: "temperature")
+    /// let bytes = try reader.readBytes("temperature", block: .whole(shape))
+    /// ```
+    ///
+    /// Every saved block is checked against the manifest and the others (one global shape, one element
+    /// type, blocks that tile the array), and the size against this machine's memory, before the
+    /// result is allocated; each chunk is verified by its SHA-256 before any of its bytes is used.
+    /// - Parameters:
+    ///   - name: The entry's name.
+    ///   - block: The block to read; its global shape must equal the saved one.
+    /// - Returns: `block.elementCount` elements of the saved element type's size.
+    /// - Throws: `layoutMissing` when the entry was saved without a block layout; `entryMissing`;
+    ///   `layoutMismatch` when the ranks saved different global shapes or blocks that do not tile the array;
+    ///   `typeMismatch` when the ranks saved different element types; `insufficientMemory`; what opening
+    ///   a rank's shard throws (`notFound` for a missing shard, `corruptData`, …).
+    public func readBytes(_ name: String, block: BlockLayout) throws(CheckpointError) -> [UInt8] {
+        _ = try globalShape(of: name)
+        guard let first = checkpoint.layouts[prefix + name]?.blocks.first else {
+            throw CheckpointError(
+                .layoutMissing,
+                "entry '\(PrintableText.escaped(prefix + name))' was saved without a block layout",
+                path: shard.path
+            )
+        }
+        let type = try checkpoint.shard(first.rank).record(prefix + name).elementType
+        let plan = try checkpoint.plan(prefix + name, as: type, block: block)
+        let (count, overflow) = block.elementCount.multipliedReportingOverflow(by: type.size)
+        try ShardReader.checkAllocation(
+            overflow ? Int.max : count,
+            of: "a block of '\(PrintableText.escaped(prefix + name))'",
+            path: shard.path
+        )
+        var bytes = [UInt8](repeating: 0, count: count)
+        try withTypedThrows {
+            try bytes.withUnsafeMutableBytes { buffer in try checkpoint.read(plan, into: buffer) }
+        }
+        return bytes
+    }
+
     /// Reads this rank's block of a distributed array into memory the caller owns, which must hold
     /// exactly `block.elementCount` elements. The buffer is written only once every needed chunk
     /// has been read and verified. See ``read(_:_:block:)``.
