@@ -29,7 +29,8 @@ struct ZarrArray {
     ///   - type: The entry's element type.
     ///   - shape: The entry's shape (the global shape for an assembled array).
     ///   - chunkBytes: The largest uncompressed chunk wanted, in bytes.
-    ///   - attributes: The array's attributes; the Swift type name and, for plain structs, the element size are added.
+    ///   - attributes: The array's attributes; the Swift type name and, for plain structs, the element
+    ///     size and the named fields they declare are added.
     init(name: String, type: ElementType, shape: [Int], chunkBytes: Int, attributes: [String: JSONValue]) {
         self.name = name
         var attributes = attributes
@@ -46,6 +47,19 @@ struct ZarrArray {
             elementSize = 1
             self.shape = shape + [max(type.size, 0)]
             attributes["elementBytes"] = .int(type.size)
+            if let fields = type.fields {
+                // Named fields (StructuredElement): enough to view the bytes as a NumPy structured
+                // array, `np.dtype({"names": …, "formats": …, "offsets": …, "itemsize": elementBytes})`.
+                attributes["fields"] = .array(
+                    fields.map { field in
+                        .object([
+                            "name": .string(field.name), "offset": .int(field.offset),
+                            "dtype": .string(field.scalar.numpyDescriptor ?? "|V\(field.scalar.size)"),
+                            "count": .int(field.count),
+                        ])
+                    }
+                )
+            }
         }
         self.attributes = attributes
         chunkShape = Self.chunkShape(self.shape, elementSize: elementSize, limit: chunkBytes)

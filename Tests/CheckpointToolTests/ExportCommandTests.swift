@@ -202,6 +202,40 @@ import Testing
         }
     }
 
+    /// Plain structs that declare their fields (`StructuredElement`) carry them as the array's
+    /// `fields` attribute, from which a notebook views the bytes as a NumPy structured array.
+    @Test func structuredElementsCarryTheirFields() throws {
+        let python = try zarrPython()
+        try withTemporaryDirectory { directory in
+            let checkpoints = directory + "/checkpoints"
+            try saveCheckpoints(in: checkpoints, steps: [3]) { _ in Bodies() }
+            let store = directory + "/run.zarr"
+            let result = try ckpt("export", checkpoints, "-o", store)
+            #expect(result.status == 0, "\(result)")
+            let check = #"""
+                import sys, zarr, numpy as np
+                a = zarr.open_group(sys.argv[1], mode="r")["rank-0/bodies"]
+                fields = a.attrs["fields"]
+                dtype = np.dtype({
+                    "names": [f["name"] for f in fields],
+                    "formats": [(f["dtype"], (f["count"],)) if f["count"] > 1 else f["dtype"] for f in fields],
+                    "offsets": [f["offset"] for f in fields],
+                    "itemsize": a.attrs["elementBytes"],
+                })
+                bodies = np.ascontiguousarray(a[...]).view(dtype)[:, 0]
+                print(bodies["mass"].tolist(), bodies["charge"].tolist(), bodies["velocity"][:, 1].tolist(),
+                      bodies["corners"][:, 3].tolist())
+                """#
+            let output = try runProgram(python, ["-c", check, store])
+            #expect(output.status == 0, "\(output)")
+            #expect(
+                output.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                    == "[1.0, 1.5, 2.0, 2.5, 3.0] [-2, -1, 0, 1, 2] [0.0, 2.0, 4.0, 6.0, 8.0] [7.0, 7.0, 7.0, 7.0, 7.0]",
+                "\(output)"
+            )
+        }
+    }
+
     /// An entry `a` and an entry `a/b` would need `a` to be both an array and a group.
     @Test func entriesThatMapToOneNodeAreRefused() throws {
         try withTemporaryDirectory { directory in
