@@ -9,7 +9,7 @@ import Testing
     static func keyFile(_ directory: String, name: String, byte: UInt8) throws -> (String, Authentication.Key) {
         let path = directory + "/" + name
         let secret = [UInt8](repeating: byte, count: 32)
-        FileManager.default.createFile(atPath: path, contents: Data(secret), attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(atPath: path, contents: Data(secret), attributes: [.posixPermissions: 0o600])
         return (path, try Authentication.Key(secret: secret))
     }
 

@@ -158,7 +158,7 @@ struct HeatTests {
         try withScratch { scratch in
             let keys = (scratch + "/heat.key", scratch + "/other.key")
             for (path, byte) in [(keys.0, UInt8(3)), (keys.1, UInt8(4))] {
-                FileManager.default.createFile(
+                _ = FileManager.default.createFile(
                     atPath: path,
                     contents: Data([UInt8](repeating: byte, count: 32)),
                     attributes: [.posixPermissions: 0o600]

@@ -119,7 +119,7 @@ struct StorageTrial {
         let counted = SharedValue([Int]())
         let dataSeed = seed
         let settings = configuration
-        try LocalGroup.run(ranks: ranks, timeout: 60) { communicator in
+        _ = try LocalGroup.run(ranks: ranks, timeout: 60) { communicator in
             let rank = communicator.rank
             let checkpointer = try Checkpointer(
                 directory: scratch + "/checkpoints",
