@@ -33,10 +33,7 @@ struct ExternalProcess {
                 "program '\(arguments.first ?? "")' was not found in PATH; install it or give its full path"
             )
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = Array(arguments.dropFirst())
-        if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+
         let log: OpenFile
         if let logDirectory {
             let name = ".dump-output-" + String(UInt64.random(in: 0...UInt64.max), radix: 16) + ".log"
@@ -49,13 +46,36 @@ struct ExternalProcess {
             if logDirectory != nil { try? Syscalls.removeTree(log.path) }
         }
         let finished = DispatchSemaphore(value: 0)
-        do {
-            let handle = FileHandle(fileDescriptor: log.descriptor, closeOnDealloc: false)
-            process.standardOutput = handle
-            process.standardError = handle
+        let output = FileHandle(fileDescriptor: log.descriptor, closeOnDealloc: false)
+        func makeProcess() -> Process {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = Array(arguments.dropFirst())
+            if let environment {
+                process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+            }
+            process.standardOutput = output
+            process.standardError = output
             process.standardInput = FileHandle.nullDevice
             process.terminationHandler = { _ in finished.signal() }
-            try process.run()
+            return process
+        }
+        var process = makeProcess()
+        do {
+            // A program file just written (a site's dump script) can be "busy" for a moment: a
+            // process another thread spawns while the file is open for writing inherits that
+            // descriptor until it executes its own program. Retry for up to a second.
+            var attempt = 0
+            while true {
+                do {
+                    try process.run()
+                    break
+                } catch  where Self.isTextFileBusy(error) && attempt < 20 {
+                    attempt += 1
+                    Thread.sleep(forTimeInterval: 0.05)
+                    process = makeProcess()
+                }
+            }
         } catch {
             throw CheckpointError(.ioFailure, "could not start '\(program)'", underlying: SendableDescription(error))
         }
@@ -66,6 +86,17 @@ struct ExternalProcess {
             throw CheckpointError(.timedOut, "'\(program)' did not finish within \(timeout) s and was killed")
         }
         return Result(status: process.terminationStatus, output: readText(log))
+    }
+
+    /// Whether starting a program failed because its file is open for writing (`ETXTBSY`), which
+    /// Foundation reports inside a Cocoa error.
+    static func isTextFileBusy(_ error: any Error) -> Bool {
+        var error: NSError? = error as NSError
+        while let current = error {
+            if current.domain == NSPOSIXErrorDomain && current.code == Int(ETXTBSY) { return true }
+            error = current.userInfo[NSUnderlyingErrorKey] as? NSError
+        }
+        return false
     }
 
     /// An open log as text (at most its last 1 MiB; empty when unreadable).
