@@ -131,6 +131,19 @@ struct Heat: ParsableCommand {
     )
     var runID: String?
 
+    @Flag(
+        name: .customLong("allow-fresh-start"),
+        help:
+            "Start from step 0 even in a requeued Slurm job (SLURM_RESTART_COUNT > 0) that finds no checkpoint; without it such a part refuses to start over."
+    )
+    var allowFreshStart = false
+
+    @Option(
+        name: .customLong("log-level"),
+        help: "The library's log level: trace, debug, info, notice, warning, error or critical."
+    )
+    var logLevel = "warning"
+
     @Option(
         name: .customLong("crash-at"),
         help: ArgumentHelp(
@@ -164,6 +177,11 @@ struct Heat: ParsableCommand {
             throw ValidationError("--commit-method must be rename or marker, not '\(commitMethod)'")
         }
         if let crashAt { _ = try Self.parseCrashAt(crashAt) }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError(
+                "--log-level must be trace, debug, info, notice, warning, error or critical, not '\(logLevel)'"
+            )
+        }
         if let dumper, dumper != "criu", dumper != "dmtcp", !dumper.hasPrefix("command:") || dumper.count <= 8 {
             throw ValidationError("--dumper must be criu, dmtcp or 'command:PROGRAM ARGS', not '\(dumper)'")
         }
@@ -180,7 +198,7 @@ struct Heat: ParsableCommand {
 
     func run() throws {
         var logger = Logger(label: "heat")
-        logger.logLevel = .warning
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .warning
         var policy = CheckpointPolicy.everySteps(checkpointEvery)
         if let everySeconds { policy = .every(seconds: everySeconds) }
         if let youngDalyMTBF { policy = .youngDaly(mtbf: youngDalyMTBF) }
@@ -222,6 +240,10 @@ struct Heat: ParsableCommand {
             logger: logger,
             output: say
         )
+        if !allowFreshStart, let part = Self.requeuedPart() {
+            settings.freshStartRefusal =
+                "this is a requeued part of Slurm job \(part.job) (SLURM_RESTART_COUNT=\(part.restarts)), but \(dir) holds no checkpoint every rank can verify: refusing to start over from step 0, which would spend the allocation redoing finished work; check the directory (ckpt list \(dir)) and the earlier parts' output, or pass --allow-fresh-start to start over on purpose"
+        }
         if let crashAt {
             let (point, occurrence) = try Self.parseCrashAt(crashAt)
             settings.prepare = { checkpointer in
@@ -250,6 +272,14 @@ struct Heat: ParsableCommand {
 }
 
 extension Heat {
+    /// The job ID and restart count when this runs in a Slurm job that was requeued at least once.
+    static func requeuedPart(
+        _ environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> (job: String, restarts: Int)? {
+        guard let restarts = environment["SLURM_RESTART_COUNT"].flatMap({ Int($0) }), restarts > 0 else { return nil }
+        return (environment["SLURM_JOB_ID"] ?? "?", restarts)
+    }
+
     /// Parses `--crash-at POINT[@N]`: a crash point's name and the occurrence (at least 1) to crash at.
     static func parseCrashAt(_ text: String) throws -> (CrashPoint, Int) {
         let parts = text.split(separator: "@", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)

@@ -23,6 +23,9 @@ public struct HeatSettings: Sendable {
     /// Called with every rank's checkpointer once it exists, before it restores (heat's test
     /// options arm crash points through it). Default: does nothing.
     public var prepare: @Sendable (Checkpointer) -> Void = { _ in }
+    /// When set, a run that finds no checkpoint to restore fails with this message instead of
+    /// starting from step 0 (heat sets it in a requeued Slurm job). Default: `nil`, start fresh.
+    public var freshStartRefusal: String?
 
     /// Creates settings.
     public init(
@@ -73,6 +76,7 @@ public func runHeatRank(_ communicator: any Communicator, _ settings: HeatSettin
             "the checkpoint in \(settings.directory) is for a \(block.grid) x \(block.grid) grid, not \(settings.grid); use the same --grid or another --dir"
         )
     }
+    if step == 0, let refusal = settings.freshStartRefusal { throw HeatError(refusal) }
     if communicator.isRoot { say(step == 0 ? "fresh-start" : "resumed-from: \(step)") }
     while step.intValue < settings.steps && !checkpointer.shouldStop {
         try block.advance(communicator, delayMs: settings.delayMs)

@@ -57,6 +57,11 @@ static inline cmpi_comm cmpi_comm_from_fortran(MPI_Fint handle) {
     return comm;
 }
 
+/// The split type that groups the processes which can share memory: the ranks of one node.
+static inline int cmpi_comm_type_shared(void) { return MPI_COMM_TYPE_SHARED; }
+
+static inline MPI_Info cmpi_info_null(void) { return MPI_INFO_NULL; }
+
 // MARK: Requests and messages
 
 static inline cmpi_request cmpi_request_null(void) {

@@ -66,6 +66,36 @@ struct MPIHandle: @unchecked Sendable {
         _ = try? MPIRuntime.call("MPI_Comm_free") { MPI_Comm_free(&handle.handle) }
     }
 
+    /// The ranks that share memory with this one (`MPI_Comm_split_type` with
+    /// `MPI_COMM_TYPE_SHARED`, collective): the lowest of them and its host name.
+    func sharedMemoryGroup(rank: Int) throws(CheckpointError) -> (leader: Int, hostName: String) {
+        var split = cmpi_comm_null()
+        try MPIRuntime.call("MPI_Comm_split_type") {
+            MPI_Comm_split_type(raw.handle, cmpi_comm_type_shared(), Int32(rank), cmpi_info_null(), &split.handle)
+        }
+        let group = MPIHandle(raw: split)
+        defer { group.free() }
+        // Keyed by rank, so the group's rank 0 is its lowest rank; it tells the others its rank and host name.
+        let isLeader = try group.rank() == 0
+        // Typed throws cannot pass through Array's closures: the messages go through raw buffers.
+        let header = UnsafeMutableRawBufferPointer.allocate(byteCount: 16, alignment: 8)
+        defer { header.deallocate() }
+        let hostName = Array(NodeName.hostName.utf8.prefix(255))
+        header.storeBytes(of: Int64(isLeader ? rank : 0), toByteOffset: 0, as: Int64.self)
+        header.storeBytes(of: Int64(isLeader ? hostName.count : 0), toByteOffset: 8, as: Int64.self)
+        try group.broadcast(header.baseAddress, count: 16, root: 0)
+        let leader = Int(header.load(fromByteOffset: 0, as: Int64.self))
+        let length = Int(header.load(fromByteOffset: 8, as: Int64.self))
+        guard (0...255).contains(length) else {
+            throw CheckpointError(.ioFailure, "the shared-memory group's leader sent a host name of \(length) bytes")
+        }
+        let name = UnsafeMutableRawBufferPointer.allocate(byteCount: max(length, 1), alignment: 1)
+        defer { name.deallocate() }
+        if isLeader { name.copyBytes(from: hostName) }
+        try group.broadcast(name.baseAddress, count: length, root: 0)
+        return (leader, String(decoding: UnsafeRawBufferPointer(rebasing: name[0..<length]), as: UTF8.self))
+    }
+
     func rank() throws(CheckpointError) -> Int {
         var rank: Int32 = 0
         try MPIRuntime.call("MPI_Comm_rank") { MPI_Comm_rank(raw.handle, &rank) }

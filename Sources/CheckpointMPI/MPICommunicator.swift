@@ -80,6 +80,15 @@ public final class MPICommunicator: Communicator {
     public let size: Int
     /// `"MPI (…)"` with the first line of `MPI_Get_library_version`, e.g. `"MPI (Open MPI v4.1.4)"`.
     public let transportName: String
+    /// The node this rank runs on, as the resource manager names it: `SLURMD_NODENAME` under Slurm;
+    /// otherwise `"HOST/LEADER"` for the ranks that share memory (`MPI_Comm_split_type` with
+    /// `MPI_COMM_TYPE_SHARED`: LEADER is the lowest of them, HOST its host name); otherwise, if
+    /// MPI cannot split, the host name. See ``NodeName``.
+    ///
+    /// Partner copies (`Configuration.redundancy`) go to a rank with
+    /// another node name, so two `slurmd` nodes on one host, or nodes that all report the same
+    /// host name, still get their copies on the other node.
+    public let nodeName: String
 
     let handle: MPIHandle
     private let tagUpperBound: Int
@@ -107,7 +116,7 @@ public final class MPICommunicator: Communicator {
         try shared.withLock { (shared) throws(CheckpointError) -> MPICommunicator in
             if let shared { return shared }
             try MPIRuntime.initializeIfNeeded()
-            let world = try MPICommunicator(duplicating: .world)
+            let world = try MPICommunicator(duplicating: .world, nodeName: nil)
             shared = world
             return world
         }
@@ -128,15 +137,28 @@ public final class MPICommunicator: Communicator {
     ///   or already finalized, or the handle is not a communicator.
     public convenience init(fortranHandle: Int32) throws {
         try MPIRuntime.requireInitialized()
-        try self.init(duplicating: MPIHandle(fortranHandle: fortranHandle))
+        try self.init(duplicating: MPIHandle(fortranHandle: fortranHandle), nodeName: nil)
     }
 
-    private init(duplicating base: MPIHandle) throws(CheckpointError) {
+    /// Duplicates `base` (collective); learns the node name (collective too) unless given one.
+    private init(duplicating base: MPIHandle, nodeName knownNodeName: String?) throws(CheckpointError) {
         let duplicate = try base.duplicate()
         do {
             rank = try duplicate.rank()
             size = try duplicate.size()
             tagUpperBound = try duplicate.tagUpperBound()
+            if let knownNodeName {
+                nodeName = knownNodeName
+            } else {
+                // Every rank joins the split, whatever its environment says, so that no rank waits
+                // in it for one that skipped it.
+                let group = try? duplicate.sharedMemoryGroup(rank: rank)
+                nodeName = NodeName.resolve(
+                    resourceManager: NodeName.fromResourceManager(),
+                    sharedMemoryGroup: group,
+                    hostName: NodeName.hostName
+                )
+            }
         } catch {
             duplicate.free()
             throw error
@@ -180,7 +202,7 @@ public final class MPICommunicator: Communicator {
     /// - Returns: An ``MPICommunicator`` over the same processes, with the same ranks.
     /// - Throws: ``CheckpointError`` when MPI fails to duplicate the communicator.
     public func duplicate() throws -> any Communicator {
-        try MPICommunicator(duplicating: handle)
+        try MPICommunicator(duplicating: handle, nodeName: nodeName)
     }
 
     /// Makes every later MPI call of this library go through one lock and wait by polling, as when

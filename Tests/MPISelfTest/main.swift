@@ -207,6 +207,33 @@ struct SelfTest {
         try mpi.barrier()
     }
 
+    /// The node name comes from the resource manager (`SLURMD_NODENAME` under `srun`), else from
+    /// the shared-memory split: ranks with one name share a host, the name is `HOST/LEADER` with
+    /// the group's lowest rank, and duplicates keep it. Rank 0 prints every rank's name.
+    func checkNodeName() throws {
+        let duplicate = try mpi.duplicate()
+        require(duplicate.nodeName == mpi.nodeName, "a duplicate has another node name")
+        let names = try mpi.allgather(value: mpi.nodeName)
+        let hosts = try mpi.allgather(value: NodeName.hostName)
+        if let given = NodeName.fromResourceManager() {
+            require(mpi.nodeName == given, "node name '\(mpi.nodeName)', but the resource manager says '\(given)'")
+        } else {
+            let leader = names.firstIndex(of: mpi.nodeName) ?? -1
+            require(
+                mpi.nodeName == "\(hosts[leader])/\(leader)",
+                "node name '\(mpi.nodeName)' is not its shared-memory group's 'HOST/LOWEST-RANK'"
+            )
+            for other in 0..<size where names[other] == mpi.nodeName {
+                require(
+                    hosts[other] == NodeName.hostName,
+                    "rank \(other) shares node name \(mpi.nodeName) on another host"
+                )
+            }
+        }
+        say("node names: \(names.joined(separator: " "))")
+        try mpi.barrier()
+    }
+
     // MARK: Checkpoints
 
     func checkCheckpoints(base: String) throws {
@@ -384,6 +411,7 @@ do {
         }
         try test.checkCollectives(on: mpi)
         try test.checkCommunicators()
+        try test.checkNodeName()
         test.say("mpi-selftest: collectives, point to point and communicators ok (\(mode))")
     }
     try test.checkCheckpoints(base: base)

@@ -48,7 +48,8 @@ public protocol Communicator: Sendable {
     var ranksShareProcess: Bool { get }
 
     /// The name of the node (machine) this rank runs on; default: the host name. Ranks with the
-    /// same node name are assumed to lose their node-local storage together.
+    /// same node name are assumed to lose their node-local storage together. `MPICommunicator`
+    /// takes the resource manager's name (`SLURMD_NODENAME`), else its shared-memory group's: see ``NodeName``.
     var nodeName: String { get }
 }
 
