@@ -1136,21 +1136,19 @@ struct ProcessDumperRealCRIUTests {
     )
     func dumpAndRestore() throws {
         try withTemporaryDirectory { directory in
-            let sleeper = Process()
-            sleeper.executableURL = URL(fileURLWithPath: "/bin/sleep")
-            sleeper.arguments = ["60"]
-            sleeper.standardInput = FileHandle.nullDevice
-            sleeper.standardOutput = FileHandle.nullDevice
-            sleeper.standardError = FileHandle.nullDevice
-            let exited = DispatchSemaphore(value: 0)
-            sleeper.terminationHandler = { _ in exited.signal() }
-            try sleeper.run()
+            // Not through Foundation's Process: its child inherits a socket whose other end is in this
+            // process, and criu refuses to dump it ("unix: External socket is used").
+            let sleeper = try Syscalls.spawnInNewProcessGroup("/bin/sleep", arguments: ["sleep", "60"])
+            var reaped = false
             defer {
-                if sleeper.isRunning { kill(sleeper.processIdentifier, SIGKILL) }
+                if !reaped {
+                    kill(sleeper, SIGKILL)
+                    _ = try? Syscalls.waitForExit(of: sleeper)
+                }
             }
             let images = try makeImages(directory)
             let request = DumpRequest(
-                pid: sleeper.processIdentifier,
+                pid: sleeper,
                 imagesDirectory: images,
                 step: 1,
                 rank: 0,
@@ -1159,8 +1157,9 @@ struct ProcessDumperRealCRIUTests {
             #expect(try CRIUDumper().dump(request) == .continued)
             #expect(exists(images + "/inventory.img"))
             // The restored process gets the original pid back, so the original must be gone.
-            kill(sleeper.processIdentifier, SIGKILL)
-            exited.wait()
+            kill(sleeper, SIGKILL)
+            _ = try Syscalls.waitForExit(of: sleeper)
+            reaped = true
             let pidFile = directory + "/restored.pid"
             let restore = try ExternalProcess.run(
                 ["criu", "restore", "-D", images, "-d", "--shell-job", "-o", "restore.log", "--pidfile", pidFile],
