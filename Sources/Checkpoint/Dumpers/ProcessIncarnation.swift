@@ -51,7 +51,7 @@ struct ProcessIncarnation: Equatable {
             _ = try? handle.seekToEnd()
             try? handle.write(contentsOf: Data(line.utf8))
         } else {
-            FileManager.default.createFile(
+            _ = FileManager.default.createFile(
                 atPath: path,
                 contents: Data(line.utf8),
                 attributes: [.posixPermissions: 0o600]
