@@ -112,10 +112,10 @@ struct HeatProcessDumpTests {
             let directory = scratch + "/run"
             let images = scratch + "/dmtcp-images"
             try FileManager.default.createDirectory(atPath: images, withIntermediateDirectories: true)
-            // A coordinator of this test's own on a free port.
+            // A coordinator of this test's own on a free port (its restart script goes beside the images).
             let coordinator = try Self.start(
                 programs["dmtcp_coordinator"]!,
-                ["--exit-on-last", "--coord-port", "0", "--port-file", scratch + "/port"],
+                ["--exit-on-last", "--coord-port", "0", "--port-file", scratch + "/port", "--ckptdir", images],
                 output: scratch + "/coordinator.out"
             )
             defer { Self.stop(coordinator) }
