@@ -44,7 +44,17 @@ static inline cmpi_comm cmpi_comm_null(void) {
 
 /// Whether a handle can name a communicator: not MPI_COMM_NULL, and not the null pointer (or 0)
 /// that Open MPI's MPI_Comm_f2c returns for an unknown Fortran handle.
+///
+/// MPICH's MPI_Comm_f2c is a cast that checks nothing, and MPICH aborts the job on an invalid
+/// communicator instead of calling an error handler (it has none to call), so an MPICH handle must
+/// also be shaped like a communicator: MPICH encodes the handle's kind in bits 30-31 (0: invalid)
+/// and the object's kind in bits 26-29 (1: communicator), as MPI_COMM_WORLD (0x44000000) shows. A
+/// well-formed handle of a communicator that does not exist still reaches MPICH.
 static inline int cmpi_comm_is_valid(cmpi_comm comm) {
+#if defined(MPICH)
+    unsigned int bits = (unsigned int)comm.handle;
+    if ((bits >> 30) == 0 || ((bits >> 26) & 0xF) != 1) return 0;
+#endif
     return comm.handle != MPI_COMM_NULL && comm.handle != (MPI_Comm)0;
 }
 

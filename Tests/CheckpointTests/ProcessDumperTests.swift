@@ -505,15 +505,27 @@ struct ProcessDumperCRIUTests {
         }
     }
 
-    @Test("The default dump command line")
+    @Test("The default dump command line, with --file-locks for the checkpointer's own lock on .lock")
     func defaultArguments() {
         let arguments = CRIUDumper(executable: "/usr/sbin/criu").dumpArguments(Self.request, version: "3.17.1")
         #expect(
             arguments == [
                 "/usr/sbin/criu", "dump", "-t", "1234", "-D", "/ckpt/images/rank-00000", "-o", "dump.log",
-                "--leave-running", "--shell-job",
+                "--leave-running", "--shell-job", "--file-locks",
             ]
         )
+        #expect(!CRIUDumper(fileLocks: false).dumpArguments(Self.request, version: nil).contains("--file-locks"))
+    }
+
+    @Test("A restored copy is told apart by its start time in /proc/self/stat (field 22)")
+    func incarnation() throws {
+        let stat = "4321 (my (odd) sim) S 1 4321 4321 0 -1 4194560 9 0 0 0 0 0 0 0 20 0 3 0 1981171 3133440 394"
+        #expect(ProcessIncarnation.parse(stat) == ProcessIncarnation(startTime: 1_981_171))
+        #expect(ProcessIncarnation.parse("4321 (sim) S 1") == nil)
+        let now = try #require(ProcessIncarnation.current())
+        #expect(ProcessIncarnation.outcome(since: now) == .continued)
+        #expect(ProcessIncarnation.outcome(since: nil) == .continued)
+        #expect(ProcessIncarnation.outcome(since: ProcessIncarnation(startTime: now.startTime + 1)) == .restored)
     }
 
     @Test("Options: --tcp-established, --file-locks, incremental dumps, extra arguments last")
@@ -587,7 +599,7 @@ struct ProcessDumperCRIUTests {
             #expect(exists(images + "/inventory.img"))
             #expect(
                 try lines(directory + "/criu-calls.txt") == [
-                    "dump -t 1234 -D \(images) -o dump.log --leave-running --shell-job --tcp-established"
+                    "dump -t 1234 -D \(images) -o dump.log --leave-running --shell-job --tcp-established --file-locks"
                 ]
             )
         }
@@ -1124,21 +1136,19 @@ struct ProcessDumperRealCRIUTests {
     )
     func dumpAndRestore() throws {
         try withTemporaryDirectory { directory in
-            let sleeper = Process()
-            sleeper.executableURL = URL(fileURLWithPath: "/bin/sleep")
-            sleeper.arguments = ["60"]
-            sleeper.standardInput = FileHandle.nullDevice
-            sleeper.standardOutput = FileHandle.nullDevice
-            sleeper.standardError = FileHandle.nullDevice
-            let exited = DispatchSemaphore(value: 0)
-            sleeper.terminationHandler = { _ in exited.signal() }
-            try sleeper.run()
+            // Not through Foundation's Process: its child inherits a socket whose other end is in this
+            // process, and criu refuses to dump it ("unix: External socket is used").
+            let sleeper = try Syscalls.spawnInNewProcessGroup("/bin/sleep", arguments: ["sleep", "60"])
+            var reaped = false
             defer {
-                if sleeper.isRunning { kill(sleeper.processIdentifier, SIGKILL) }
+                if !reaped {
+                    kill(sleeper, SIGKILL)
+                    _ = try? Syscalls.waitForExit(of: sleeper)
+                }
             }
             let images = try makeImages(directory)
             let request = DumpRequest(
-                pid: sleeper.processIdentifier,
+                pid: sleeper,
                 imagesDirectory: images,
                 step: 1,
                 rank: 0,
@@ -1147,8 +1157,9 @@ struct ProcessDumperRealCRIUTests {
             #expect(try CRIUDumper().dump(request) == .continued)
             #expect(exists(images + "/inventory.img"))
             // The restored process gets the original pid back, so the original must be gone.
-            kill(sleeper.processIdentifier, SIGKILL)
-            exited.wait()
+            kill(sleeper, SIGKILL)
+            _ = try Syscalls.waitForExit(of: sleeper)
+            reaped = true
             let pidFile = directory + "/restored.pid"
             let restore = try ExternalProcess.run(
                 ["criu", "restore", "-D", images, "-d", "--shell-job", "-o", "restore.log", "--pidfile", pidFile],

@@ -12,7 +12,10 @@ public struct CRIUDumper: ProcessDumper {
     public var shellJob: Bool
     /// Pass `--tcp-established` to dump open TCP connections (restore needs the same addresses).
     public var tcpEstablished: Bool
-    /// Pass `--file-locks`.
+    /// Pass `--file-locks`. Default `true`: a ``Checkpointer`` holds a lock (`flock`) on its
+    /// directory's `.lock` for as long as it exists, and CRIU refuses to dump a process that holds a
+    /// file lock without this option ("Some file locks are hold by dumping tasks"). With it, `criu
+    /// restore --file-locks` takes the lock again for the restored process.
     public var fileLocks: Bool
     /// Use `--unprivileged` (CRIU 3.18 and later, with `CAP_CHECKPOINT_RESTORE`); ignored before 3.18.
     public var unprivileged: Bool
@@ -32,7 +35,7 @@ public struct CRIUDumper: ProcessDumper {
         executable: String = "criu",
         shellJob: Bool = true,
         tcpEstablished: Bool = false,
-        fileLocks: Bool = false,
+        fileLocks: Bool = true,
         unprivileged: Bool = false,
         incremental: Bool = false,
         extraArguments: [String] = []
@@ -80,7 +83,13 @@ public struct CRIUDumper: ProcessDumper {
     /// `criu` runs outside this process's tree of children (see `ExternalProcess.runDetached`), so it
     /// can dump this process itself; its output and exit status are kept in the images directory
     /// (`dump-output.log`, `dump-status`) beside CRIU's own `dump.log`.
+    /// - Returns: ``DumpOutcome/restored`` when the request's process is this one and the call
+    ///   returns in a copy that `criu restore` created (its start time differs from the dumped
+    ///   process's); otherwise ``DumpOutcome/continued``.
     public func dump(_ request: DumpRequest) throws -> DumpOutcome {
+        // A restored copy resumes inside `runDetached`'s wait and finds the status the original's
+        // criu left; only the process's start time tells the two apart.
+        let before = request.pid == Syscalls.processID ? ProcessIncarnation.current() : nil
         let version =
             unprivileged
             ? (try? ExternalProcess.run([executable, "--version"], timeout: 30)).flatMap { Self.version(in: $0.output) }
@@ -105,7 +114,9 @@ public struct CRIUDumper: ProcessDumper {
                 underlying: DumperExit(status: result.status)
             )
         }
-        return .continued
+        let outcome = ProcessIncarnation.outcome(since: before)
+        if outcome == .restored { ProcessIncarnation.noteRestore(in: request.imagesDirectory) }
+        return outcome
     }
 
     /// The `criu dump` command line for a request (`version` decides whether `--unprivileged` is passed).
