@@ -195,4 +195,10 @@ final class Locked<Value: Sendable>: @unchecked Sendable {
         get { lock.withLock { stored } }
         set { lock.withLock { stored = newValue } }
     }
+
+    /// Runs `body` on the value with the lock held. (An `NSLock`, not `Synchronization.Mutex`: the
+    /// thread sanitizer does not see the futex a `Mutex` uses and reports its accesses as races.)
+    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
+        try lock.withLock { try body(&stored) }
+    }
 }

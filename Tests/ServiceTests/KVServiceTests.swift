@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -95,7 +94,7 @@ final class Load: Sendable {
     }
 
     let server: KVServer
-    private let writes = Mutex<[Write]>([])
+    private let writes = Locked<[Write]>([])
     private let stopped = DispatchGroup()
 
     /// Starts `writers` threads.
@@ -250,7 +249,7 @@ final class KVServer: @unchecked Sendable {
     /// Sends `request` and blocks this thread until the answer (URLSession's own threads do the work).
     private func send(_ request: URLRequest) throws -> (Data, Int) {
         let done = DispatchSemaphore(value: 0)
-        let outcome = Mutex<Result<(Data, Int), any Error>>(.failure(Failure("no answer")))
+        let outcome = Locked<Result<(Data, Int), any Error>>(.failure(Failure("no answer")))
         session.dataTask(with: request) { data, response, error in
             outcome.withLock {
                 if let error {
