@@ -494,6 +494,13 @@ struct ProcessDumperCRIUTests {
         #expect(CRIUDumper.relativePath(workingDirectory + "/x", from: "y") == "../x")
     }
 
+    @Test("A dump refused for a session leader outside the PID namespace says to start the job with setsid")
+    func sessionLeaderAdvice() {
+        let log = "Error (criu/cr-dump.c:1681): A session leader of 15993(15993) is outside of its pid namespace"
+        #expect(CRIUDumper.advice(for: log).contains("setsid"))
+        #expect(CRIUDumper.advice(for: "Error (criu/cr-dump.c:2128): Dumping FAILED.").isEmpty)
+    }
+
     @Test("Version parsing and the --unprivileged cut-off (3.18)")
     func versions() {
         #expect(CRIUDumper.version(in: "Version: 3.17.1\nGitID: v3.17.1\n") == "3.17.1")
@@ -1138,7 +1145,7 @@ struct ProcessDumperRealCRIUTests {
         try withTemporaryDirectory { directory in
             // Not through Foundation's Process: its child inherits a socket whose other end is in this
             // process, and criu refuses to dump it ("unix: External socket is used").
-            let sleeper = try Syscalls.spawnInNewProcessGroup("/bin/sleep", arguments: ["sleep", "60"])
+            let sleeper = try Syscalls.spawnInNewSession("/bin/sleep", arguments: ["sleep", "60"])
             var reaped = false
             defer {
                 if !reaped {

@@ -51,7 +51,7 @@ struct SyscallsTests {
             done
             exit 3
             """
-        let pid = try Syscalls.spawnInNewProcessGroup("/bin/sh", arguments: ["/bin/sh", "-c", script])
+        let pid = try Syscalls.spawnInNewSession("/bin/sh", arguments: ["/bin/sh", "-c", script])
         let status = try Syscalls.waitForExit(of: pid)
         #expect(
             (status >> 8) & 0xff == 3,
@@ -64,7 +64,7 @@ struct SyscallsTests {
     @Test("Spawning a program that does not exist throws notFound naming it")
     func spawnMissing() {
         let error = #expect(throws: CheckpointError.self) {
-            try Syscalls.spawnInNewProcessGroup("/nonexistent/program", arguments: ["program"])
+            try Syscalls.spawnInNewSession("/nonexistent/program", arguments: ["program"])
         }
         #expect(error?.code == .notFound)
         #expect(error?.path == "/nonexistent/program")

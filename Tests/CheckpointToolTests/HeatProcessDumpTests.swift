@@ -165,7 +165,7 @@ struct HeatProcessDumpTests {
     static func start(_ executable: String, _ arguments: [String], output: String) throws -> Child {
         let script = "out=$1; shift; exec \"$@\" > \"$out\" 2>&1"
         return Child(
-            pid: try Syscalls.spawnInNewProcessGroup(
+            pid: try Syscalls.spawnInNewSession(
                 "/bin/sh",
                 arguments: ["sh", "-c", script, "sh", output, executable] + arguments
             )

@@ -109,7 +109,7 @@ public struct CRIUDumper: ProcessDumper {
                 ? ExternalProcess.readText(request.imagesDirectory + "/dump.log") : result.output
             throw CheckpointError(
                 .ioFailure,
-                "criu dump failed (exit \(result.status)): \(log.lastLines(3))",
+                "criu dump failed (exit \(result.status)): \(log.lastLines(3))\(Self.advice(for: log))",
                 path: request.imagesDirectory,
                 underlying: DumperExit(status: result.status)
             )
@@ -117,6 +117,15 @@ public struct CRIUDumper: ProcessDumper {
         let outcome = ProcessIncarnation.outcome(since: before)
         if outcome == .restored { ProcessIncarnation.noteRestore(in: request.imagesDirectory) }
         return outcome
+    }
+
+    /// What to do about a failed dump whose log names a cause the user can fix, or an empty string.
+    static func advice(for log: String) -> String {
+        if log.contains("is outside of its pid namespace") {
+            return " (the process's session leader is outside its PID namespace, as under `unshare --pid`:"
+                + " start the job with `setsid` so that it leads its own session)"
+        }
+        return ""
     }
 
     /// The `criu dump` command line for a request (`version` decides whether `--unprivileged` is passed).

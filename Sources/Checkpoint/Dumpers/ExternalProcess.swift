@@ -198,7 +198,7 @@ struct ExternalProcess {
         let pid: Int32
         do {
             let shell = ["/bin/sh", "-c", script, "sh"]
-            pid = try Syscalls.spawnInNewProcessGroup("/bin/sh", arguments: shell + arguments)
+            pid = try Syscalls.spawnInNewSession("/bin/sh", arguments: shell + arguments)
         } catch {
             throw CheckpointError(
                 .ioFailure,

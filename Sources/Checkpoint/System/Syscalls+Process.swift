@@ -7,8 +7,12 @@ import Darwin
 // Processes: starting a program cut off from this process, waiting for it, killing its process
 // group, and pausing a polling loop.
 
+/// glibc's `POSIX_SPAWN_SETSID` (2.26 on), which `spawn.h` declares only under `_GNU_SOURCE`.
+private let posixSpawnSetSID: Int32 = 0x80
+
 extension Syscalls {
-    /// Starts a program as the leader of a new process group, holding nothing of this process:
+    /// Starts a program as the leader of a new session (and so of a new process group), holding
+    /// nothing of this process:
     /// `/dev/null` on descriptors 0, 1 and 2 and no other descriptor, no signal blocked and every
     /// signal at its default action. The environment is this process's.
     ///
@@ -18,9 +22,11 @@ extension Syscalls {
     /// - Parameters:
     ///   - executable: The program's path (not looked up in `PATH`).
     ///   - arguments: Its arguments, `argv[0]` first.
-    /// - Returns: The process id, which is also the new group's id.
+    /// A session of its own also makes it dumpable by CRIU wherever this process runs: CRIU refuses a
+    /// process whose session leader is outside its PID namespace (a job started by `unshare --pid`).
+    /// - Returns: The process id, which is also the new session's and group's id.
     /// - Throws: The `posix_spawn` failure as a ``CheckpointError`` naming `executable`.
-    static func spawnInNewProcessGroup(_ executable: String, arguments: [String]) throws(CheckpointError) -> Int32 {
+    static func spawnInNewSession(_ executable: String, arguments: [String]) throws(CheckpointError) -> Int32 {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -30,10 +36,9 @@ extension Syscalls {
         sigfillset(&allSignals)
         posix_spawnattr_setsigmask(&attributes, &noSignals)
         posix_spawnattr_setsigdefault(&attributes, &allSignals)
-        posix_spawnattr_setpgroup(&attributes, 0)
         posix_spawnattr_setflags(
             &attributes,
-            Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
+            Int16(posixSpawnSetSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
         )
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
