@@ -137,7 +137,7 @@ let package = Package(
         .executableTarget(
             name: "CheckpointBench",
             dependencies: [
-                "Checkpoint", "CZstd", "HeatKernel", .product(name: "Logging", package: "swift-log"),
+                "Checkpoint", "CheckpointMPI", "CZstd", "HeatKernel", .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Benchmarks/CheckpointBench"

@@ -4,6 +4,7 @@
 // Every figure is a ratio or a rate.
 //
 //     swift run -c release checkpoint-bench [--quick] [--json] [--size-mib N] [--level L] [--chunk-mib C] [--dir DIR]
+//                                           [--only SCENARIO,…]
 
 import Checkpoint
 import Foundation
@@ -16,6 +17,8 @@ struct Options {
     var level = 1
     var chunkMiB = 4
     var only: Set<String> = []
+    /// Set in the processes `--only scale` starts under MPI: run one rank of that scenario.
+    var scaleRank: (directory: String, checkpoints: Int)?
 
     init(_ arguments: [String]) throws {
         var iterator = arguments.dropFirst().makeIterator()
@@ -41,12 +44,20 @@ struct Options {
             case "--only":
                 guard let value = iterator.next() else { throw Failure("--only needs a list") }
                 only = Set(value.split(separator: ",").map(String.init))
+            case "--scale-rank":
+                guard let directory = iterator.next(), let checkpoints = iterator.next().flatMap(Int.init) else {
+                    throw Failure("--scale-rank needs a directory and a number of checkpoints")
+                }
+                scaleRank = (directory, checkpoints)
             case "--help", "-h":
                 print(
                     """
                     usage: checkpoint-bench [--quick] [--json] [--size-mib N] [--level L] [--chunk-mib C] [--dir DIR]
                                             [--only throughput,blocking,heat,coordination,scaling,redundancy,
-                                                    repartition,incremental,memory,authentication]
+                                                    repartition,incremental,memory,authentication,scale]
+                    memory, authentication and scale run only when --only names them; scale runs 1…256
+                    in-process ranks, and 1…8 MPI processes when built with --traits MPI (mpirun on PATH,
+                    or the launcher in CKPT_MPIRUN)
                     """
                 )
                 exit(0)
@@ -61,6 +72,10 @@ struct Options {
 
 do {
     let options = try Options(CommandLine.arguments)
+    if let scaleRank = options.scaleRank {
+        try MPIScale.rank(directory: scaleRank.directory, checkpoints: scaleRank.checkpoints)
+        exit(0)
+    }
     let threads = Checkpointer.Configuration.defaultThreads
     let work = options.directory + "/checkpoint-bench-\(getpid())"
     try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
@@ -95,6 +110,10 @@ do {
     if options.only.contains("authentication") {
         // Not part of a default run: its figures are ratios near 1 that only a quiet machine resolves.
         try AuthenticationScenario(options: options, work: work).run(rows: &rows, results: &results)
+    }
+    if options.only.contains("scale") {
+        // Not part of a default run: 256 ranks take minutes on a small machine.
+        try ScaleScenario(options: options, work: work).run(rows: &rows, results: &results)
     }
     results["seconds"] = Date().timeIntervalSince(start)
 

@@ -114,7 +114,7 @@ public final class Checkpointer: Sendable {
         }
         lockDescriptor = lock
         do {
-            let shared = try communicator.broadcastFromRoot(rank == 0 ? prepared : nil, root: 0)
+            let shared = try communicator.broadcastValue(rank == 0 ? prepared : nil, root: 0)
             // Rank 0 reports its own failure as it happened; the others learn it by rank.
             if rank == 0, case .failure = prepared, let localFailure { throw localFailure }
             _ = try shared.get()

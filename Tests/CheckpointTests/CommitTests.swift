@@ -34,6 +34,25 @@ struct CommitTests {
         }
     }
 
+    @Test("The manifest records how long rank 0 took to build it; every rank gets the same manifest")
+    func manifestTimings() throws {
+        try withTemporaryDirectory { directory in
+            let manifests = try LocalGroup.run(ranks: 3, timeout: 60) { communicator in
+                let checkpointer = try Checkpointer(
+                    directory: directory,
+                    communicator: communicator,
+                    configuration: testConfiguration()
+                )
+                return try checkpointer.save(ArrayState(smoothField(100, seed: UInt64(communicator.rank))), step: 1)
+            }
+            let seconds = try #require(manifests[0].timings.manifestSeconds)
+            #expect(seconds >= 0 && seconds < 60)
+            #expect(manifests.allSatisfy { $0 == manifests[0] })
+            // On disk too (where `commitSeconds` is 0: the file is written before the commit ends).
+            #expect(try Checkpointer(directory: directory).checkpoints().first?.timings.manifestSeconds == seconds)
+        }
+    }
+
     @Test("Saving a step that exists replaces it atomically")
     func replaceSameStep() throws {
         try withTemporaryDirectory { directory in

@@ -157,6 +157,45 @@ struct CommunicatorTests {
         #expect(results.allSatisfy { $0 == (0..<ranks).map(Double.init) })
     }
 
+    @Test(
+        "A value broadcast gives every rank the root's value: in memory in a local group, as JSON by default",
+        arguments: [1, 3, 5]
+    )
+    func valueBroadcast(ranks: Int) throws {
+        let results = try LocalGroup.run(ranks: ranks, timeout: 30) { communicator -> [String] in
+            let rank = communicator.rank
+            let last = ranks - 1
+            let settings = Settings(name: "rank \(rank)", weights: [Double(rank)])
+            let local = try communicator.broadcastValue(rank == last ? settings : nil, root: last)
+            // The protocol's default, which other communicators (MPI) use: JSON bytes.
+            let encoded = try communicator.broadcastFromRoot(rank == 0 ? settings : nil, root: 0)
+            let twice = try communicator.broadcastValue(rank == 0 ? [rank, 7] : nil, root: 0)
+            return [local.name, encoded.name, "\(twice)"]
+        }
+        #expect(results.allSatisfy { $0 == ["rank \(ranks - 1)", "rank 0", "[0, 7]"] })
+    }
+
+    @Test("The commit agreement gives every rank the lowest failing rank's failure, or success", arguments: [1, 2, 5])
+    func agreement(ranks: Int) throws {
+        let results = try LocalGroup.run(ranks: ranks, timeout: 30) { communicator -> [String] in
+            let rank = communicator.rank
+            let success: Shared<Bool> = .success(true)
+            let allSucceeded = try communicator.agreement(success)
+            func failing(_ ranks: Set<Int>) -> Shared<Bool> {
+                ranks.contains(rank)
+                    ? .failure(RankFailure(rank: rank, code: "ioFailure", message: "rank \(rank)")) : success
+            }
+            let someFailed = try communicator.agreement(failing([ranks - 1, ranks / 2]))
+            return [allSucceeded, someFailed].map { result in
+                switch result {
+                case .success: "ok"
+                case .failure(let failure): failure.message
+                }
+            }
+        }
+        #expect(results.allSatisfy { $0 == ["ok", "rank \(ranks / 2)"] })
+    }
+
     @Test("A typed receive of the wrong type is an error, not a guess")
     func typedMismatch() throws {
         let communicator = SingleProcessCommunicator()

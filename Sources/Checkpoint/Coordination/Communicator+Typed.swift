@@ -157,6 +157,11 @@ extension Communicator {
         }
     }
 
+    /// The default ``Communicator/broadcastValue(_:root:)``: JSON bytes, decoded on every rank.
+    public func broadcastValue<Value: Codable & Sendable>(_ value: Value?, root: Int) throws -> Value {
+        try broadcastFromRoot(value, root: root)
+    }
+
     /// Broadcasts a `Codable` value from `root`, which alone needs one (`nil` elsewhere).
     func broadcastFromRoot<Value: Codable>(_ value: Value?, root: Int) throws -> Value {
         var bytes: [UInt8] = []

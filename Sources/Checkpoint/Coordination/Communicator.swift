@@ -23,6 +23,15 @@ public protocol Communicator: Sendable {
     /// Returns `bytes` from `root` on every rank (the argument is ignored on other ranks).
     func broadcast(_ bytes: [UInt8], root: Int) throws -> [UInt8]
 
+    /// Returns `root`'s value on every rank; the other ranks pass `nil`.
+    ///
+    /// The default encodes the value as JSON and broadcasts the bytes, so every rank decodes it:
+    /// work in proportion to its size on each rank. ``LocalCommunicator`` hands the value itself to
+    /// the other threads instead, so that a job of many in-process ranks does not decode a manifest
+    /// once per rank. A wrapping communicator should forward this call.
+    /// - Throws: `encodingFailed` or `decodingFailed`; what ``broadcast(_:root:)`` throws.
+    func broadcastValue<Value: Codable & Sendable>(_ value: Value?, root: Int) throws -> Value
+
     /// Combines `values` element-wise across ranks; every rank gets the result.
     /// All ranks must pass the same number of values.
     func allreduce(_ values: [Int64], _ operation: ReductionOperation) throws -> [Int64]

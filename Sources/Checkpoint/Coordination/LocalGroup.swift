@@ -34,6 +34,8 @@ public final class LocalGroup: @unchecked Sendable {
     private struct Round {
         var kind: String
         var contributions: [[UInt8]?]
+        /// The root's value in a ``LocalCommunicator/broadcastValue(_:root:)``.
+        var value: (any Sendable)?
         var arrived = 0
         var departed = 0
     }
@@ -135,6 +137,17 @@ public final class LocalGroup: @unchecked Sendable {
 
     /// Contributes to the next collective of `rank` and returns every rank's contribution.
     func collective(_ kind: String, rank: Int, contribution: [UInt8]) throws -> [[UInt8]] {
+        try collective(kind, rank: rank, contribution: contribution, value: nil).contributions
+    }
+
+    /// Contributes bytes and, from the root of a value broadcast, a value to the next collective of
+    /// `rank`; returns every rank's bytes and the value.
+    private func collective(
+        _ kind: String,
+        rank: Int,
+        contribution: [UInt8],
+        value: (any Sendable)?
+    ) throws -> (contributions: [[UInt8]], value: (any Sendable)?) {
         condition.lock()
         defer { condition.unlock() }
         let sequence = nextRound[rank]
@@ -148,6 +161,7 @@ public final class LocalGroup: @unchecked Sendable {
             throw CheckpointError(.peerFailed, message)
         }
         round.contributions[rank] = contribution
+        if let value { round.value = value }
         round.arrived += 1
         rounds[sequence] = round
         if round.arrived == size { condition.broadcast() }
@@ -163,8 +177,19 @@ public final class LocalGroup: @unchecked Sendable {
             }
         }
         let result = rounds[sequence]!.contributions.map { $0! }
+        let shared = rounds[sequence]!.value
         rounds[sequence]!.departed += 1
         if rounds[sequence]!.departed == size { rounds[sequence] = nil }
+        return (result, shared)
+    }
+
+    /// The value broadcast's collective: the root's value, handed to every rank without copying
+    /// or encoding it.
+    func shareValue<Value: Sendable>(_ value: Value?, rank: Int, root: Int) throws -> Value {
+        let shared = try collective("broadcastValue", rank: rank, contribution: [], value: rank == root ? value : nil)
+        guard let result = shared.value as? Value else {
+            preconditionFailure("the root of a value broadcast passed no \(Value.self)")
+        }
         return result
     }
 
@@ -238,6 +263,13 @@ public struct LocalCommunicator: Communicator {
     public func broadcast(_ bytes: [UInt8], root: Int) throws -> [UInt8] {
         try checkRoot(root)
         return try group.collective("broadcast", rank: rank, contribution: rank == root ? bytes : [])[root]
+    }
+
+    /// Returns `root`'s value on every rank, handed over in memory (neither copied nor encoded).
+    public func broadcastValue<Value: Codable & Sendable>(_ value: Value?, root: Int) throws -> Value {
+        try checkRoot(root)
+        if rank == root, value == nil { preconditionFailure("the root of a broadcast has no value") }
+        return try group.shareValue(value, rank: rank, root: root)
     }
 
     /// Combines values element-wise across ranks.

@@ -147,6 +147,9 @@ public struct Manifest: Codable, Sendable, Hashable {
         public var syncSeconds: Double
         /// Writing the manifest, renaming and syncing the directory.
         public var commitSeconds: Double
+        /// Building the manifest from every rank's report, on rank 0 (absent in older manifests and
+        /// in a shard's own timings).
+        public var manifestSeconds: Double?
     }
 
     /// The canonical bytes of the manifest (pretty, sorted keys).

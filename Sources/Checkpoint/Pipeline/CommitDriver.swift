@@ -89,7 +89,7 @@ final class CommitDriver: Sendable {
                         }
                     )
                 case .shareStaging(let area):
-                    action = machine.stagingShared(try communicator.broadcastFromRoot(area, root: 0))
+                    action = machine.stagingShared(try communicator.broadcastValue(area, root: 0))
                 case .beginLocal:
                     action = try machine.localBegun(
                         attempt {
@@ -153,11 +153,11 @@ final class CommitDriver: Sendable {
                     logFailure(step, failure)
                     action = machine.aborted()
                 case .shareOutcome(let outcome, _):
-                    action = machine.outcomeShared(try communicator.broadcastFromRoot(outcome, root: 0))
+                    action = machine.outcomeShared(try communicator.broadcastValue(outcome, root: 0))
                 case .makeManifest(let reports):
                     action = try machine.manifestMade(attempt { try makeManifest(reports, run: &run) })
                 case .shareManifest(let manifest):
-                    action = machine.manifestShared(try communicator.broadcastFromRoot(manifest, root: 0))
+                    action = machine.manifestShared(try communicator.broadcastValue(manifest, root: 0))
                 case .commitLocal(let area, let manifest):
                     action = try machine.localCommitted(
                         attempt {
@@ -386,6 +386,7 @@ final class CommitDriver: Sendable {
     // MARK: Manifests
 
     private func makeManifest(_ reports: [ShardReport], run: inout Run) throws -> Manifest {
+        let clock = Stopwatch()
         func slowest(_ key: KeyPath<Manifest.Timings, Double>) -> Double {
             reports.map { $0.timings[keyPath: key] }.max() ?? 0
         }
@@ -431,6 +432,8 @@ final class CommitDriver: Sendable {
             manifest.lineage = Manifest.Lineage(runID: lineage.runID, previous: levels.lineageHead.withLock { $0 })
         }
         try BlockChecks.checkSaved(manifest.shards)
+        // Before the link, whose digest covers the timings.
+        manifest.timings.manifestSeconds = clock.elapsed
         run.link = try manifest.link()
         return manifest
     }
@@ -509,12 +512,16 @@ final class CommitDriver: Sendable {
 
 extension Communicator {
     /// Every rank learns whether every rank succeeded; the first failing rank's failure otherwise.
+    ///
+    /// A reduction to the lowest failing rank, then, only on failure, that rank's failure broadcast:
+    /// constant data per rank, whatever the number of ranks.
     func agreement(_ local: Shared<Bool>) throws -> Shared<Bool> {
         if size == 1 { return local }
-        for result in try allgather(value: local) {
-            if case .failure = result { return result }
-        }
-        return .success(true)
+        let failed: Bool
+        if case .failure = local { failed = true } else { failed = false }
+        let first = Int(try allreduce(Int64(failed ? rank : size), .min))
+        guard first < size else { return .success(true) }
+        return try broadcastValue(rank == first ? local : nil, root: first)
     }
 
     /// Every rank learns whether every rank succeeded; on failure all throw the first failing rank's error.

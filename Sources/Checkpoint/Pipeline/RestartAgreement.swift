@@ -153,7 +153,7 @@ final class RestartAgreement: Sendable {
     private func candidates() throws -> [Step] {
         let listedShared = Shared<[Step]>(rank: rank) { rank == 0 ? try levels.shared.committedSteps() : [] }
         guard let local = levels.local else {
-            return try communicator.broadcastFromRoot(rank == 0 ? listedShared : nil, root: 0).get()
+            return try communicator.broadcastValue(rank == 0 ? listedShared : nil, root: 0).get()
         }
         let mine = Candidates(local: local.committedSteps(), shared: listedShared)
         var steps = Set<Step>()
