@@ -60,10 +60,14 @@ struct MPIHandle: @unchecked Sendable {
     }
 
     /// Releases the communicator unless MPI is already finalized; errors are ignored (nothing to do about them).
+    ///
+    /// Safe from any thread, also while the process exits: a communicator's last reference may go
+    /// away on a background thread while the main thread finalizes MPI at exit.
     func free() {
-        guard !MPIRuntime.isFinalized else { return }
         var handle = raw
-        _ = try? MPIRuntime.call("MPI_Comm_free") { MPI_Comm_free(&handle.handle) }
+        MPIRuntime.unlessFinalized {
+            _ = try? MPIRuntime.call("MPI_Comm_free") { MPI_Comm_free(&handle.handle) }
+        }
     }
 
     /// The ranks that share memory with this one (`MPI_Comm_split_type` with
@@ -491,6 +495,18 @@ enum MPIRuntime {
                 }
             }
             if let failure { throw failure }
+        }
+    }
+
+    /// Runs `body` unless MPI is finalized, never at the same time as ``finalize()``.
+    ///
+    /// MPICH's `MPI_Finalize` destroys its global mutex and aborts ("pthread_mutex_destroy: Device
+    /// or resource busy") when another thread is inside an MPI call meanwhile, such as
+    /// `MPI_Comm_free` from a communicator released on a background thread as the process exits.
+    static func unlessFinalized(_ body: () -> Void) {
+        state.withLock { _ in
+            guard !isFinalized else { return }
+            body()
         }
     }
 
