@@ -37,7 +37,11 @@ extension RestartAgreement {
     /// - Returns: Per rank, whether its shard was rebuilt (the same on every rank).
     func rebuildFromXORSets(_ step: Step, holding: [Bool], local: LocalLevel) throws -> [Bool] {
         let size = communicator.size
-        guard let sets = local.xorSets, holding.contains(false) else { return Array(repeating: false, count: size) }
+        // Nothing to rebuild when every rank holds its shard, or none does (all node-local storage
+        // gone, or a restart on another number of ranks).
+        guard let sets = local.xorSets, holding.contains(false), holding.contains(true) else {
+            return Array(repeating: false, count: size)
+        }
         let members = sets.members(of: rank)
         var status = XORStatus()
         if holding[rank], let manifest = try? local.store.directory.loadManifest(step: step),
@@ -84,9 +88,12 @@ extension RestartAgreement {
             let opened =
                 involved
                 ? Result { () throws(CheckpointError) in try contribution(older, members: members, local: local) } : nil
-            let ready = try communicator.allgather(value: opened.map { (try? $0.get()) != nil } ?? true)
+            // Each survivor's part size (-1: it cannot give): they must agree, since it fixes how many
+            // messages every survivor sends and the lost member receives.
+            let ready = try communicator.allgather(value: opened.map { (try? $0.get())?.header.partSize ?? -1 } ?? 0)
             guard let (lost, steps) = target, steps.contains(older) else { continue }
-            guard members.allSatisfy({ $0 == lost || ready[$0] }) else {
+            let partSizes = Set(members.filter { $0 != lost }.map { ready[$0] })
+            guard partSizes.count == 1, let partSize = partSizes.first, partSize >= 0 else {
                 if rank == lost {
                     failure =
                         failure
@@ -99,8 +106,14 @@ extension RestartAgreement {
             }
             if rank == lost {
                 do throws(CheckpointError) {
-                    guard let scratch else { throw CheckpointError(.ioFailure, "no room to rebuild the shard") }
-                    names += try receiveRebuilt(older, lost: lost, members: members, into: scratch, local: local)
+                    names += try receiveRebuilt(
+                        older,
+                        lost: lost,
+                        members: members,
+                        partSize: partSize,
+                        into: scratch,
+                        local: local
+                    )
                 } catch { failure = failure ?? error }
             } else if let contribution = try? opened?.get() {
                 try give(older, contribution, lost: lost, members: members, local: local)
@@ -206,66 +219,78 @@ extension RestartAgreement {
 
     /// The lost member's part: receives the recipe and every part's contributions, writes the
     /// rebuilt shard and the manifest into `scratch` (named as ``install(_:from:local:)`` expects),
-    /// and checks the shard against its recorded length and SHA-256.
+    /// and checks the shard against its recorded length and SHA-256. It receives every message the
+    /// survivors send whatever fails, so that none is left for a later exchange.
     /// - Returns: The names written.
     private func receiveRebuilt(
         _ step: Step,
         lost: Int,
         members: [Int],
-        into scratch: String,
+        partSize: Int,
+        into scratch: String?,
         local: LocalLevel
     ) throws(CheckpointError) -> [String] {
         let survivors = members.filter { $0 != lost }
         let setSize = members.count
+        var failure: CheckpointError?
         let recipeBytes = try withTypedThrows { try communicator.receive(from: survivors[0], tag: Self.rebuildTag) }
-        guard let recipe = try? JSONCoding.decoder.decode(Recipe.self, from: Data(recipeBytes)) else {
-            throw CheckpointError(.corruptData, "rank \(survivors[0]) sent a malformed rebuild recipe")
+        let recipe = (try? JSONCoding.decoder.decode(Recipe.self, from: Data(recipeBytes))) ?? Recipe()
+        if recipe.sha256.isEmpty {
+            failure = CheckpointError(.corruptData, "rank \(survivors[0]) sent a malformed rebuild recipe")
+        } else if let reason = recipe.failure {
+            failure = CheckpointError(
+                .incompleteCheckpoint,
+                "rank \(survivors[0]) could not send the manifest: \(reason)"
+            )
+        } else if recipe.length > (setSize - 1) * partSize {
+            failure = CheckpointError(.corruptData, "the XOR set records a shard longer than its parts")
         }
-        // The parts that follow are as long as the survivors' parities say; their sum bounds the length.
         let prefix = String(step.rawValue) + "."
         let permissions = configuration.filePermissions
-        let sink = try OpenFile.createExclusive(
-            scratch + "/" + prefix + CheckpointLayout.shardFileName(rank: lost),
-            permissions: permissions
-        )
-        defer { sink.close() }
+        var sink: OpenFile?
+        if failure == nil {
+            do throws(CheckpointError) {
+                guard let scratch else { throw CheckpointError(.ioFailure, "no room to rebuild the shard") }
+                sink = try OpenFile.createExclusive(
+                    scratch + "/" + prefix + CheckpointLayout.shardFileName(rank: lost),
+                    permissions: permissions
+                )
+            } catch { failure = error }
+        }
+        defer { sink?.close() }
         var hasher = SHA256()
         var written = 0
-        var mismatch = false
         for _ in 0..<setSize - 1 {
-            var done = false
-            while !done {
-                var sum: [UInt8]?
+            for offset in stride(from: 0, to: partSize, by: FileExchange.partSize) {
+                let count = min(FileExchange.partSize, partSize - offset)
+                var part = [UInt8](repeating: 0, count: count)
                 for origin in survivors {
                     let bytes = try withTypedThrows { try communicator.receive(from: origin, tag: Self.rebuildTag) }
-                    if sum == nil {
-                        sum = bytes
-                    } else if sum!.count != bytes.count {
-                        mismatch = true
-                    } else {
-                        bytes.withUnsafeBytes { bytes in
-                            sum!.withUnsafeMutableBytes { XORParity.combine(bytes, into: $0) }
+                    guard bytes.count == count else {
+                        failure = failure ?? CheckpointError(.corruptData, "rank \(origin) sent a part of another size")
+                        continue
+                    }
+                    bytes.withUnsafeBytes { bytes in part.withUnsafeMutableBytes { XORParity.combine(bytes, into: $0) }
+                    }
+                }
+                guard failure == nil, let sink else { continue }
+                let keep = max(0, min(count, recipe.length - written))
+                do throws(CheckpointError) {
+                    try withTypedThrows {
+                        try part.withUnsafeBytes { bytes in
+                            let kept = UnsafeRawBufferPointer(rebasing: bytes[..<keep])
+                            try sink.writeAll(kept)
+                            hasher.update(bufferPointer: kept)
                         }
                     }
-                }
-                let part = sum ?? []
-                let keep = max(0, min(part.count, recipe.length - written))
-                try withTypedThrows {
-                    try part.withUnsafeBytes { bytes in
-                        let kept = UnsafeRawBufferPointer(rebasing: bytes[..<keep])
-                        try sink.writeAll(kept)
-                        hasher.update(bufferPointer: kept)
-                    }
-                }
+                } catch { failure = error }
                 written += keep
-                done = part.count < FileExchange.partSize
             }
         }
+        if let failure { throw failure }
+        guard let sink, let scratch else { throw CheckpointError(.ioFailure, "no room to rebuild the shard") }
         try sink.sync()
-        if let failure = recipe.failure {
-            throw CheckpointError(.incompleteCheckpoint, "rank \(survivors[0]) could not send the manifest: \(failure)")
-        }
-        guard !mismatch, written == recipe.length, Array(hasher.finalize()) == recipe.sha256 else {
+        guard written == recipe.length, Array(hasher.finalize()) == recipe.sha256 else {
             throw CheckpointError(
                 .corruptData,
                 "the shard rebuilt from the XOR set does not match the SHA-256 its parities record"
