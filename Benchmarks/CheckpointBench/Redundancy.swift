@@ -69,6 +69,7 @@ struct RedundancyScenario {
             )
         }
         try recovery(rows: &rows, results: &results)
+        try xorSets(reference: shared, rows: &rows, results: &results)
     }
 
     /// Restore time: everything node-local, a lost node recovered from partners, and the shared copy.

@@ -10,8 +10,8 @@
 // line is `fresh-start` or `resumed-from: <step>`, the last `checksum: <16 hex digits>`: a hash of the
 // final global field's bits, the same for any rank count, transport, or number of interruptions.
 //
-// The library's options combine: node-local checkpoints with partner copies (--local-dir,
-// --flush-every), --incremental FULL_EVERY, --async, process dumps (--dumper) and the commit method
+// The library's options combine: node-local checkpoints with partner copies or XOR sets (--local-dir,
+// --flush-every, --xor-set S with --nodes N for in-process ranks), --incremental FULL_EVERY, --async, process dumps (--dumper) and the commit method
 // (--commit-method rename|marker). Scripts/torture kills it at random instants and, through the
 // hidden test option --crash-at POINT[@N], at the library's named crash points.
 
@@ -93,6 +93,23 @@ struct Heat: ParsableCommand {
     @Option(name: .customLong("flush-every"), help: "With --local-dir: every K-th checkpoint also goes to --dir.")
     var flushEvery = 10
 
+    @Option(
+        name: .customLong("xor-set"),
+        help: ArgumentHelp(
+            "With --local-dir: protect node-local checkpoints with XOR sets of S ranks on S nodes (1/(S-1) extra bytes) instead of partner copies; at least 3.",
+            valueName: "S"
+        )
+    )
+    var xorSet: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "In-process ranks: simulate N nodes (rank r on node r mod N), e.g. for --xor-set; default: every rank on this host.",
+            valueName: "N"
+        )
+    )
+    var nodes: Int?
+
     @Flag(
         name: .customLong("shared-group-directory"),
         help: "Accept checkpoint directories their group can write (shared with a trusted group on purpose)."
@@ -165,6 +182,21 @@ struct Heat: ParsableCommand {
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
         guard dumpEvery >= 1 else { throw ValidationError("--dump-every must be at least 1") }
         guard flushEvery >= 1 else { throw ValidationError("--flush-every must be at least 1") }
+        if let nodes, !(1...ranks).contains(nodes) || mpi {
+            throw ValidationError("--nodes must be between 1 and --ranks (\(ranks)), and is for in-process ranks only")
+        }
+        if let xorSet {
+            guard localDirectory != nil else { throw ValidationError("--xor-set needs --local-dir") }
+            let size = mpi ? Int.max : ranks
+            guard xorSet >= 3, xorSet <= size else {
+                throw ValidationError("--xor-set must be at least 3 and at most the number of ranks, not \(xorSet)")
+            }
+            guard mpi || xorSet <= (nodes ?? 1) else {
+                throw ValidationError(
+                    "--xor-set \(xorSet) needs its ranks on as many nodes: with in-process ranks, pass --nodes \(xorSet) or more"
+                )
+            }
+        }
         if let incrementalFullEvery {
             let limit = Checkpointer.Configuration.Incremental.maximumFullEvery
             guard (1...limit).contains(incrementalFullEvery) else {
@@ -220,6 +252,13 @@ struct Heat: ParsableCommand {
         if let runID { configuration.lineage = try Lineage(runID: runID) }
         if let localDirectory {
             configuration.redundancy = .init(localDirectory: localDirectory, flushEvery: flushEvery)
+            if let xorSet {
+                configuration.redundancy = .init(
+                    localDirectory: localDirectory,
+                    xorSetSize: xorSet,
+                    flushEvery: flushEvery
+                )
+            }
         }
         if let dumper {
             let processDumper: any ProcessDumper =
@@ -264,7 +303,8 @@ struct Heat: ParsableCommand {
             throw ValidationError("this heat was built without MPI; build it with `swift build --traits MPI`")
             #endif
         } else {
-            _ = try LocalGroup.run(ranks: ranks, timeout: timeout) { communicator in
+            let simulated = nodes.map { nodes in (0..<ranks).map { "node-\($0 % nodes)" } }
+            _ = try LocalGroup.run(ranks: ranks, timeout: timeout, nodes: simulated) { communicator in
                 try runHeatRank(communicator, prepared)
             }
         }

@@ -238,6 +238,12 @@ enum RedundancySamples {
         configuration.redundancy = .init(localDirectory: "/local/scratch/run-42", flushEvery: 10)
         return configuration
     }
+
+    static func xorConfiguration() -> Checkpointer.Configuration {
+        var configuration = Checkpointer.Configuration()
+        configuration.redundancy = .init(localDirectory: "/local/scratch/run-42", xorSetSize: 8, flushEvery: 10)
+        return configuration
+    }
 }
 
 /// Docs.docc/Repartitioning.md.

@@ -14,12 +14,14 @@ struct Combination: Hashable, Sendable, CustomStringConvertible {
     var redundancy = false
     var dumps = false
     var sealed = false
+    /// Redundancy with XOR sets of 3 (`heat --xor-set 3`): needs three ranks on three (simulated) nodes.
+    var xor = false
 
     /// `plain`, `async`, `redundancy+incremental`, … (the name `--combinations` takes).
     var description: String {
         let parts = [
             (marker, "marker"), (redundancy, "redundancy"), (asynchronous, "async"), (incremental, "incremental"),
-            (dumps, "dumps"), (sealed, "sealed"),
+            (dumps, "dumps"), (sealed, "sealed"), (xor, "xor"),
         ]
         let name = parts.filter(\.0).map(\.1).joined(separator: "+")
         return name.isEmpty ? "plain" : name
@@ -40,6 +42,8 @@ struct Combination: Hashable, Sendable, CustomStringConvertible {
         Combination(marker: true, redundancy: true),
         Combination(marker: true, sealed: true),
         Combination(incremental: true, redundancy: true, sealed: true),
+        Combination(redundancy: true, xor: true),
+        Combination(asynchronous: true, incremental: true, redundancy: true, xor: true),
     ]
 
     /// What the storage kind draws from, in table order (each also synchronous or asynchronous).
@@ -83,7 +87,8 @@ struct Combination: Hashable, Sendable, CustomStringConvertible {
         marker: Bool = false,
         redundancy: Bool = false,
         dumps: Bool = false,
-        sealed: Bool = false
+        sealed: Bool = false,
+        xor: Bool = false
     ) {
         self.asynchronous = asynchronous
         self.incremental = incremental
@@ -91,6 +96,7 @@ struct Combination: Hashable, Sendable, CustomStringConvertible {
         self.redundancy = redundancy
         self.dumps = dumps
         self.sealed = sealed
+        self.xor = xor
     }
 
     /// The secret of the key sealed combinations write and read with.

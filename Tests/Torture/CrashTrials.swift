@@ -59,14 +59,16 @@ final class CrashTrials {
         init(_ combination: Combination, _ random: inout SplitMix64, mpiAvailable: Bool) {
             self.combination = combination
             // With redundancy, partner copies need a second rank.
-            ranks = Int.random(in: (combination.redundancy ? 2 : 1)...4, using: &random)
+            // XOR sets of 3 need three ranks (on three simulated nodes).
+            ranks = Int.random(in: (combination.xor ? 3 : combination.redundancy ? 2 : 1)...4, using: &random)
             grid = [24, 32, 48, 64].randomElement(using: &random)!
             steps = Int.random(in: 30...90, using: &random)
             every = Int.random(in: 1...6, using: &random)
             delayMs = Int.random(in: 1...4, using: &random)
             // Drawn either way, so that a seed repeats the same trials with and without MPI.
             let underMPI = random.chance(0.3)
-            mpi = mpiAvailable && underMPI
+            // Simulated nodes exist for in-process ranks only.
+            mpi = mpiAvailable && underMPI && !combination.xor
             if combination.incremental { fullEvery = Int.random(in: 2...5, using: &random) }
             if combination.redundancy { flushEvery = Int.random(in: 1...4, using: &random) }
             if combination.dumps { dumpEvery = Int.random(in: 1...3, using: &random) }
@@ -90,6 +92,7 @@ final class CrashTrials {
             switch point {
             case .shardWritten: return all
             case .partnerCopied: return combination.redundancy && ranks > 1 ? all : []
+            case .parityWritten: return combination.xor ? all : []
             // A marker store writes no checksum file before its marker: the marker is `published`.
             case .committing(let step): return combination.marker && step == .checksumWritten ? [] : all
             case .flushCopied: return every(flushEvery)
@@ -119,6 +122,7 @@ final class CrashTrials {
             if combination.marker { arguments += ["--commit-method", "marker"] }
             if let fullEvery { arguments += ["--incremental", String(fullEvery)] }
             if let flushEvery { arguments += ["--local-dir", local, "--flush-every", String(flushEvery)] }
+            if combination.xor { arguments += ["--xor-set", "3", "--nodes", String(ranks)] }
             if let dumpEvery, let dumper {
                 arguments += ["--dumper", "command:" + dumper, "--dump-every", String(dumpEvery)]
             }

@@ -23,6 +23,16 @@ extension Checkpointer.Configuration {
         public var partnerCopy: Bool
         /// Every this-many-th checkpoint is also written to the shared directory. Default: 10.
         public var flushEvery: Int
+        /// The size of the XOR sets that protect the node-local shards, or `nil` for none. Default: `nil`.
+        ///
+        /// Ranks form sets of this many members on as many different nodes; each member stores
+        /// beside its shard the XOR parity of one part of every other member's shard, so the
+        /// shards of one lost member per set are rebuilt from the others: `1 / (setSize - 1)`
+        /// extra bytes instead of a partner copy's 1×. At least 3 (a set of 2 is a partner copy)
+        /// and at most the number of ranks; the job must run on at least `setSize` nodes.
+        /// Combines with ``partnerCopy``: a restart tries the XOR set first, then the partner copy,
+        /// then the newest flushed checkpoint.
+        public var xorSetSize: Int?
 
         /// Creates a redundancy configuration.
         /// - Parameters:
@@ -35,6 +45,17 @@ extension Checkpointer.Configuration {
             self.flushEvery = flushEvery
         }
 
+        /// Creates a redundancy configuration protected by XOR sets.
+        /// - Parameters:
+        ///   - localDirectory: The node-local folder (created if missing).
+        ///   - xorSetSize: The number of ranks (on as many nodes) per XOR set, at least 3.
+        ///   - partnerCopy: Whether each rank also keeps a copy of a partner's shard.
+        ///   - flushEvery: How often a checkpoint also goes to the shared directory (at least 1).
+        public init(localDirectory: String, xorSetSize: Int, partnerCopy: Bool = false, flushEvery: Int = 10) {
+            self.init(localDirectory: localDirectory, partnerCopy: partnerCopy, flushEvery: flushEvery)
+            self.xorSetSize = xorSetSize
+        }
+
         func validate() throws(CheckpointError) {
             guard !localDirectory.isEmpty else {
                 throw CheckpointError(.invalidConfiguration, "redundancy.localDirectory must not be empty")
@@ -43,6 +64,12 @@ extension Checkpointer.Configuration {
                 throw CheckpointError(
                     .invalidConfiguration,
                     "redundancy.flushEvery must be at least 1 (1 flushes every checkpoint), not \(flushEvery)"
+                )
+            }
+            if let xorSetSize, xorSetSize < 3 {
+                throw CheckpointError(
+                    .invalidConfiguration,
+                    "redundancy.xorSetSize must be at least 3, not \(xorSetSize) (for 2, use partnerCopy instead)"
                 )
             }
         }

@@ -41,6 +41,7 @@ final class CommitDriver: Sendable {
         if let local = levels.local {
             plan.local = true
             plan.partnerCopy = local.settings.partnerCopy && size > 1
+            plan.xorParity = local.xorSets != nil
             let count = local.commits.withLock { $0 } + 1
             let stopping = local.flushRequested.withLock { $0 }
             plan.flush = count % local.settings.flushEvery == 0 || stopping
@@ -125,6 +126,8 @@ final class CommitDriver: Sendable {
                     )
                 case .exchangeCopies(let area, let report):
                     action = machine.copiesExchanged(try exchangeCopies(area, report, over: communicator))
+                case .encodeParity(let area, let report):
+                    action = machine.parityEncoded(try encodeParity(area, report, over: communicator))
                 case .gatherReport(let report):
                     if let gathered = try communicator.gather(value: report, root: 0) {
                         action = machine.reportsGathered(gathered)

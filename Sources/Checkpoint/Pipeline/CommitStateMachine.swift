@@ -25,6 +25,8 @@ struct CommitStateMachine {
         var local = false
         /// Each rank also stores its partner's shard (redundancy with several ranks).
         var partnerCopy = false
+        /// Each rank also writes its XOR set's parity (redundancy with XOR sets).
+        var xorParity = false
         /// After the node-local commit, the checkpoint is also flushed to the shared level.
         var flush = false
         /// The dump stage runs after the commit (synchronous checkpoints with process dumps).
@@ -52,6 +54,9 @@ struct CommitStateMachine {
         /// Send this rank's staged shard to its partner and store the shard of the rank it holds
         /// (into the area, when there is one), then ``copiesExchanged(_:)``.
         case exchangeCopies(StagingArea?, Shared<ShardReport>)
+        /// XOR stage: exchange parts of the staged shards within each XOR set and write this rank's
+        /// parity into the area (when there is one), then ``parityEncoded(_:)``.
+        case encodeParity(StagingArea?, Shared<ShardReport>)
         /// Gather this rank's report on rank 0, then ``reportsGathered(_:)`` (rank 0) or ``reportSent()``.
         case gatherReport(Shared<ShardReport>)
         /// Rank 0: write the manifest and commit the shared area, then ``sharedCommitted(_:)``.
@@ -85,6 +90,7 @@ struct CommitStateMachine {
         case beginningLocal
         case writing(StagingArea?, Phase)
         case exchanging(StagingArea?)
+        case encodingParity(StagingArea?)
         case reporting(StagingArea?, Phase)
         case committingShared(StagingArea, Phase)
         case abortingShared(RankFailure)
@@ -181,12 +187,25 @@ struct CommitStateMachine {
             state = .exchanging(area)
             return .exchangeCopies(area, report)
         }
-        state = .reporting(area, .primary)
-        return .gatherReport(report)
+        return afterCopies(area, report)
     }
 
     mutating func copiesExchanged(_ report: Shared<ShardReport>) -> Action {
         guard case .exchanging(let area) = state else { preconditionFailure("copiesExchanged in \(state)") }
+        return afterCopies(area, report)
+    }
+
+    private mutating func afterCopies(_ area: StagingArea?, _ report: Shared<ShardReport>) -> Action {
+        if plan.local && plan.xorParity {
+            state = .encodingParity(area)
+            return .encodeParity(area, report)
+        }
+        state = .reporting(area, .primary)
+        return .gatherReport(report)
+    }
+
+    mutating func parityEncoded(_ report: Shared<ShardReport>) -> Action {
+        guard case .encodingParity(let area) = state else { preconditionFailure("parityEncoded in \(state)") }
         state = .reporting(area, .primary)
         return .gatherReport(report)
     }

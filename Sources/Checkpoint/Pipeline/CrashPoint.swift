@@ -7,6 +7,8 @@
     case shardWritten
     /// Partner stage: this rank stored its partner's copy (redundancy, several ranks).
     case partnerCopied
+    /// XOR stage: this rank wrote and synced its XOR set's parity (staged, not reported).
+    case parityWritten
     /// Commit stage: a point of the store's commit of the checkpoint (the node-local level with redundancy).
     case committing(StoreCommitPoint)
     /// Flush stage: this rank's shard was copied into the shared level's staging area.
@@ -20,7 +22,9 @@
 
     /// Every point, in the order a commit with every stage reaches them.
     public static var allCases: [CrashPoint] {
-        [.shardWritten, .partnerCopied] + StoreCommitPoint.allCases.map(CrashPoint.committing) + [.flushCopied]
+        [.shardWritten, .partnerCopied, .parityWritten] + StoreCommitPoint.allCases.map(CrashPoint.committing) + [
+            .flushCopied
+        ]
             + StoreCommitPoint.allCases.map(CrashPoint.flushing) + [.retentionApplied, .dumped]
     }
 
@@ -28,7 +32,7 @@
     /// from the store's publication on.
     public var leavesCheckpointCommitted: Bool {
         switch self {
-        case .shardWritten, .partnerCopied: false
+        case .shardWritten, .partnerCopied, .parityWritten: false
         case .committing(let point): point == .published || point == .parentSynced
         case .flushCopied, .flushing, .retentionApplied, .dumped: true
         }
@@ -39,6 +43,7 @@
         switch self {
         case .shardWritten: "shard-written"
         case .partnerCopied: "partner-copied"
+        case .parityWritten: "parity-written"
         case .committing(let point): "commit." + point.rawValue
         case .flushCopied: "flush-copied"
         case .flushing(let point): "flush." + point.rawValue

@@ -180,8 +180,11 @@ final class RestartAgreement: Sendable {
         let partners = local.partners
         let copy = local.settings.partnerCopy && size > 1 && local.holds(step, of: partners.held[rank], rankCount: size)
         let flags = try communicator.allgather([own ? 1 : 0, copy ? 1 : 0])
-        let needs = { (rank: Int) in flags[rank][0] == 0 && flags[partners.partner[rank]][1] == 1 }
-        let recovered = try recoverLostShards(step, needs: needs, local: local)
+        let rebuilt = try rebuildFromXORSets(step, holding: flags.map { $0[0] == 1 }, local: local)
+        let needs = { (rank: Int) in
+            flags[rank][0] == 0 && !rebuilt[rank] && flags[partners.partner[rank]][1] == 1
+        }
+        let recovered = try recoverLostShards(step, needs: needs, local: local) || rebuilt[rank]
         var folders = [local.store.directory]
         folders += nodeLocalFolders(local.settings).filter { $0.path != local.store.directory.path }
         folders.append(shared)
@@ -326,7 +329,7 @@ final class RestartAgreement: Sendable {
 
     /// A fresh folder inside this rank's node-local store to receive a partner's copy into
     /// (a temporary name: a crash leaves it for the next start to remove).
-    private static func recoveryFolder(_ local: LocalLevel) throws(CheckpointError) -> String {
+    static func recoveryFolder(_ local: LocalLevel) throws(CheckpointError) -> String {
         let folder =
             local.store.directory.path + "/" + CheckpointLayout.temporaryPrefix + "recovery."
             + String(Syscalls.processID) + "." + String(UInt32.random(in: 0...UInt32.max), radix: 16)
@@ -337,7 +340,7 @@ final class RestartAgreement: Sendable {
 
     /// Stores the received files in this rank's node-local store: into a committed checkpoint that
     /// is there (it keeps another rank's copy), or as a new commit with the received manifest.
-    private func install(_ names: [String], from scratch: String, local: LocalLevel) throws {
+    func install(_ names: [String], from scratch: String, local: LocalLevel) throws {
         let shardName = CheckpointLayout.shardFileName(rank: rank)
         let steps = Set(names.compactMap { $0.split(separator: ".").first.flatMap { UInt64($0) } }).sorted(by: >)
         for raw in steps {

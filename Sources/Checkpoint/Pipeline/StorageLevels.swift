@@ -43,16 +43,24 @@ final class LocalLevel: Sendable {
     let settings: Checkpointer.Configuration.Redundancy
     let store: any CheckpointStore
     let partners: PartnerMap
+    /// The XOR sets, when configured (``Checkpointer/Configuration/Redundancy/xorSetSize``).
+    let xorSets: XORSets?
     /// Checkpoints committed since the start, to flush every `flushEvery`-th.
     let commits = Locked(0)
     /// Set when the job is asked to stop: node-local storage may not outlive the job, so the
     /// next checkpoint is flushed.
     let flushRequested = Locked(false)
 
-    private init(settings: Checkpointer.Configuration.Redundancy, store: any CheckpointStore, partners: PartnerMap) {
+    private init(
+        settings: Checkpointer.Configuration.Redundancy,
+        store: any CheckpointStore,
+        partners: PartnerMap,
+        xorSets: XORSets?
+    ) {
         self.settings = settings
         self.store = store
         self.partners = partners
+        self.xorSets = xorSets
     }
 
     /// The folder of a rank's node-local store.
@@ -69,6 +77,9 @@ final class LocalLevel: Sendable {
         guard let settings = configuration.redundancy else { return nil }
         let nodes = try communicator.allgather(value: communicator.nodeName)
         let partners = PartnerMap(nodes: nodes)
+        let xorSets = try settings.xorSetSize.map { size throws(CheckpointError) in
+            try XORSets.validated(nodes: nodes, setSize: size)
+        }
         let rank = communicator.rank
         let store = StorageLevels.store(configuration.checkpointDirectory(folder(settings, rank: rank)), configuration)
         try communicator.agree(
@@ -94,7 +105,13 @@ final class LocalLevel: Sendable {
                 metadata: ["nodes": "\(Set(nodes).count)"]
             )
         }
-        return LocalLevel(settings: settings, store: store, partners: partners)
+        if rank == 0, let xorSets, xorSets.membersShareNode {
+            logger.warning(
+                "some XOR sets have two members on one node: such a set survives losing one rank's files, not that node; run the same number of ranks on every node",
+                metadata: ["nodes": "\(Set(nodes).count)"]
+            )
+        }
+        return LocalLevel(settings: settings, store: store, partners: partners, xorSets: xorSets)
     }
 
     /// Whether this rank's store has a committed checkpoint of `step`, written by `rankCount`
