@@ -12,7 +12,8 @@
 //
 // The library's options combine: node-local checkpoints with partner copies (--local-dir,
 // --flush-every), --incremental FULL_EVERY, --async, process dumps (--dumper) and the commit method
-// (--commit-method rename|marker). Scripts/torture kills it at random instants and, through the
+// (--commit-method rename|marker), and one aggregated file per node (--aggregate; --nodes N spreads
+// in-process ranks over N simulated nodes). Scripts/torture kills it at random instants and, through the
 // hidden test option --crash-at POINT[@N], at the library's named crash points.
 
 import ArgumentParser
@@ -138,6 +139,18 @@ struct Heat: ParsableCommand {
     )
     var allowFreshStart = false
 
+    @Flag(
+        name: .customLong("aggregate"),
+        help: "Write one file per node per checkpoint: the ranks of a node send their shards to its lowest rank."
+    )
+    var aggregate = false
+
+    @Option(
+        help:
+            "In-process ranks only: spread the ranks over this many simulated nodes (rank r on node r * N / ranks), as --aggregate groups them."
+    )
+    var nodes: Int?
+
     @Option(
         name: .customLong("log-level"),
         help: "The library's log level: trace, debug, info, notice, warning, error or critical."
@@ -156,6 +169,12 @@ struct Heat: ParsableCommand {
 
     func validate() throws {
         guard ranks >= 1 && ranks <= 1024 else { throw ValidationError("--ranks must be between 1 and 1024") }
+        if let nodes, !(1...ranks).contains(nodes) {
+            throw ValidationError("--nodes must be between 1 and --ranks (\(ranks)), not \(nodes)")
+        }
+        if aggregate, localDirectory != nil {
+            throw ValidationError("--aggregate writes to --dir; it does not combine with --local-dir")
+        }
         guard grid >= 3 && grid <= Block.maximumGrid else {
             throw ValidationError("--grid must be between 3 and \(Block.maximumGrid)")
         }
@@ -210,6 +229,7 @@ struct Heat: ParsableCommand {
         if sharedGroupDirectory { configuration.directorySharing = .group }
         if let incrementalFullEvery { configuration.incremental = .on(fullEvery: incrementalFullEvery) }
         if let method = Checkpointer.Configuration.CommitMethod(commitMethod) { configuration.commitMethod = method }
+        if aggregate { configuration.aggregation = .perNode }
         if let signing = keyFiles.first {
             configuration.authentication = Authentication(
                 signingKey: try .contentsOfFile(signing),
@@ -264,7 +284,8 @@ struct Heat: ParsableCommand {
             throw ValidationError("this heat was built without MPI; build it with `swift build --traits MPI`")
             #endif
         } else {
-            _ = try LocalGroup.run(ranks: ranks, timeout: timeout) { communicator in
+            let names = nodes.map { count in (0..<ranks).map { "node-\($0 * count / ranks)" } }
+            _ = try LocalGroup.run(ranks: ranks, timeout: timeout, nodes: names) { communicator in
                 try runHeatRank(communicator, prepared)
             }
         }

@@ -3,7 +3,8 @@ import Checkpoint
 /// A combination of the library's options that a trial runs with: the commit pipeline's stages
 /// (partner copy and flush with redundancy, incremental chunks, process dumps) and how it runs
 /// (synchronous or in the background, committed by rename or by a marker written last), and whether
-/// checkpoints are sealed with a key and recorded in a lineage (`sealed`).
+/// checkpoints are sealed with a key and recorded in a lineage (`sealed`), and whether the ranks of a
+/// node write one aggregated file (`aggregate`).
 ///
 /// The crash kind draws every combination; the storage kind draws those it can run in-process
 /// (no dumps; asynchronous checkpoints are drawn on top of each).
@@ -14,12 +15,13 @@ struct Combination: Hashable, Sendable, CustomStringConvertible {
     var redundancy = false
     var dumps = false
     var sealed = false
+    var aggregate = false
 
     /// `plain`, `async`, `redundancy+incremental`, … (the name `--combinations` takes).
     var description: String {
         let parts = [
             (marker, "marker"), (redundancy, "redundancy"), (asynchronous, "async"), (incremental, "incremental"),
-            (dumps, "dumps"), (sealed, "sealed"),
+            (dumps, "dumps"), (sealed, "sealed"), (aggregate, "aggregate"),
         ]
         let name = parts.filter(\.0).map(\.1).joined(separator: "+")
         return name.isEmpty ? "plain" : name
@@ -40,6 +42,9 @@ struct Combination: Hashable, Sendable, CustomStringConvertible {
         Combination(marker: true, redundancy: true),
         Combination(marker: true, sealed: true),
         Combination(incremental: true, redundancy: true, sealed: true),
+        Combination(aggregate: true),
+        Combination(asynchronous: true, incremental: true, aggregate: true),
+        Combination(marker: true, sealed: true, aggregate: true),
     ]
 
     /// What the storage kind draws from, in table order (each also synchronous or asynchronous).
@@ -83,7 +88,8 @@ struct Combination: Hashable, Sendable, CustomStringConvertible {
         marker: Bool = false,
         redundancy: Bool = false,
         dumps: Bool = false,
-        sealed: Bool = false
+        sealed: Bool = false,
+        aggregate: Bool = false
     ) {
         self.asynchronous = asynchronous
         self.incremental = incremental
@@ -91,6 +97,7 @@ struct Combination: Hashable, Sendable, CustomStringConvertible {
         self.redundancy = redundancy
         self.dumps = dumps
         self.sealed = sealed
+        self.aggregate = aggregate
     }
 
     /// The secret of the key sealed combinations write and read with.

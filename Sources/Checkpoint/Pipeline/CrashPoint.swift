@@ -5,6 +5,8 @@
 @_spi(Testing) public enum CrashPoint: Hashable, Sendable, CaseIterable, LosslessStringConvertible {
     /// Write stage: this rank's shard is written and synced (staged, not reported).
     case shardWritten
+    /// Aggregation stage: this node's aggregator wrote and synced the node's file (not reported).
+    case aggregateWritten
     /// Partner stage: this rank stored its partner's copy (redundancy, several ranks).
     case partnerCopied
     /// Commit stage: a point of the store's commit of the checkpoint (the node-local level with redundancy).
@@ -20,7 +22,9 @@
 
     /// Every point, in the order a commit with every stage reaches them.
     public static var allCases: [CrashPoint] {
-        [.shardWritten, .partnerCopied] + StoreCommitPoint.allCases.map(CrashPoint.committing) + [.flushCopied]
+        [.shardWritten, .aggregateWritten, .partnerCopied] + StoreCommitPoint.allCases.map(CrashPoint.committing) + [
+            .flushCopied
+        ]
             + StoreCommitPoint.allCases.map(CrashPoint.flushing) + [.retentionApplied, .dumped]
     }
 
@@ -28,7 +32,7 @@
     /// from the store's publication on.
     public var leavesCheckpointCommitted: Bool {
         switch self {
-        case .shardWritten, .partnerCopied: false
+        case .shardWritten, .aggregateWritten, .partnerCopied: false
         case .committing(let point): point == .published || point == .parentSynced
         case .flushCopied, .flushing, .retentionApplied, .dumped: true
         }
@@ -38,6 +42,7 @@
     public var description: String {
         switch self {
         case .shardWritten: "shard-written"
+        case .aggregateWritten: "aggregate-written"
         case .partnerCopied: "partner-copied"
         case .committing(let point): "commit." + point.rawValue
         case .flushCopied: "flush-copied"
