@@ -75,6 +75,9 @@ struct AggregationTests {
             for node in 0..<nodes {
                 let file = try OpenFile.openForReading(folder + "/" + AggregateFile.fileName(node: node))
                 let regions = try AggregateFile.readTable(file)
+                // The fuzz target's aggregated-file mode reads a real file completely.
+                let whole = try readFile(folder + "/" + AggregateFile.fileName(node: node))
+                #expect(FuzzInput(mode: .aggregatedFile, body: whole).run() == nil)
                 #expect(regions.map(\.rank) == placement.indices.filter { placement[$0] == "node-\(node)" })
                 for region in regions {
                     #expect(manifest.shards[region.rank].offset == region.offset)
