@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""An independent reader for swift-checkpoint directories (shard format 1.x and 2.x, manifest version 1).
+"""An independent reader for swift-checkpoint directories (shard format 1.x and 2.x, manifest versions 1
+and 2: a file per rank, or aggregated files of one node each).
 
 It is written from Documentation/FileFormat.md alone and applies every validation rule the
 specification lists, so it doubles as a check that the specification is complete.
@@ -46,7 +47,9 @@ except ImportError:
 
 SHARD_MAGIC, FOOTER_MAGIC = b"CKPTSNAP", b"CKPTEND\x00"
 HEADER_SIZE, FOOTER_SIZE, DIGEST_SIZE = 16, 56, 32
-MAJOR_VERSION, MANIFEST_VERSION = 2, 1
+MAJOR_VERSION, MANIFEST_VERSION = 2, 2
+AGG_MAGIC, AGG_END_MAGIC, AGG_HEADER, AGG_ENTRY, AGG_FOOTER, AGG_MAX_REGIONS = b"CKPTAGG\x00", b"CKPTAGGE", 16, 56, 56, 1 << 16
+AGG_NAME = re.compile(r"node-([0-9]{5,9})\.agg")
 MAX_NAME, MAX_TYPE_NAME, MAX_DIMENSIONS = 255, 1024, 32
 MAX_CHUNK_RAW, MAX_RATIO, CHUNK_RECORD_SIZE = 1 << 30, 32768, 8 + 8 + 8 + 1 + DIGEST_SIZE
 CHUNK_RECORD_SIZE_2, BASE_RECORD_SIZE = CHUNK_RECORD_SIZE + DIGEST_SIZE + 4, 8 + DIGEST_SIZE
@@ -269,10 +272,74 @@ def parse_index(data, data_end, path, major=1):
     return bases, entries
 
 
-def open_shard(path):
-    """Reads and validates a shard's header, footer and index."""
+class Window:
+    """A region of an open file read as a file of its own: a rank's shard in an aggregated file."""
+
+    def __init__(self, f, start, length):
+        self.f, self.start, self.length, self.position = f, start, length, 0
+
+    def seek(self, position, whence=0):
+        self.position = min(max(0, position + (self.length if whence == 2 else 0)), self.length)
+        return self.position
+
+    def read(self, count):
+        count = max(0, min(count, self.length - self.position))
+        self.f.seek(self.start + self.position)
+        data = self.f.read(count)
+        self.position += len(data)
+        return data
+
+
+def read_table(path, f):
+    """Reads and checks an aggregated file's region table (A1-A5); returns {rank: (offset, length, sha256)}."""
+    size = f.seek(0, 2)
+    if size < AGG_HEADER + AGG_FOOTER:
+        raise Damaged(f"{path}: aggregated file is {size} bytes, smaller than a header and footer")
+    f.seek(0)
+    header = f.read(AGG_HEADER)
+    if header[:8] != AGG_MAGIC:
+        raise Damaged(f"{path}: not a swift-checkpoint aggregated file (wrong magic bytes)")
+    major, minor = struct.unpack_from("<HH", header, 8)
+    if major != 1:
+        raise Unsupported(f"{path}: aggregated file uses format {major}.{minor}; this reader reads 1.x")
+    f.seek(size - AGG_FOOTER)
+    footer = f.read(AGG_FOOTER)
+    if footer[48:] != AGG_END_MAGIC:
+        raise Damaged(f"{path}: aggregated file has no footer; it was cut short")
+    table_offset, count = struct.unpack_from("<QI", footer)
+    if count > AGG_MAX_REGIONS or table_offset < AGG_HEADER or table_offset + count * AGG_ENTRY != size - AGG_FOOTER:
+        raise Damaged(f"{path}: aggregated file's footer is inconsistent with its size")
+    f.seek(table_offset)
+    table = f.read(count * AGG_ENTRY)
+    if hashlib.sha256(table).digest() != footer[16:48]:
+        raise Damaged(f"{path}: aggregated file's region table fails its checksum")
+    regions, end, last = {}, AGG_HEADER, -1
+    for index in range(count):
+        rank, _, offset, length = struct.unpack_from("<IIQQ", table, index * AGG_ENTRY)
+        if offset != end or length > table_offset - offset or rank <= last:
+            raise Damaged(f"{path}: aggregated file's region table is inconsistent")
+        regions[rank] = (offset, length, table[index * AGG_ENTRY + 24:index * AGG_ENTRY + 56])
+        end, last = offset + length, rank
+    if end != table_offset:
+        raise Damaged(f"{path}: aggregated file's regions do not end at its table")
+    return regions
+
+
+def region_of(path, f, record):
+    """The window of `record`'s shard in an aggregated file, once its table agrees with the manifest."""
+    region = read_table(path, f).get(record["rank"])
+    if region is None or region[:2] != (record["offset"], record["fileBytes"]):
+        raise Damaged(f"{path}: the region table does not place rank {record['rank']} where the manifest does")
+    return Window(f, record["offset"], record["fileBytes"])
+
+
+def open_shard(path, record=None):
+    """Reads and validates a shard's header, footer and index (in its own file, or its region of an
+    aggregated file when `record` has an offset)."""
     try:
         with open(path, "rb") as f:
+            if record is not None and "offset" in record:
+                return check_shard(path, region_of(path, f, record))
             return check_shard(path, f)
     except FileNotFoundError:
         raise Damaged(f"{path}: shard is missing") from None
@@ -311,16 +378,18 @@ def check_shard(path, f):
         raise Damaged(f"{path}: shard index fails its SHA-256 checksum")
     bases, entries = parse_index(index, index_offset, path, major)
     return {"path": path, "size": size, "version": (major, minor), "indexSHA256": footer[16:48].hex(),
-            "bases": bases, "entries": entries, "files": [path]}
+            "bases": bases, "entries": entries, "files": [(path, 0)]}
 
 
-def open_base(path, step, digest, user):
+def open_base(path, step, digest, user, record=None):
     """Opens a base shard (R2-R4): it exists, ends in a footer whose digest is the recorded one.
 
     Returns the end of its data region.
     """
     try:
         with open(path, "rb") as f:
+            if record is not None and "offset" in record:
+                f = region_of(path, f, record)
             size = f.seek(0, 2)
             f.seek(0)
             magic = f.read(8)
@@ -403,9 +472,9 @@ def decode_entry(files, e):
     """
     parts = []
     for offset, stored, raw, codec, digest, raw_digest, location in e["chunks"]:
-        path = files[location]
+        path, start = files[location]
         with open(path, "rb") as f:
-            f.seek(offset)
+            f.seek(start + offset)
             data = f.read(stored)
         where = f"{path}: entry {e['name']!r}, chunk at byte {offset}"
         if len(data) != stored or hashlib.sha256(data).digest() != digest:
@@ -590,7 +659,11 @@ def load_manifest(root, step):
     if ranks < 1 or len(shards) != ranks or any(s["rank"] != r for r, s in enumerate(shards)):
         raise Damaged(f"{directory}: manifest lists {len(shards)} shards for {ranks} ranks")
     for shard in shards:
-        if shard["file"] != f"rank-{shard['rank']:05d}.snap":
+        if "offset" in shard:
+            if (version < 2 or not isinstance(shard["offset"], int) or shard["offset"] < AGG_HEADER
+                    or not AGG_NAME.fullmatch(shard["file"])):
+                raise Damaged(f"{directory}: manifest names an unexpected aggregated region {shard['file']!r}")
+        elif shard["file"] != f"rank-{shard['rank']:05d}.snap":
             raise Damaged(f"{directory}: manifest names an unexpected shard file {shard['file']!r}")
     seal = m.get("authentication")
     if key_id is not None and seal != {"algorithm": "HMAC-SHA256", "keyID": key_id}:
@@ -674,7 +747,8 @@ def open_rank(directory, manifest, rank):
     if not re.fullmatch(r"[0-9]+\.[0-9]+", manifest["shardFormat"]) or max(recorded) > 0xFFFF:
         raise Damaged(f"{directory}: manifest's shardFormat {manifest['shardFormat']!r} is not 'major.minor'")
     try:
-        info = open_shard(path)
+        info = open_shard(path, record)
+        info["files"] = [(path, record.get("offset", 0))]
     except Unsupported:
         if recorded[0] <= MAJOR_VERSION:  # the checksummed manifest says we can read it: the header lies
             raise Damaged(f"{path}: shard header's version disagrees with the manifest "
@@ -710,9 +784,15 @@ def open_rank(directory, manifest, rank):
     root = os.path.dirname(directory)
     data_ends = [None]
     for step, digest in info["bases"]:
-        base = f"{root}/ckpt-{step:012d}/{record['file']}"
-        data_ends.append(open_base(base, step, digest, path))
-        info["files"].append(base)
+        base_record = record
+        if "offset" in record:  # the base's region is wherever its own manifest places it
+            base_shards = load_manifest(root, step)[1]["shards"]
+            if rank >= len(base_shards):
+                raise Damaged(f"{path}: uses chunks stored in checkpoint {step}, which has no rank {rank}")
+            base_record = base_shards[rank]
+        base = f"{root}/ckpt-{step:012d}/{base_record['file']}"
+        data_ends.append(open_base(base, step, digest, path, base_record))
+        info["files"].append((base, base_record.get("offset", 0)))
     for e in info["entries"]:
         for offset, stored, _, _, _, _, location in e["chunks"]:
             if location and offset + stored > data_ends[location]:

@@ -11,8 +11,9 @@
 // final global field's bits, the same for any rank count, transport, or number of interruptions.
 //
 // The library's options combine: node-local checkpoints with partner copies or XOR sets (--local-dir,
-// --flush-every, --xor-set S with --nodes N for in-process ranks), --incremental FULL_EVERY, --async, process dumps (--dumper) and the commit method
-// (--commit-method rename|marker). Scripts/torture kills it at random instants and, through the
+// --flush-every, --xor-set S), --incremental FULL_EVERY, --async, process dumps (--dumper), the commit
+// method (--commit-method rename|marker), and one aggregated file per node (--aggregate); --nodes N
+// spreads in-process ranks over N simulated nodes. Scripts/torture kills it at random instants and, through the
 // hidden test option --crash-at POINT[@N], at the library's named crash points.
 
 import ArgumentParser
@@ -102,14 +103,6 @@ struct Heat: ParsableCommand {
     )
     var xorSet: Int?
 
-    @Option(
-        help: ArgumentHelp(
-            "In-process ranks: simulate N nodes (rank r on node r mod N), e.g. for --xor-set; default: every rank on this host.",
-            valueName: "N"
-        )
-    )
-    var nodes: Int?
-
     @Flag(
         name: .customLong("shared-group-directory"),
         help: "Accept checkpoint directories their group can write (shared with a trusted group on purpose)."
@@ -155,6 +148,20 @@ struct Heat: ParsableCommand {
     )
     var allowFreshStart = false
 
+    @Flag(
+        name: .customLong("aggregate"),
+        help: "Write one file per node per checkpoint: the ranks of a node send their shards to its lowest rank."
+    )
+    var aggregate = false
+
+    @Option(
+        help: ArgumentHelp(
+            "In-process ranks only: spread the ranks over N simulated nodes (rank r on node r * N / ranks), for --aggregate and --xor-set; default: every rank on this host.",
+            valueName: "N"
+        )
+    )
+    var nodes: Int?
+
     @Option(
         name: .customLong("log-level"),
         help: "The library's log level: trace, debug, info, notice, warning, error or critical."
@@ -173,6 +180,9 @@ struct Heat: ParsableCommand {
 
     func validate() throws {
         guard ranks >= 1 && ranks <= 1024 else { throw ValidationError("--ranks must be between 1 and 1024") }
+        if aggregate, localDirectory != nil {
+            throw ValidationError("--aggregate writes to --dir; it does not combine with --local-dir")
+        }
         guard grid >= 3 && grid <= Block.maximumGrid else {
             throw ValidationError("--grid must be between 3 and \(Block.maximumGrid)")
         }
@@ -242,6 +252,7 @@ struct Heat: ParsableCommand {
         if sharedGroupDirectory { configuration.directorySharing = .group }
         if let incrementalFullEvery { configuration.incremental = .on(fullEvery: incrementalFullEvery) }
         if let method = Checkpointer.Configuration.CommitMethod(commitMethod) { configuration.commitMethod = method }
+        if aggregate { configuration.aggregation = .perNode }
         if let signing = keyFiles.first {
             configuration.authentication = Authentication(
                 signingKey: try .contentsOfFile(signing),
@@ -303,8 +314,8 @@ struct Heat: ParsableCommand {
             throw ValidationError("this heat was built without MPI; build it with `swift build --traits MPI`")
             #endif
         } else {
-            let simulated = nodes.map { nodes in (0..<ranks).map { "node-\($0 % nodes)" } }
-            _ = try LocalGroup.run(ranks: ranks, timeout: timeout, nodes: simulated) { communicator in
+            let names = nodes.map { count in (0..<ranks).map { "node-\($0 * count / ranks)" } }
+            _ = try LocalGroup.run(ranks: ranks, timeout: timeout, nodes: names) { communicator in
                 try runHeatRank(communicator, prepared)
             }
         }

@@ -70,6 +70,8 @@ struct InspectReport: Encodable {
         var fileBytes: Int
         var rawBytes: Int
         var storedBytes: Int
+        /// Where the shard's region starts in its node's aggregated file (`nil`: a file of its own).
+        var offset: Int?
     }
 
     /// One entry of the shard.
@@ -132,7 +134,8 @@ struct InspectReport: Encodable {
             file: record.file,
             fileBytes: record.fileBytes,
             rawBytes: record.rawBytes,
-            storedBytes: record.storedBytes
+            storedBytes: record.storedBytes,
+            offset: record.offset
         )
         self.entries = entries.map(Entry.init)
     }
@@ -167,7 +170,7 @@ struct InspectReport: Encodable {
         }
         lines.append("")
         lines.append(
-            "rank \(rank): \(shard.file), \(Formatting.bytes(shard.fileBytes)), \(entries.count) entr"
+            "rank \(rank): \(shard.file)\(shard.offset.map { " at byte \($0)" } ?? ""), \(Formatting.bytes(shard.fileBytes)), \(entries.count) entr"
                 + (entries.count == 1 ? "y" : "ies")
         )
         var table = TextTable("NAME", "TYPE", "SHAPE", ">RAW", ">STORED", ">RATIO", "FILTER", ">CHUNKS")

@@ -246,6 +246,15 @@ enum RedundancySamples {
     }
 }
 
+/// Documentation/Aggregation.md and Docs.docc/Aggregation.md.
+enum AggregationSamples {
+    static func configuration() -> Checkpointer.Configuration {
+        var configuration = Checkpointer.Configuration()
+        configuration.aggregation = .perNode
+        return configuration
+    }
+}
+
 /// Docs.docc/Repartitioning.md.
 enum RepartitioningSamples {
     struct Block: Checkpointable {

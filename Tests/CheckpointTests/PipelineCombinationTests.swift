@@ -16,6 +16,9 @@ struct PipelineCombinationTests {
         var dumps = false
         var asynchronous = false
         var marker = false
+        var aggregation = false
+        /// The simulated node of each rank.
+        var nodes = ["a", "b"]
         /// Crash tests flush every checkpoint, so that the flush's points are reached.
         var flushEvery = 3
 
@@ -27,6 +30,7 @@ struct PipelineCombinationTests {
             if incremental { configuration.incremental = .on(fullEvery: 3) }
             if asynchronous { configuration.mode = .asynchronous() }
             if marker { configuration.commitMethod = .marker }
+            if aggregation { configuration.aggregation = .perNode }
             if dumps {
                 configuration.processDumps = ProcessDumps(
                     dumper: CommandDumper(arguments: ["/bin/sh", "-c", "echo {step} {rank} > {dir}/image"])
@@ -39,6 +43,7 @@ struct PipelineCombinationTests {
         var points: [CrashPoint] {
             let store = StoreCommitPoint.allCases.filter { !marker || $0 != .checksumWritten }
             var points: [CrashPoint] = [.shardWritten]
+            if aggregation { points.append(.aggregateWritten) }
             if redundancy { points.append(.partnerCopied) }
             points += store.map(CrashPoint.committing)
             if redundancy { points += [.flushCopied] + store.map(CrashPoint.flushing) }
@@ -63,9 +68,17 @@ struct PipelineCombinationTests {
             incremental: true,
             asynchronous: true
         ),
+        Combination(name: "aggregation", ranks: 4, aggregation: true, nodes: ["a", "a", "b", "b"]),
+        Combination(
+            name: "asynchronous + incremental + marker store + aggregation",
+            ranks: 3,
+            incremental: true,
+            asynchronous: true,
+            marker: true,
+            aggregation: true,
+            nodes: ["a", "a", "b"]
+        ),
     ]
-
-    static let nodes = ["a", "b"]
 
     static func state(rank: Int, step: Int) -> ArrayState<Double> {
         // Most chunks stay the same from step to step (incremental references them).
@@ -79,7 +92,7 @@ struct PipelineCombinationTests {
         root: String,
         crash: CrashPoint? = nil
     ) throws -> [Step?] {
-        try LocalGroup.run(ranks: combination.ranks, timeout: 30, nodes: Self.nodes) { communicator in
+        try LocalGroup.run(ranks: combination.ranks, timeout: 30, nodes: combination.nodes) { communicator in
             let checkpointer = try Checkpointer(
                 directory: root + "/shared",
                 communicator: communicator,

@@ -104,6 +104,55 @@ struct PythonReaderTests {
         }
     }
 
+    @Test(
+        "Reads aggregated files: every rank's region, incremental bases in older aggregated files; a damaged table fails"
+    )
+    func readsAggregatedFiles() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else {
+            Issue.record("python3 is required for this test (Scripts/bootstrap installs the zstd CLI it uses)")
+            return
+        }
+        try withTemporaryDirectory { directory in
+            let configuration = {
+                var configuration = incrementalConfiguration()
+                configuration.aggregation = .perNode
+                return configuration
+            }()
+            _ = try LocalGroup.run(ranks: 5, timeout: 60, nodes: simulatedNodes(ranks: 5, nodes: 2)) { communicator in
+                let checkpointer = try Checkpointer(
+                    directory: directory,
+                    communicator: communicator,
+                    configuration: configuration
+                )
+                var state = Mixed()
+                state.time = Double(communicator.rank)
+                try checkpointer.save(state, step: 1)
+                state.field[3] = -1
+                try checkpointer.save(state, step: 2)
+            }
+            let manifest = try CheckpointDirectory(path: directory).loadManifest(step: 2)
+            #expect(manifest.references == [1] && manifest.shards.allSatisfy { $0.offset != nil })
+            var expected = Mixed().field
+            expected[3] = -1
+            for rank in [0, 3, 4] {
+                let (status, output) = try run([
+                    "python3", Self.script.path, directory, "--rank", "\(rank)", "--verify",
+                ])
+                try #require(status == 0, "\(output)")
+                let summary = try JSONDecoder().decode(Summary.self, from: Data(output.utf8))
+                #expect(summary.step == 2 && summary.references == [1])
+                #expect(summary.entries[0].first == Array(expected.prefix(5)))
+                #expect(summary.entries[3].first == [Double(rank)])
+            }
+            let path = CheckpointDirectory(path: directory).path(for: 2) + "/" + AggregateFile.fileName(node: 1)
+            var bytes = try readFile(path)
+            bytes[bytes.count - AggregateFile.footerSize - 3] ^= 1
+            try writeFile(path, bytes)
+            let (status, output) = try run(["python3", Self.script.path, directory, "--step", "2", "--rank", "3"])
+            #expect(status == 1, "\(output)")
+        }
+    }
+
     @Test("Checks the seal with --key-file: a forged manifest is skipped, a wrong key reads nothing")
     func checksSeals() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else {

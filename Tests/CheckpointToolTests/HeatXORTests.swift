@@ -20,8 +20,8 @@ struct HeatXORTests {
         #expect(first.first == "fresh-start")
         let parity = local + "/rank-00001/ckpt-000000000020/xor-00001.parity"
         #expect(FileManager.default.fileExists(atPath: parity))
-        // Node 1 of 3 holds ranks 1 and 4 (rank r on node r mod 3), one in each set.
-        for rank in ["rank-00001", "rank-00004"] { try FileManager.default.removeItem(atPath: local + "/" + rank) }
+        // Node 1 of 3 holds ranks 2 and 3 (rank r on node r * 3 / 6); the sets are {0, 2, 4} and {1, 3, 5}.
+        for rank in ["rank-00002", "rank-00003"] { try FileManager.default.removeItem(atPath: local + "/" + rank) }
         let second = try heat(["--ranks", "6", "--steps", "40"] + options)
         #expect(second.first == "resumed-from: 20", "rebuilt from the XOR sets, not the flush at 15")
         #expect(second.last == expected)

@@ -3,7 +3,8 @@ import Checkpoint
 /// A combination of the library's options that a trial runs with: the commit pipeline's stages
 /// (partner copy and flush with redundancy, incremental chunks, process dumps) and how it runs
 /// (synchronous or in the background, committed by rename or by a marker written last), and whether
-/// checkpoints are sealed with a key and recorded in a lineage (`sealed`).
+/// checkpoints are sealed with a key and recorded in a lineage (`sealed`), and whether the ranks of a
+/// node write one aggregated file (`aggregate`).
 ///
 /// The crash kind draws every combination; the storage kind draws those it can run in-process
 /// (no dumps; asynchronous checkpoints are drawn on top of each).
@@ -16,12 +17,14 @@ struct Combination: Hashable, Sendable, CustomStringConvertible {
     var sealed = false
     /// Redundancy with XOR sets of 3 (`heat --xor-set 3`): needs three ranks on three (simulated) nodes.
     var xor = false
+    /// One aggregated file per node (`heat --aggregate`).
+    var aggregate = false
 
     /// `plain`, `async`, `redundancy+incremental`, … (the name `--combinations` takes).
     var description: String {
         let parts = [
             (marker, "marker"), (redundancy, "redundancy"), (asynchronous, "async"), (incremental, "incremental"),
-            (dumps, "dumps"), (sealed, "sealed"), (xor, "xor"),
+            (dumps, "dumps"), (sealed, "sealed"), (xor, "xor"), (aggregate, "aggregate"),
         ]
         let name = parts.filter(\.0).map(\.1).joined(separator: "+")
         return name.isEmpty ? "plain" : name
@@ -44,6 +47,9 @@ struct Combination: Hashable, Sendable, CustomStringConvertible {
         Combination(incremental: true, redundancy: true, sealed: true),
         Combination(redundancy: true, xor: true),
         Combination(asynchronous: true, incremental: true, redundancy: true, xor: true),
+        Combination(aggregate: true),
+        Combination(asynchronous: true, incremental: true, aggregate: true),
+        Combination(marker: true, sealed: true, aggregate: true),
     ]
 
     /// What the storage kind draws from, in table order (each also synchronous or asynchronous).
@@ -88,7 +94,8 @@ struct Combination: Hashable, Sendable, CustomStringConvertible {
         redundancy: Bool = false,
         dumps: Bool = false,
         sealed: Bool = false,
-        xor: Bool = false
+        xor: Bool = false,
+        aggregate: Bool = false
     ) {
         self.asynchronous = asynchronous
         self.incremental = incremental
@@ -97,6 +104,7 @@ struct Combination: Hashable, Sendable, CustomStringConvertible {
         self.dumps = dumps
         self.sealed = sealed
         self.xor = xor
+        self.aggregate = aggregate
     }
 
     /// The secret of the key sealed combinations write and read with.

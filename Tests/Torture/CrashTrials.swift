@@ -91,6 +91,7 @@ final class CrashTrials {
             func every(_ period: Int?) -> [Int] { period.map { period in all.filter { $0 % period == 0 } } ?? [] }
             switch point {
             case .shardWritten: return all
+            case .aggregateWritten: return combination.aggregate ? all : []
             case .partnerCopied: return combination.redundancy && ranks > 1 ? all : []
             case .parityWritten: return combination.xor ? all : []
             // A marker store writes no checksum file before its marker: the marker is `published`.
@@ -120,6 +121,10 @@ final class CrashTrials {
             arguments += ["--delay-ms", String(delayMs), "--dir", shared]
             if combination.asynchronous { arguments.append("--async") }
             if combination.marker { arguments += ["--commit-method", "marker"] }
+            if combination.aggregate {
+                arguments.append("--aggregate")
+                if !mpi && ranks > 1 { arguments += ["--nodes", String(ranks / 2)] }
+            }
             if let fullEvery { arguments += ["--incremental", String(fullEvery)] }
             if let flushEvery { arguments += ["--local-dir", local, "--flush-every", String(flushEvery)] }
             if combination.xor { arguments += ["--xor-set", "3", "--nodes", String(ranks)] }

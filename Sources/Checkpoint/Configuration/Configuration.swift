@@ -59,6 +59,8 @@ extension Checkpointer {
         /// Where metrics go (swift-metrics) and how they are labelled. Default: the process-wide
         /// factory, which records nothing until the application bootstraps a backend.
         public var metrics: MetricsOptions
+        /// Whether the ranks of a node write one file per checkpoint together. Default: ``Aggregation/off``.
+        public var aggregation: Aggregation
 
         /// Creates a configuration; every argument has a default.
         public init(
@@ -82,7 +84,8 @@ extension Checkpointer {
             commitMethod: CommitMethod = .rename,
             authentication: Authentication? = nil,
             lineage: Lineage? = nil,
-            metrics: MetricsOptions = MetricsOptions()
+            metrics: MetricsOptions = MetricsOptions(),
+            aggregation: Aggregation = .off
         ) {
             self.policy = policy
             self.retention = retention
@@ -105,6 +108,7 @@ extension Checkpointer {
             self.authentication = authentication
             self.lineage = lineage
             self.metrics = metrics
+            self.aggregation = aggregation
         }
 
         /// The number of active processors.
@@ -162,6 +166,7 @@ extension Checkpointer {
                 guard processDumps.timeout > 0 else { throw fail("processDumps.timeout must be positive") }
             }
             if let redundancy { try redundancy.validate() }
+            try aggregation.validate(redundancy: redundancy)
             try metrics.validate()
             if let stopSignals {
                 guard stopSignals.gracePeriod > 0 else { throw fail("the stop signals' grace period must be positive") }

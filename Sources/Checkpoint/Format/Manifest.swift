@@ -10,8 +10,11 @@ public struct Manifest: Codable, Sendable, Hashable {
     public static let fileName = "manifest.json"
     /// The checksum file's name; `sha256sum -c manifest.json.sha256` checks it.
     public static let checksumFileName = "manifest.json.sha256"
-    /// The manifest layout version this build writes and the newest it reads.
-    public static let currentVersion = 1
+    /// The newest manifest layout version this build reads: 2 when shards may be regions of
+    /// aggregated files (``Shard/offset``), as it writes for aggregated checkpoints.
+    public static let currentVersion = 2
+    /// The manifest layout version of checkpoints with a file per rank (what older builds read).
+    public static let perRankVersion = 1
 
     /// The manifest layout version.
     public var manifestVersion: Int
@@ -76,9 +79,10 @@ public struct Manifest: Codable, Sendable, Hashable {
     public struct Shard: Codable, Sendable, Hashable {
         /// The rank that wrote it.
         public var rank: Int
-        /// The file name inside the checkpoint directory.
+        /// The file name inside the checkpoint directory: the rank's own shard file, or with
+        /// aggregation its node's aggregated file (`node-00001.agg`).
         public var file: String
-        /// The file's size in bytes.
+        /// The shard's size in bytes (the region's, inside an aggregated file).
         public var fileBytes: Int
         /// SHA-256 of the shard's index, in hex (ties the file to this manifest).
         public var indexSHA256: String
@@ -95,6 +99,9 @@ public struct Manifest: Codable, Sendable, Hashable {
         public var references: [Step]? = nil
         /// The part of ``storedBytes`` held by those checkpoints rather than by this shard file.
         public var referencedBytes: Int? = nil
+        /// Where the shard's region starts inside its node's aggregated ``file``; `nil` when the
+        /// shard is a file of its own (manifest version 2).
+        public var offset: Int? = nil
     }
 
     /// The incremental-checkpoint record of a manifest.
@@ -213,7 +220,12 @@ public struct Manifest: Codable, Sendable, Hashable {
                 path: path
             )
         }
-        for shard in manifest.shards where shard.file != CheckpointLayout.shardFileName(rank: shard.rank) {
+        for shard in manifest.shards
+        where shard.offset == nil
+            ? shard.file != CheckpointLayout.shardFileName(rank: shard.rank)
+            : (!AggregateFile.isFileName(shard.file) || shard.offset! < AggregateFile.headerSize
+                || manifest.manifestVersion < 2)
+        {
             throw CheckpointError(
                 .manifestInvalid,
                 "manifest names an unexpected shard file '\(shard.file)'",

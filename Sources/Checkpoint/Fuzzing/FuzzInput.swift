@@ -38,6 +38,9 @@ struct FuzzInput {
         /// shard: the shard is opened and the manifest's element fields are checked against its
         /// index and attached to its records (rules M19, M20).
         case manifestAndShard = 11
+        /// The bytes are an aggregated file: its region table is read and checked, then every region
+        /// is read as a shard through a window onto the file, as a restore reads its region.
+        case aggregatedFile = 12
     }
 
     /// The key sealed inputs are read with.
@@ -122,6 +125,13 @@ struct FuzzInput {
                 let described = try reader.adoptingFields(of: manifest.shards.first?.entries ?? [])
                 for entry in described.index.entries {
                     _ = entry.elementType.fields.map { ElementType.fieldsProblem($0, size: entry.elementType.size) }
+                }
+            case .aggregatedFile:
+                let file = MemoryByteSource(body, name: "fuzz aggregated file")
+                for region in try AggregateFile.readTable(file) {
+                    let window = try RegionSource(file, offset: region.offset, length: region.length)
+                    let reader = try ShardReader(source: window, baseSource: nil)
+                    if Self.isSmallEnough(reader) { try reader.verifyAll(threads: 1) }
                 }
             case .manifestAndChecksum:
                 let newline = body.firstIndex(of: 0) ?? body.endIndex

@@ -99,6 +99,7 @@ enum SeedCorpus {
         seeds += try incrementalSeeds(work: work + "/incremental")
         seeds += try sealedSeeds(work: work + "/sealed")
         seeds += try structuredSeeds(work: work + "/structured")
+        seeds += try aggregatedSeeds(work: work + "/aggregated")
         for (number, seed) in seeds.enumerated() {
             let name = String(format: "%@/seed-%03d-%@", folder, number, "\(seed.mode)")
             try Data(seed.bytes).write(to: URL(fileURLWithPath: name))
@@ -131,6 +132,25 @@ enum SeedCorpus {
     }
 
     /// Seeds from a checkpoint whose manifest records element fields.
+    /// Aggregated files of a checkpoint of 3 ranks on 2 nodes (2 regions, then 1).
+    private static func aggregatedSeeds(work: String) throws -> [FuzzInput] {
+        let configuration = Checkpointer.Configuration(threads: 1, chunkSize: 4096, aggregation: .perNode)
+        _ = try LocalGroup.run(ranks: 3, timeout: 60, nodes: ["a", "a", "b"]) { communicator in
+            let checkpointer = try Checkpointer(
+                directory: work,
+                communicator: communicator,
+                configuration: configuration
+            )
+            try checkpointer.save(Sample(seed: UInt64(communicator.rank), count: 300), step: 1)
+        }
+        return try (0..<2).map { node in
+            FuzzInput(
+                mode: .aggregatedFile,
+                body: try bytes(work + "/ckpt-000000000001/" + AggregateFile.fileName(node: node))
+            )
+        }
+    }
+
     private static func structuredSeeds(work: String) throws -> [FuzzInput] {
         let checkpointer = try Checkpointer(directory: work, configuration: .init(threads: 1, chunkSize: 4096))
         try checkpointer.save(Pairs(), step: 1)

@@ -15,6 +15,8 @@ final class CommitDriver: Sendable {
     let rank: Int
 
     private static let partnerTag = 7_100
+    /// Every rank's node name, learned at the first aggregated checkpoint.
+    private let nodeNames = Locked<[String]?>(nil)
 
     init(
         configuration: Checkpointer.Configuration,
@@ -47,6 +49,7 @@ final class CommitDriver: Sendable {
             plan.flush = count % local.settings.flushEvery == 0 || stopping
         }
         plan.dump = !inBackground && configuration.processDumps != nil
+        plan.aggregate = configuration.aggregation.isOn && !plan.local
         return plan
     }
 
@@ -124,6 +127,8 @@ final class CommitDriver: Sendable {
                             return report
                         }
                     )
+                case .aggregate(let area, let report):
+                    action = machine.aggregated(try aggregate(area, report, run: &run, over: communicator))
                 case .exchangeCopies(let area, let report):
                     action = machine.copiesExchanged(try exchangeCopies(area, report, over: communicator))
                 case .encodeParity(let area, let report):
@@ -229,6 +234,8 @@ final class CommitDriver: Sendable {
         var link: Manifest.Link?
         var outcome: Manifest?
         var dumpFailure: (any Error)?
+        /// This rank's encoded shard, on its way to its node's aggregator.
+        var encoded: [UInt8] = []
 
         init(step: Step, metadata: [String: String], stageSeconds: Double, plan: CommitStateMachine.Plan) {
             self.step = step
@@ -269,9 +276,11 @@ final class CommitDriver: Sendable {
             incremental: run.incremental != nil
         )
         let file = CheckpointLayout.shardFileName(rank: rank)
-        let sink = try store.create(file, in: area)
+        let memory = run.plan.aggregate ? MemorySink(path: file) : nil
+        let sink = try memory ?? store.create(file, in: area)
         defer { sink.close() }
         let summary = try ShardWriter.write(writer.entries, to: sink, options: options, base: run.incremental?.base)
+        run.encoded = memory?.bytes ?? []
         run.nextBase = run.incremental.map { plan in
             ChunkBase(index: summary.index, step: run.step, indexDigest: summary.indexDigest, sinceFull: plan.sinceFull)
         }
@@ -327,6 +336,31 @@ final class CommitDriver: Sendable {
                 syncSeconds: 0,
                 commitSeconds: 0
             )
+        )
+    }
+
+    /// Aggregation stage: this rank's encoded shard goes to its node's aggregator, which writes the
+    /// node's file; every rank of the node takes part whatever failed.
+    private func aggregate(
+        _ area: StagingArea,
+        _ report: Shared<ShardReport>,
+        run: inout Run,
+        over communicator: any Communicator
+    ) throws -> Shared<ShardReport> {
+        let names: [String]
+        if let known = nodeNames.withLock({ $0 }) {
+            names = known
+        } else {
+            names = try communicator.allgather(value: communicator.nodeName)
+            nodeNames.withLock { $0 = names }
+        }
+        defer { run.encoded = [] }
+        let stage = AggregationStage(communicator: communicator, rank: rank, nodeNames: names)
+        return try stage.run(
+            report,
+            encoded: run.encoded,
+            create: { name in try levels.shared.create(name, in: area) },
+            written: { try crashes.reached(.aggregateWritten) }
         )
     }
 
@@ -394,7 +428,7 @@ final class CommitDriver: Sendable {
             reports.map { $0.timings[keyPath: key] }.max() ?? 0
         }
         var manifest = Manifest(
-            manifestVersion: Manifest.currentVersion,
+            manifestVersion: run.plan.aggregate ? Manifest.currentVersion : Manifest.perRankVersion,
             shardFormat: (run.incremental != nil
                 ? ShardFormat.incrementalVersion : ShardFormat.selfContainedVersion).description,
             library: "swift-checkpoint \(LibraryVersion.string)",

@@ -31,6 +31,8 @@ struct CommitStateMachine {
         var flush = false
         /// The dump stage runs after the commit (synchronous checkpoints with process dumps).
         var dump = false
+        /// The ranks of a node write their shards into one file through its aggregator (shared level).
+        var aggregate = false
     }
 
     /// Which commit a shared-level action belongs to: the checkpoint's own, or its flush.
@@ -51,6 +53,9 @@ struct CommitStateMachine {
         case writeShard(StagingArea)
         /// Flush: stream this rank's committed node-local shard into the area, then ``shardWritten(_:)``.
         case copyShard(StagingArea)
+        /// Send this rank's encoded shard (or its failure) to its node's aggregator, which writes the
+        /// node's file into the area and answers with each rank's region, then ``aggregated(_:)``.
+        case aggregate(StagingArea, Shared<ShardReport>)
         /// Send this rank's staged shard to its partner and store the shard of the rank it holds
         /// (into the area, when there is one), then ``copiesExchanged(_:)``.
         case exchangeCopies(StagingArea?, Shared<ShardReport>)
@@ -89,6 +94,7 @@ struct CommitStateMachine {
         case sharingStaging(Phase)
         case beginningLocal
         case writing(StagingArea?, Phase)
+        case aggregating(StagingArea)
         case exchanging(StagingArea?)
         case encodingParity(StagingArea?)
         case reporting(StagingArea?, Phase)
@@ -154,6 +160,11 @@ struct CommitStateMachine {
             state = .finished
             return .done(.failure(failure))
         case .success(let area):
+            if phase == .primary, plan.aggregate, let stagingFailure {
+                // The node's aggregator waits for every rank of its node, this one included.
+                state = .aggregating(area)
+                return .aggregate(area, .failure(stagingFailure))
+            }
             if phase == .primary, let stagingFailure {
                 state = .reporting(area, phase)
                 return .gatherReport(.failure(stagingFailure))
@@ -179,6 +190,15 @@ struct CommitStateMachine {
             state = .reporting(area, phase)
             return .gatherReport(report)
         }
+        if plan.aggregate, let area {
+            state = .aggregating(area)
+            return .aggregate(area, report)
+        }
+        return afterWriting(area, report)
+    }
+
+    mutating func aggregated(_ report: Shared<ShardReport>) -> Action {
+        guard case .aggregating(let area) = state else { preconditionFailure("aggregated in \(state)") }
         return afterWriting(area, report)
     }
 

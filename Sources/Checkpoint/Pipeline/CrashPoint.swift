@@ -5,6 +5,8 @@
 @_spi(Testing) public enum CrashPoint: Hashable, Sendable, CaseIterable, LosslessStringConvertible {
     /// Write stage: this rank's shard is written and synced (staged, not reported).
     case shardWritten
+    /// Aggregation stage: this node's aggregator wrote and synced the node's file (not reported).
+    case aggregateWritten
     /// Partner stage: this rank stored its partner's copy (redundancy, several ranks).
     case partnerCopied
     /// XOR stage: this rank wrote and synced its XOR set's parity (staged, not reported).
@@ -22,9 +24,10 @@
 
     /// Every point, in the order a commit with every stage reaches them.
     public static var allCases: [CrashPoint] {
-        [.shardWritten, .partnerCopied, .parityWritten] + StoreCommitPoint.allCases.map(CrashPoint.committing) + [
-            .flushCopied
-        ]
+        [.shardWritten, .aggregateWritten, .partnerCopied, .parityWritten]
+            + StoreCommitPoint.allCases.map(CrashPoint.committing) + [
+                .flushCopied
+            ]
             + StoreCommitPoint.allCases.map(CrashPoint.flushing) + [.retentionApplied, .dumped]
     }
 
@@ -32,7 +35,7 @@
     /// from the store's publication on.
     public var leavesCheckpointCommitted: Bool {
         switch self {
-        case .shardWritten, .partnerCopied, .parityWritten: false
+        case .shardWritten, .aggregateWritten, .partnerCopied, .parityWritten: false
         case .committing(let point): point == .published || point == .parentSynced
         case .flushCopied, .flushing, .retentionApplied, .dumped: true
         }
@@ -42,6 +45,7 @@
     public var description: String {
         switch self {
         case .shardWritten: "shard-written"
+        case .aggregateWritten: "aggregate-written"
         case .partnerCopied: "partner-copied"
         case .parityWritten: "parity-written"
         case .committing(let point): "commit." + point.rawValue

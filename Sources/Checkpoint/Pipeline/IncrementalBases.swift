@@ -89,8 +89,8 @@ final class IncrementalBases: Sendable {
         }
         let shard = manifest.shards[rank]
         guard shard.indexSHA256 == hexString(holder.indexDigest),
-            let file = try? OpenFile.openForReading(directory.path(for: holder.step) + "/" + shard.file)
+            let source = try? directory.openShard(shard, step: holder.step)
         else { return false }
-        return (try? file.size()) == shard.fileBytes
+        return (try? source.size()) == shard.fileBytes
     }
 }

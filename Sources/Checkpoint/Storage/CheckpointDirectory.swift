@@ -198,8 +198,15 @@ public struct CheckpointDirectory: Sendable {
         }
         let shard: ShardReader
         do {
-            shard = try ShardReader(path: shardPath) { step in
-                self.path(for: Step(rawValue: step)) + "/" + record.file
+            if record.offset == nil {
+                shard = try ShardReader(path: shardPath) { step in
+                    self.path(for: Step(rawValue: step)) + "/" + record.file
+                }
+            } else {
+                shard = try ShardReader(source: openShard(record, step: manifest.step)) {
+                    (step) throws(CheckpointError) in
+                    try self.openBaseShard(rank: rank, step: Step(rawValue: step))
+                }
             }
         } catch {
             switch error.code {
