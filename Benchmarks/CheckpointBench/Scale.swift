@@ -11,7 +11,8 @@ import Synchronization
 /// and metadata operations (`open` for creating, `mkdir`, `rename`, `unlink`/`rmdir`) one
 /// checkpoint made. The state is strong-scaled (the same global field over more ranks), so an ideal
 /// implementation's time would stay flat apart from per-rank costs; the fit over 16…256 ranks is the
-/// exponent `b` of `seconds ≈ a · ranks^b`, compared with `ranks · log2(ranks)`.
+/// exponent `b` of `seconds ≈ a · ranks^b`, compared with `ranks · log2(ranks)`. Each in-process
+/// rank count runs twice: one file per rank, and aggregated (one file per node).
 struct ScaleScenario {
     var options: Options
     var work: String
@@ -25,8 +26,11 @@ struct ScaleScenario {
         var manifestBytes: Int
         var manifestSeconds: Double
         var files: Int
-        var fsyncs: Double
-        var metadataOperations: Double
+        /// `nil` when not counted (MPI processes: the counter sees only its own process).
+        var fsyncs: Double?
+        /// Creating opens, `mkdir`, `rename`, and tree removals (one per removed tree, whatever it
+        /// held); `nil` when not counted.
+        var metadataOperations: Double?
     }
 
     static let ranksPerNode = 16
@@ -37,15 +41,23 @@ struct ScaleScenario {
         let counts = [1, 2, 4, 8, 16, 32, 64, 128, 256]
         let checkpoints = options.quick ? 3 : 6
         var samples: [Sample] = []
+        var aggregated: [Sample] = []
         for ranks in counts {
             progress("scale: \(ranks) in-process ranks, \(checkpoints) checkpoints")
-            let sample = try inProcess(ranks: ranks, checkpoints: checkpoints)
+            let sample = try inProcess(ranks: ranks, checkpoints: checkpoints, aggregation: .off)
             samples.append(sample)
             rows.append(row(sample, launcher: "in-process"))
+            let node = try inProcess(ranks: ranks, checkpoints: checkpoints, aggregation: .perNode)
+            aggregated.append(node)
+            rows.append(row(node, launcher: "in-process, aggregated"))
         }
         results["scale_in_process"] = samples.map(\.dictionary)
+        results["scale_in_process_aggregated"] = aggregated.map(\.dictionary)
         results["seconds_per_checkpoint"] = Dictionary(
             uniqueKeysWithValues: samples.map { (String($0.ranks), $0.secondsPerCheckpoint) }
+        )
+        results["seconds_per_checkpoint_aggregated"] = Dictionary(
+            uniqueKeysWithValues: aggregated.map { (String($0.ranks), $0.secondsPerCheckpoint) }
         )
         let fit = Self.fit(samples.filter { $0.ranks >= 16 })
         results["scale_fit"] = fit
@@ -71,33 +83,39 @@ struct ScaleScenario {
     }
 
     private func row(_ sample: Sample, launcher: String) -> Row {
-        Row(
+        var note = String(
+            format: "coordination %.1f ms, manifest %d B built in %.2f ms, %d files",
+            sample.coordinationSeconds * 1e3,
+            sample.manifestBytes,
+            sample.manifestSeconds * 1e3,
+            sample.files
+        )
+        if let fsyncs = sample.fsyncs, let metadata = sample.metadataOperations {
+            note += String(format: ", %.0f fsyncs, %.0f metadata ops", fsyncs, metadata)
+        }
+        return Row(
             name: "checkpoint, \(sample.ranks) \(launcher)",
             value: sample.secondsPerCheckpoint * 1e3,
             unit: "ms",
-            note: String(
-                format:
-                    "coordination %.1f ms, manifest %d B built in %.2f ms, %d files, %.0f fsyncs, %.0f metadata ops",
-                sample.coordinationSeconds * 1e3,
-                sample.manifestBytes,
-                sample.manifestSeconds * 1e3,
-                sample.files,
-                sample.fsyncs,
-                sample.metadataOperations
-            )
+            note: note
         )
     }
 
     /// One rank count, in this process.
-    private func inProcess(ranks: Int, checkpoints: Int) throws -> Sample {
-        let directory = work + "/scale-\(ranks)"
+    private func inProcess(
+        ranks: Int,
+        checkpoints: Int,
+        aggregation: Checkpointer.Configuration.Aggregation
+    ) throws -> Sample {
+        let directory = work + "/scale-\(ranks)" + (aggregation == .off ? "" : "-aggregated")
         let nodes = (0..<ranks).map { "n\($0 / Self.ranksPerNode)" }
         let measured = try LocalGroup.run(ranks: ranks, timeout: 900, nodes: nodes) { communicator in
             try Self.measure(
                 communicator: communicator,
                 directory: directory,
                 checkpoints: checkpoints,
-                countsOperations: true
+                countsOperations: true,
+                aggregation: aggregation
             )
         }
         return try Self.sample(measured[0], ranks: ranks, nodes: Set(nodes).count, directory: directory)
@@ -107,8 +125,8 @@ struct ScaleScenario {
     struct Measured: Sendable, Codable {
         var seconds: Double
         var coordination: Double
-        var fsyncs: Double
-        var metadataOperations: Double
+        var fsyncs: Double?
+        var metadataOperations: Double?
     }
 
     /// Saves `checkpoints` checkpoints of this rank's block (after one untimed) and returns the
@@ -117,10 +135,12 @@ struct ScaleScenario {
         communicator base: any Communicator,
         directory: String,
         checkpoints: Int,
-        countsOperations: Bool
+        countsOperations: Bool,
+        aggregation: Checkpointer.Configuration.Aggregation = .off
     ) throws -> Measured {
         let communicator = TimedCommunicator(base)
         var configuration = Checkpointer.Configuration(policy: .never, threads: 1)
+        configuration.aggregation = aggregation
         configuration.retention.keepLast = 2
         let checkpointer = try Checkpointer(
             directory: directory,
@@ -144,8 +164,8 @@ struct ScaleScenario {
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 / Double(checkpoints)
         let coordination = communicator.seconds / Double(checkpoints)
         try communicator.barrier()
-        var fsyncs = 0.0
-        var metadata = 0.0
+        var fsyncs: Double?
+        var metadata: Double?
         if countsOperations && communicator.rank == 0 {
             let calls = StorageFaults.matchedCalls.map { Double($0) / Double(checkpoints) }
             StorageFaults.removeAll()
@@ -212,12 +232,14 @@ struct ScaleScenario {
 
 extension ScaleScenario.Sample {
     var dictionary: [String: Any] {
-        [
+        var dictionary: [String: Any] = [
             "ranks": ranks, "nodes": nodes, "seconds_per_checkpoint": secondsPerCheckpoint,
             "coordination_seconds": coordinationSeconds, "manifest_bytes": manifestBytes,
-            "manifest_seconds": manifestSeconds, "files": files, "fsyncs": fsyncs,
-            "metadata_operations": metadataOperations,
+            "manifest_seconds": manifestSeconds, "files": files,
         ]
+        if let fsyncs { dictionary["fsyncs"] = fsyncs }
+        if let metadataOperations { dictionary["metadata_operations"] = metadataOperations }
+        return dictionary
     }
 }
 

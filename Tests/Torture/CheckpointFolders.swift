@@ -48,22 +48,51 @@ func nodeLocalStores(_ local: String) -> [String] {
 
 /// The steps a restart on `ranks` ranks can restore, oldest first: those committed in the shared
 /// directory, and those for which every rank's shard (`rank-NNNNN.snap`) is in a committed
-/// node-local checkpoint of that step (its own, or the partner copy another rank keeps).
-func restorableSteps(shared: String, local: String?, ranks: Int) -> [UInt64] {
+/// node-local checkpoint of that step (its own, or the partner copy another rank keeps), or, with
+/// XOR sets (`xorSets`: the ranks of each set), can be rebuilt: in every set at most one member
+/// lacks its shard, and every other member holds its shard and its parity (`xor-NNNNN.parity`).
+func restorableSteps(shared: String, local: String?, ranks: Int, xorSets: [[Int]] = []) -> [UInt64] {
     var steps = Set(committedSteps(shared))
     guard let local else { return steps.sorted() }
     var holders: [UInt64: Set<String>] = [:]
+    // Per step, the ranks whose own committed node-local checkpoint holds their shard and parity.
+    var protected: [UInt64: Set<Int>] = [:]
     for store in nodeLocalStores(local) {
+        let owner = Int(lastPathComponent(store).dropFirst("rank-".count))
         for step in committedSteps(store) {
-            let folder = store + "/ckpt-" + zeroPadded(step)
-            holders[step, default: []].formUnion(
-                entries(folder).filter { $0.hasPrefix("rank-") && $0.hasSuffix(".snap") }
-            )
+            let held = Set(entries(store + "/ckpt-" + zeroPadded(step)))
+            holders[step, default: []].formUnion(held.filter { $0.hasPrefix("rank-") && $0.hasSuffix(".snap") })
+            if let owner, held.contains(shardName(owner)),
+                held.contains("xor-" + zeroPadded(UInt64(owner), width: 5) + ".parity")
+            {
+                protected[step, default: []].insert(owner)
+            }
         }
     }
-    let shards = Set((0..<ranks).map { "rank-" + zeroPadded(UInt64($0), width: 5) + ".snap" })
+    let shards = Set((0..<ranks).map(shardName))
     for (step, held) in holders where shards.isSubset(of: held) { steps.insert(step) }
+    if !xorSets.isEmpty {
+        for (step, members) in protected
+        where xorSets.allSatisfy({ set in set.filter { !members.contains($0) }.count <= 1 }) {
+            steps.insert(step)
+        }
+    }
     return steps.sorted()
+}
+
+/// The XOR sets of `ranks` ranks with one rank per node (`heat --nodes RANKS`): consecutive runs of
+/// `size` ranks, a last set of one rank joining the set before it (Redundancy.md, "The sets").
+func xorSets(ranks: Int, size: Int) -> [[Int]] {
+    var sets = stride(from: 0, to: ranks, by: size).map { Array($0..<min($0 + size, ranks)) }
+    if sets.count > 1, let last = sets.last, last.count == 1 {
+        sets.removeLast()
+        sets[sets.count - 1] += last
+    }
+    return sets
+}
+
+private func lastPathComponent(_ path: String) -> String {
+    path.split(separator: "/").last.map(String.init) ?? path
 }
 
 /// `value` in decimal, zero-padded to `width` digits (the layout's spelling of steps and ranks).

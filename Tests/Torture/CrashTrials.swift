@@ -239,7 +239,12 @@ final class CrashTrials {
         var kills = 0
         let attempts = setup.plannedKills + (setup.namedCrash == nil ? 4 : 5)
         for attempt in 1...attempts {
-            let newestAtStart = restorableSteps(shared: levels.shared, local: levels.local, ranks: setup.ranks).last
+            let newestAtStart = restorableSteps(
+                shared: levels.shared,
+                local: levels.local,
+                ranks: setup.ranks,
+                xorSets: setup.combination.xor ? xorSets(ranks: setup.ranks, size: 3) : []
+            ).last
             // The named crash is the first run's; later runs are killed at random instants.
             let named = attempt == 1 ? setup.namedCrash : nil
             let child = try ChildProcess(
