@@ -103,6 +103,10 @@ struct OverheadScenario {
         let reference = pairs.map(\.reference).sorted()[pairs.count / 2]
         let checkpointed = pairs.map(\.checkpointed).sorted()[pairs.count / 2]
         results["heat_overhead_pct_rounds"] = overheads
+        // The spread of the pairs, so that one figure (a negative one, say) cannot mislead.
+        let spread = (overheads.first ?? 0, overheads.last ?? 0)
+        results["heat_overhead_pct_min"] = spread.0
+        results["heat_overhead_pct_max"] = spread.1
         // C: the mean checkpoint duration recorded in the run's manifests.
         let directory = CheckpointDirectory(path: work + "/heat-ckpt-0")
         let costs = try directory.committedSteps().map { step -> Double in
@@ -120,7 +124,13 @@ struct OverheadScenario {
                 name: "heat, async checkpoint every 1 s",
                 value: checkpointed,
                 unit: "s",
-                note: String(format: "overhead %.1f %%", overhead)
+                note: String(
+                    format: "overhead %.1f %% (median of %d alternating pairs, from %.1f to %.1f %%)",
+                    overhead,
+                    overheads.count,
+                    spread.0,
+                    spread.1
+                )
             )
         )
         rows.append(

@@ -19,6 +19,14 @@ func measure(_ repetitions: Int, _ body: () throws -> Void) rethrows -> Double {
     return best
 }
 
+/// The median of `values` (the mean of the middle two for an even count); 0 for none.
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    guard !sorted.isEmpty else { return 0 }
+    let middle = sorted.count / 2
+    return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+}
+
 /// Runs a shell command and returns its exit status.
 @discardableResult
 func shell(_ command: String) throws -> Int32 {
@@ -42,12 +50,12 @@ private func lcg(_ state: inout UInt64) -> UInt64 {
     return state
 }
 
-/// A smooth simulation field with small noise.
-func smoothField(_ count: Int) -> [Double] {
+/// A smooth simulation field with small noise (`noise` times a uniform value in [-0.5, 0.5)).
+func smoothField(_ count: Int, noise amplitude: Double = 0.001) -> [Double] {
     var state: UInt64 = 42
     return (0..<count).map { index in
         let noise = Double(lcg(&state) >> 11) / Double(1 << 53) - 0.5
-        return sin(Double(index) * 1e-4) * 300 + 0.001 * noise
+        return sin(Double(index) * 1e-4) * 300 + amplitude * noise
     }
 }
 

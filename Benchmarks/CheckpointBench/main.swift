@@ -3,7 +3,7 @@
 // Foundation's JSON and property-list encoders, and the heat example without checkpoints.
 // Every figure is a ratio or a rate.
 //
-//     swift run -c release checkpoint-bench [--quick] [--json] [--size-mib N] [--level L] [--chunk-mib C] [--dir DIR]
+//     swift run -c release checkpoint-bench [--quick] [--json] [--peers] [--size-mib N] [--level L] [--chunk-mib C] [--dir DIR]
 //                                           [--only SCENARIO,…]
 
 import Checkpoint
@@ -17,12 +17,13 @@ struct Options {
     var level = 1
     var chunkMiB = 4
     var only: Set<String> = []
+    /// Whether `--size-mib` was given (the peers scenario's default size is its own).
+    var sizeGiven = false
     /// Set in the processes `--only scale` starts under MPI: run one rank of that scenario.
     var scaleRank: (directory: String, checkpoints: Int)?
 
     init(_ arguments: [String]) throws {
         var iterator = arguments.dropFirst().makeIterator()
-        var sizeGiven = false
         func number(_ flag: String, _ range: ClosedRange<Int>) throws -> Int {
             guard let value = iterator.next().flatMap(Int.init), range.contains(value) else {
                 throw Failure("\(flag) needs an integer in \(range)")
@@ -32,6 +33,7 @@ struct Options {
         while let argument = iterator.next() {
             switch argument {
             case "--quick": quick = true
+            case "--peers": only.insert("peers")
             case "--json": json = true
             case "--size-mib":
                 sizeMiB = try number(argument, 1...65_536)
@@ -43,7 +45,7 @@ struct Options {
                 directory = value
             case "--only":
                 guard let value = iterator.next() else { throw Failure("--only needs a list") }
-                only = Set(value.split(separator: ",").map(String.init))
+                only.formUnion(value.split(separator: ",").map(String.init))
             case "--scale-rank":
                 guard let directory = iterator.next(), let checkpoints = iterator.next().flatMap(Int.init) else {
                     throw Failure("--scale-rank needs a directory and a number of checkpoints")
@@ -52,12 +54,14 @@ struct Options {
             case "--help", "-h":
                 print(
                     """
-                    usage: checkpoint-bench [--quick] [--json] [--size-mib N] [--level L] [--chunk-mib C] [--dir DIR]
+                    usage: checkpoint-bench [--quick] [--json] [--peers] [--size-mib N] [--level L] [--chunk-mib C] [--dir DIR]
                                             [--only throughput,blocking,heat,coordination,scaling,redundancy,
                                                     repartition,incremental,memory,authentication,scale]
-                    memory, authentication and scale run only when --only names them; scale runs 1…256
-                    in-process ranks, and 1…8 MPI processes when built with --traits MPI (mpirun on PATH,
-                    or the launcher in CKPT_MPIRUN)
+                    memory, authentication, scale and peers run only when --only names them; scale runs
+                    1…256 in-process ranks, and 1…8 MPI processes when built with --traits MPI (mpirun on
+                    PATH, or the launcher in CKPT_MPIRUN)
+                    --peers (= --only peers): against HDF5, Orbax, ADIOS2, PyTorch DCP and np.save in
+                    Benchmarks/Peers/setup's .venv-peers (or CKPT_PEERS_PYTHON); 128 MiB unless --size-mib
                     """
                 )
                 exit(0)
@@ -115,6 +119,10 @@ do {
         // Not part of a default run: 256 ranks take minutes on a small machine.
         try ScaleScenario(options: options, work: work).run(rows: &rows, results: &results)
     }
+    if options.only.contains("peers") {
+        // Not part of a default run: it needs Benchmarks/Peers/setup's Python environment.
+        try PeersScenario(options: options, work: work).run(rows: &rows, results: &results)
+    }
     results["seconds"] = Date().timeIntervalSince(start)
 
     if options.json {
@@ -129,7 +137,8 @@ do {
         for row in rows { print("| \(row.name) | \(String(format: "%.3f", row.value)) \(row.unit) | \(row.note) |") }
         print("\n| key | value |")
         print("|---|---:|")
-        for key in results.keys.sorted() {
+        // The peers' nested figures are in the rows above; --json prints them whole.
+        for key in results.keys.sorted() where key != "peers" {
             switch results[key] {
             case let value as Double: print("| \(key) | \(String(format: "%.3f", value)) |")
             case let value as [String: Double]:
