@@ -42,6 +42,11 @@ let package = Package(
             providers: [.apt(["libzstd-dev"])]
         ),
         .systemLibrary(
+            name: "CXXHash",
+            pkgConfig: "libxxhash",
+            providers: [.apt(["libxxhash-dev"])]
+        ),
+        .systemLibrary(
             name: "CMPI",
             pkgConfig: "mpi",
             providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]
@@ -88,6 +93,7 @@ let package = Package(
             name: "Checkpoint",
             dependencies: [
                 "CZstd",
+                "CXXHash",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),

@@ -20,7 +20,8 @@ differently keyed one is treated as damaged.
 Exit status 0 on success; 1 with `error: ...` on stderr on any failure.
 
 Needs only the standard library plus zstd decompression: the `zstandard` module when importable,
-otherwise the `zstd` command-line tool. NumPy is used, when present, to view arrays by dtype.
+otherwise the `zstd` command-line tool; and for format 3.0 shards (XXH3-128 chunk checksums) the
+`xxhash` module, otherwise the `xxhsum` tool. NumPy is used, when present, to view arrays by dtype.
 """
 
 import argparse
@@ -44,10 +45,14 @@ try:
     import numpy
 except ImportError:
     numpy = None
+try:
+    import xxhash
+except ImportError:
+    xxhash = None
 
 SHARD_MAGIC, FOOTER_MAGIC = b"CKPTSNAP", b"CKPTEND\x00"
 HEADER_SIZE, FOOTER_SIZE, DIGEST_SIZE = 16, 56, 32
-MAJOR_VERSION, MANIFEST_VERSION = 2, 2
+MAJOR_VERSION, MANIFEST_VERSION = 3, 2
 AGG_MAGIC, AGG_END_MAGIC, AGG_HEADER, AGG_ENTRY, AGG_FOOTER, AGG_MAX_REGIONS = b"CKPTAGG\x00", b"CKPTAGGE", 16, 56, 56, 1 << 16
 AGG_NAME = re.compile(r"node-([0-9]{5,9})\.agg")
 MAX_NAME, MAX_TYPE_NAME, MAX_DIMENSIONS = 255, 1024, 32
@@ -182,8 +187,9 @@ def parse_index(data, data_end, path, major=1):
     is this shard and i > 0 is bases[i - 1].
     """
     cur = Cursor(data, f"shard index of {path}")
-    bases, record_size = [], CHUNK_RECORD_SIZE_2 if major >= 2 else CHUNK_RECORD_SIZE
-    if major >= 2:
+    incremental = major == 2  # 1.x and 3.x share one layout; 3.x checksums chunks with XXH3-128
+    bases, record_size = [], CHUNK_RECORD_SIZE_2 if incremental else CHUNK_RECORD_SIZE
+    if incremental:
         nbases = cur.uint(4)
         if nbases > cur.remaining // BASE_RECORD_SIZE:
             raise cur.fail(f"index claims {nbases} base shards")
@@ -203,7 +209,7 @@ def parse_index(data, data_end, path, major=1):
         if name in names:
             raise cur.fail(f"entry {name!r} appears twice")
         names.add(name)
-        e = {"name": name}
+        e = {"name": name, "checksum": "xxh3" if major == 3 else "sha256"}
         for key, table in (("encoding", ENCODINGS), ("scalar", SCALARS), ("filter", FILTERS)):
             code = cur.uint(1)
             if code not in table:
@@ -240,7 +246,7 @@ def parse_index(data, data_end, path, major=1):
             if codec not in CODECS:
                 raise cur.fail(f"unknown codec {codec} in {name!r}")
             digest = cur.take(DIGEST_SIZE)
-            raw_digest, location = (cur.take(DIGEST_SIZE), cur.uint(4)) if major >= 2 else (None, 0)
+            raw_digest, location = (cur.take(DIGEST_SIZE), cur.uint(4)) if incremental else (None, 0)
             if location > len(bases):
                 raise cur.fail(f"a chunk of {name!r} refers to base shard {location} of {len(bases)}")
             if offset < HEADER_SIZE or (location == 0 and offset + stored > data_end):
@@ -465,6 +471,22 @@ def unshuffle(data, width):
     return bytes(out)
 
 
+def chunk_checksum(data, kind):
+    """The 32-byte checksum field of a chunk's stored bytes: SHA-256, or (format 3.x) XXH3-128 in
+    its canonical big-endian form followed by 16 zero bytes."""
+    if kind == "sha256":
+        return hashlib.sha256(data).digest()
+    if xxhash is not None:
+        return xxhash.xxh3_128_digest(data) + bytes(16)
+    if shutil.which("xxhsum") is None:
+        raise CheckpointError("verifying a format 3.0 shard needs the Python module `xxhash` or the "
+                              "`xxhsum` command-line tool (Debian: apt-get install python3-xxhash xxhash)")
+    run = subprocess.run(["xxhsum", "-H2", "-"], input=data, capture_output=True)
+    if run.returncode != 0:
+        raise CheckpointError(f"xxhsum failed: {run.stderr.decode(errors='replace').strip()}")
+    return bytes.fromhex(run.stdout.split()[0].decode()) + bytes(16)
+
+
 def decode_entry(files, e):
     """Reads, verifies and decodes every chunk of an entry; returns its raw bytes.
 
@@ -477,8 +499,9 @@ def decode_entry(files, e):
             f.seek(start + offset)
             data = f.read(stored)
         where = f"{path}: entry {e['name']!r}, chunk at byte {offset}"
-        if len(data) != stored or hashlib.sha256(data).digest() != digest:
-            raise Damaged(f"{where} fails its SHA-256 checksum")
+        kind = e["checksum"] if location == 0 else "sha256"  # chunks of base shards are in 2.x shards
+        if len(data) != stored or chunk_checksum(data, kind) != digest:
+            raise Damaged(f"{where} fails its {'XXH3-128' if kind == 'xxh3' else 'SHA-256'} checksum")
         if codec == 1:
             try:
                 declared, length = zstd_frame(data)
@@ -668,6 +691,9 @@ def load_manifest(root, step):
     seal = m.get("authentication")
     if key_id is not None and seal != {"algorithm": "HMAC-SHA256", "keyID": key_id}:
         raise Damaged(f"{directory}: manifest does not name the key that authenticated it ({key_id})")
+    if key_id is not None and not str(m.get("shardFormat")).startswith(("1.", "2.")):
+        raise Damaged(f"{directory}: sealed checkpoint uses shard format {m.get('shardFormat')}, whose chunk "
+                      "checksums are not cryptographic, so the seal does not cover its data")
     if m["step"] != step:
         raise Damaged(f"{directory}: manifest says step {m['step']} but its directory is for step {step}")
     for shard in shards:

@@ -149,7 +149,7 @@ struct PeersScenario {
     private func measureLibrary(_ state: PeerData, name: String, into figures: inout Figures) throws {
         let directory = work + "/peers-library-\(name)"
         try? FileManager.default.removeItem(atPath: directory)
-        var configuration = Checkpointer.Configuration(policy: .never)
+        var configuration = Checkpointer.Configuration(policy: .never, chunkChecksum: options.checksum)
         configuration.retention.keepLast = 1
         let checkpointer = try Checkpointer(directory: directory, configuration: configuration, logger: quietLogger)
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -162,7 +162,8 @@ struct PeersScenario {
         }
         guard equal else { throw Failure("peers: swift-checkpoint restored different values for \(name)") }
         figures.storedBytes = Int(manifest.storedBytes)
-        figures.version = "\(configuration.compression), automatic shuffle filter, \(configuration.threads) threads"
+        figures.version =
+            "\(configuration.compression), automatic shuffle filter, \(configuration.threads) threads, chunk checksum \(configuration.chunkChecksum)"
     }
 
     /// What peers.py printed for one run.

@@ -54,6 +54,7 @@ struct ThroughputScenario {
                 compression: .zstd(level: options.level),
                 chunkSize: options.chunkMiB << 20
             )
+            configuration.chunkChecksum = options.checksum
             configuration.retention.keepLast = 1
             let checkpointer = try Checkpointer(
                 directory: work + "/throughput-\(kind)",

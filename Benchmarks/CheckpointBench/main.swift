@@ -16,6 +16,8 @@ struct Options {
     var directory = FileManager.default.temporaryDirectory.path
     var level = 1
     var chunkMiB = 4
+    /// The chunk checksum of the throughput and peers scenarios (`--checksum`).
+    var checksum = Checkpointer.Configuration.ChunkChecksum.automatic
     var only: Set<String> = []
     /// Whether `--size-mib` was given (the peers scenario's default size is its own).
     var sizeGiven = false
@@ -34,6 +36,11 @@ struct Options {
             switch argument {
             case "--quick": quick = true
             case "--peers": only.insert("peers")
+            case "--checksum":
+                guard let value = iterator.next().flatMap(Checkpointer.Configuration.ChunkChecksum.init) else {
+                    throw Failure("--checksum needs automatic, sha256 or xxh3")
+                }
+                checksum = value
             case "--json": json = true
             case "--size-mib":
                 sizeMiB = try number(argument, 1...65_536)
@@ -55,6 +62,7 @@ struct Options {
                 print(
                     """
                     usage: checkpoint-bench [--quick] [--json] [--peers] [--size-mib N] [--level L] [--chunk-mib C] [--dir DIR]
+                                            [--checksum automatic|sha256|xxh3]
                                             [--only throughput,blocking,heat,coordination,scaling,redundancy,
                                                     repartition,incremental,memory,authentication,scale]
                     memory, authentication, scale and peers run only when --only names them; scale runs

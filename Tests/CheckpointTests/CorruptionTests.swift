@@ -157,7 +157,7 @@ struct CorruptionTests {
             _ = try Self.makeTwoCheckpoints(directory)
             let shard = shardPath(directory, step: 2)
             var bytes = try readFile(shard)
-            bytes[8] = 3  // major version, little-endian u16 at offset 8 (this build reads 1 and 2)
+            bytes[8] = 4  // major version, little-endian u16 at offset 8 (this build reads 1, 2 and 3)
             try writeFile(shard, bytes)
             let direct = try #require(throws: CheckpointError.self) { try ShardReader(path: shard) }
             #expect(direct.code == .unsupportedFormatVersion)
@@ -167,7 +167,7 @@ struct CorruptionTests {
             let newest = CheckpointDirectory(path: directory).path(for: 2)
             let manifestPath = newest + "/" + Manifest.fileName
             var manifest = try JSONDecoder().decode(Manifest.self, from: Data(try readFile(manifestPath)))
-            manifest.shardFormat = "3.0"
+            manifest.shardFormat = "4.0"
             let encoded = try manifest.encoded()
             try writeFile(manifestPath, encoded)
             try writeFile(

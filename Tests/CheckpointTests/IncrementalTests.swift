@@ -424,14 +424,19 @@ struct IncrementalTests {
         }
     }
 
-    @Test("Shard format: 1.0 with incremental checkpoints off, 2.0 with them on; a 1.0 checkpoint starts a full chain")
-    func formatVersions() throws {
+    @Test(
+        "Shard format: 3.0 (1.0 with SHA-256 checksums) with incremental checkpoints off, 2.0 with them on; either starts a full chain",
+        arguments: [(Checkpointer.Configuration.ChunkChecksum.automatic, "3.0"), (.sha256, "1.0")]
+    )
+    func formatVersions(checksum: Checkpointer.Configuration.ChunkChecksum, format: String) throws {
         try withTemporaryDirectory { directory in
             var state = ChunkedState(chunks: 10, seed: 13)
-            let plain = try Checkpointer(directory: directory, configuration: testConfiguration()).save(state, step: 1)
-            #expect(plain.shardFormat == "1.0")
+            var configuration = testConfiguration()
+            configuration.chunkChecksum = checksum
+            let plain = try Checkpointer(directory: directory, configuration: configuration).save(state, step: 1)
+            #expect(plain.shardFormat == format)
             #expect(plain.incremental == nil)
-            #expect(try readFile(shardPath(directory, step: 1))[8] == 1)
+            #expect(try readFile(shardPath(directory, step: 1))[8] == UInt8(format.prefix(1))!)
             state.counter += 1
             let checkpointer = try Checkpointer(directory: directory, configuration: incrementalConfiguration())
             let first = try checkpointer.save(state, step: 2)

@@ -36,15 +36,21 @@ struct PythonReaderTests {
         }
     }
 
-    @Test("Reads every entry and agrees on the values; rejects a flipped byte")
-    func agreesWithLibrary() throws {
+    @Test(
+        "Reads every entry and agrees on the values; rejects a flipped byte (format 3.0 with XXH3-128 and 1.0 with SHA-256 checksums)",
+        arguments: [Checkpointer.Configuration.ChunkChecksum.automatic, .sha256]
+    )
+    func agreesWithLibrary(checksum: Checkpointer.Configuration.ChunkChecksum) throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else {
             Issue.record("python3 is required for this test (Scripts/bootstrap installs the zstd CLI it uses)")
             return
         }
         try withTemporaryDirectory { directory in
             let state = Mixed()
-            try Checkpointer(directory: directory, configuration: testConfiguration()).save(state, step: 3)
+            var configuration = testConfiguration()
+            configuration.chunkChecksum = checksum
+            let manifest = try Checkpointer(directory: directory, configuration: configuration).save(state, step: 3)
+            #expect(manifest.shardFormat == (checksum == .sha256 ? "1.0" : "3.0"))
             let (status, output) = try run(["python3", Self.script.path, directory, "--verify"])
             try #require(status == 0, "\(output)")
             // JSONDecoder parses doubles exactly (JSONSerialization on Linux does not).
@@ -69,6 +75,36 @@ struct PythonReaderTests {
             try writeFile(shard, bytes)
             let (damagedStatus, damagedOutput) = try run(["python3", Self.script.path, directory, "--verify"])
             #expect(damagedStatus == 1, "\(damagedOutput)")
+        }
+    }
+
+    @Test("Checks XXH3-128 with the xxhsum tool when the xxhash module is missing")
+    func xxhsumFallback() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else {
+            Issue.record("python3 is required for this test")
+            return
+        }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/xxhsum") else {
+            try toolUnavailable("xxhsum is not installed (Scripts/bootstrap installs Debian's xxhash)")
+        }
+        try withTemporaryDirectory { directory in
+            try Checkpointer(directory: directory, configuration: testConfiguration()).save(Mixed(), step: 1)
+            // Hide the module: a `xxhash.py` that fails to import shadows it.
+            let shadow = directory + "/shadow"
+            try FileManager.default.createDirectory(atPath: shadow, withIntermediateDirectories: true)
+            try writeFile(shadow + "/xxhash.py", Array("raise ImportError('hidden by the test')\n".utf8))
+            let (status, output) = try run(
+                ["PYTHONPATH=\(shadow)", "/usr/bin/python3", Self.script.path, directory, "--verify"]
+            )
+            #expect(status == 0, "\(output)")
+            let shard = shardPath(directory, step: 1)
+            var bytes = try readFile(shard)
+            bytes[bytes.count / 3] ^= 0x01
+            try writeFile(shard, bytes)
+            let (damagedStatus, _) = try run([
+                "PYTHONPATH=\(shadow)", "/usr/bin/python3", Self.script.path, directory, "--verify",
+            ])
+            #expect(damagedStatus == 1)
         }
     }
 

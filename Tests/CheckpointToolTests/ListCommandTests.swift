@@ -106,7 +106,7 @@ import Testing
             let rows = try decodeJSON([Row].self, try ckpt("list", directory, "--verify", "--json"))
             #expect(rows.map(\.status) == ["ok", "damaged: corruptData (rank-00000.snap)"])
             #expect(rows[0].error == nil)
-            #expect(rows[1].error?.contains("SHA-256") == true, "\(rows[1])")
+            #expect(rows[1].error?.contains("XXH3-128 checksum") == true, "\(rows[1])")
         }
     }
 

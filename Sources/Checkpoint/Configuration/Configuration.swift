@@ -61,6 +61,9 @@ extension Checkpointer {
         public var metrics: MetricsOptions
         /// Whether the ranks of a node write one file per checkpoint together. Default: ``Aggregation/off``.
         public var aggregation: Aggregation
+        /// Which checksum guards each chunk. Default: ``ChunkChecksum/automatic`` (XXH3-128, or
+        /// SHA-256 when incremental checkpoints or authentication need a cryptographic digest).
+        public var chunkChecksum: ChunkChecksum
 
         /// Creates a configuration; every argument has a default.
         public init(
@@ -85,7 +88,8 @@ extension Checkpointer {
             authentication: Authentication? = nil,
             lineage: Lineage? = nil,
             metrics: MetricsOptions = MetricsOptions(),
-            aggregation: Aggregation = .off
+            aggregation: Aggregation = .off,
+            chunkChecksum: ChunkChecksum = .automatic
         ) {
             self.policy = policy
             self.retention = retention
@@ -109,6 +113,7 @@ extension Checkpointer {
             self.lineage = lineage
             self.metrics = metrics
             self.aggregation = aggregation
+            self.chunkChecksum = chunkChecksum
         }
 
         /// The number of active processors.
@@ -164,6 +169,11 @@ extension Checkpointer {
                     throw fail("processDumps.everyNthCheckpoint must be at least 1")
                 }
                 guard processDumps.timeout > 0 else { throw fail("processDumps.timeout must be positive") }
+            }
+            if chunkChecksum == .xxh3 && (incremental.isOn || authentication != nil) {
+                throw fail(
+                    "chunkChecksum xxh3 cannot guard \(incremental.isOn ? "incremental checkpoints, whose chunks are found again by their SHA-256" : "authenticated checkpoints: anyone can forge an XXH3 match, and the seal covers the chunks only through their checksums"); use .automatic or .sha256"
+                )
             }
             if let redundancy { try redundancy.validate() }
             try aggregation.validate(redundancy: redundancy)
@@ -299,11 +309,11 @@ extension Checkpointer.Configuration {
     /// Every chunk's raw bytes are hashed (SHA-256) to find the unchanged ones, and every
     /// `fullEvery`-th checkpoint stores every chunk again, which bounds how many checkpoints one
     /// damaged chunk can spoil and lets retention delete old ones. Retention and ``CheckpointDirectory/prune(_:dryRun:)``
-    /// keep every checkpoint a kept one uses. Incremental shards are format 2.0, which readers that
-    /// know only format 1.x refuse as too new; with incremental checkpoints off, shards stay
-    /// format 1.0.
+    /// keep every checkpoint a kept one uses. Incremental shards are format 2.0 (SHA-256 chunk
+    /// checksums), which readers that know only format 1.x refuse as too new; with incremental
+    /// checkpoints off, shards are format 3.0 or 1.0 (see ``ChunkChecksum``).
     public struct Incremental: Sendable, Hashable, CustomStringConvertible {
-        /// Every checkpoint stores all of its chunks (format 1.0). The default.
+        /// Every checkpoint stores all of its chunks (format 3.0, or 1.0; see ``ChunkChecksum``). The default.
         public static let off = Incremental(fullEvery: nil)
 
         /// Checkpoints store only changed chunks, and every `fullEvery`-th one stores all of them.

@@ -193,12 +193,21 @@ public struct Authentication: Sendable, Hashable {
         )
     }
 
-    /// Checks that a parsed manifest names the key that authenticated its bytes.
+    /// Checks that a parsed manifest names the key that authenticated its bytes, and that its shards'
+    /// chunk checksums are SHA-256 (format 1.x or 2.x): the seal covers the chunks only through
+    /// those checksums, and anyone can forge an XXH3 match (format 3.x).
     func checkRecord(_ manifest: Manifest, sealedBy key: Key, path: String) throws(CheckpointError) {
         guard let record = manifest.authentication, record.algorithm == Self.algorithm, record.keyID == key.id else {
             throw CheckpointError(
                 .authenticationFailed,
                 "manifest does not name the key that authenticated it (\(key.id))",
+                path: path
+            )
+        }
+        guard manifest.shardFormat.hasPrefix("1.") || manifest.shardFormat.hasPrefix("2.") else {
+            throw CheckpointError(
+                .authenticationFailed,
+                "sealed checkpoint uses shard format \(PrintableText.escaped(manifest.shardFormat)), whose chunk checksums are not cryptographic, so the seal does not cover its data; sealed checkpoints need SHA-256 chunk checksums (format 1.x or 2.x)",
                 path: path
             )
         }

@@ -2,6 +2,7 @@
 ///
 /// ```
 /// header  16 bytes   magic "CKPTSNAP", u16 major, u16 minor, u32 flags (0)
+///                    (1.x self-contained, 2.x incremental, 3.x self-contained with XXH3 chunk checksums)
 /// chunks  …          each a zstd frame or raw bytes, at offsets the index gives
 /// index   N bytes    entry table (see ShardIndex); in 2.x preceded by the table of base shards
 /// footer  56 bytes   u64 index offset, u64 index length, 32-byte SHA-256 of the index, magic "CKPTEND\0"
@@ -10,7 +11,7 @@ enum ShardFormat {
     static let magic: [UInt8] = Array("CKPTSNAP".utf8)
     static let footerMagic: [UInt8] = Array("CKPTEND".utf8) + [0]
     /// The newest major version this build reads; readers accept any minor of a major they know.
-    static let majorVersion: UInt16 = 2
+    static let majorVersion: UInt16 = 3
     /// What a self-contained shard is written as (incremental checkpoints off): every 1.x reader reads it.
     static let selfContainedVersion = Version(major: 1, minor: 0)
     /// What an incremental shard is written as: chunk records carry the digest of their raw bytes and
@@ -18,6 +19,17 @@ enum ShardFormat {
     /// referenced chunks, so it must refuse the file as newer rather than as damaged (which would make
     /// a restore fall back silently past it): hence a major version.
     static let incrementalVersion = Version(major: 2, minor: 0)
+    /// A self-contained shard whose chunk checksums are XXH3-128 instead of SHA-256: the 1.0 layout
+    /// byte for byte, but a 1.x reader would take every checksum for damage (and fall back silently
+    /// past the checkpoint), so it must refuse the file as newer: hence a major version.
+    static let fastChecksumVersion = Version(major: 3, minor: 0)
+
+    /// The version a writer writes: 2.0 when incremental (its checksums are SHA-256), else 3.0 with
+    /// XXH3-128 checksums, 1.0 with SHA-256.
+    static func version(incremental: Bool, checksum: ChecksumAlgorithm) -> Version {
+        if incremental { return incrementalVersion }
+        return checksum == .xxh3 ? fastChecksumVersion : selfContainedVersion
+    }
     static let headerSize = 16
     static let footerSize = 56
     static let digestSize = 32
@@ -43,7 +55,10 @@ enum ShardFormat {
         var minor: UInt16
 
         /// Whether chunk records carry raw digests and locations (2.x).
-        var isIncremental: Bool { major >= 2 }
+        var isIncremental: Bool { major == 2 }
+
+        /// What the chunk records' checksums of the stored bytes are: XXH3-128 in 3.x, SHA-256 otherwise.
+        var chunkChecksum: ChecksumAlgorithm { major == 3 ? .xxh3 : .sha256 }
 
         /// `"1.0"`.
         var description: String { "\(major).\(minor)" }
@@ -74,6 +89,31 @@ public enum Filter: UInt8, Sendable, CustomStringConvertible, CaseIterable {
     }
 }
 
+/// The checksum a shard's chunk records hold of each chunk's stored bytes (one 32-byte field).
+enum ChecksumAlgorithm: Sendable {
+    /// SHA-256: cryptographic, what content addressing (incremental) and sealed checkpoints need.
+    case sha256
+    /// XXH3-128 in its canonical (big-endian) form, followed by 16 zero bytes: detects damage at
+    /// memory speed, but anyone can forge a match, so it only ever guards against accidents.
+    case xxh3
+
+    /// The 32-byte checksum field of `bytes`.
+    func field(of bytes: UnsafeRawBufferPointer) -> [UInt8] {
+        switch self {
+        case .sha256: Checkpoint.sha256(bytes)
+        case .xxh3: xxh3_128(bytes) + [UInt8](repeating: 0, count: 16)
+        }
+    }
+
+    /// `"SHA-256"` or `"XXH3-128"`, for messages.
+    var name: String {
+        switch self {
+        case .sha256: "SHA-256"
+        case .xxh3: "XXH3-128"
+        }
+    }
+}
+
 /// How one chunk is stored.
 enum ChunkCodec: UInt8, Sendable {
     /// The filtered bytes themselves (the chunk did not shrink under zstd).
@@ -88,7 +128,8 @@ struct ChunkRecord: Sendable, Equatable {
     var storedSize: Int
     var rawSize: Int
     var codec: ChunkCodec
-    /// SHA-256 of the stored bytes.
+    /// The checksum of the stored bytes: SHA-256, or in 3.x shards XXH3-128 and 16 zero bytes
+    /// (``ShardFormat/Version/chunkChecksum``).
     var digest: [UInt8]
     /// SHA-256 of the chunk's raw bytes (before the filter and compression): what an incremental
     /// writer compares to find unchanged chunks. Recorded in 2.x shards only.

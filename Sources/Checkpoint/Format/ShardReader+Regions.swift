@@ -29,7 +29,11 @@ extension ShardReader {
         let lanes = max(1, min(threads, needed.count))
         let workers = try (0..<lanes).map { _ throws(CheckpointError) in
             try RegionDecoder(
-                decoder: ChunkDecoder(for: needed.map { record.chunks[$0.chunk] }, of: record),
+                decoder: ChunkDecoder(
+                    for: needed.map { record.chunks[$0.chunk] },
+                    of: record,
+                    checksum: chunkChecksum
+                ),
                 scratchSize: scratchSize
             )
         }

@@ -203,6 +203,11 @@ final class ShardReader: @unchecked Sendable {
     }
 
     /// The source that holds `chunk`'s stored bytes: this shard, or the base shard it refers to.
+    /// What this shard's chunk records hold: XXH3-128 in 3.x, SHA-256 otherwise.
+    var chunkChecksum: ChecksumAlgorithm {
+        ShardFormat.Version(major: formatVersion.major, minor: formatVersion.minor).chunkChecksum
+    }
+
     func source(for chunk: ChunkRecord) -> any ByteSource { chunk.base.map { baseSources[$0] } ?? source }
 
     /// The steps of the checkpoints whose shards hold chunks this one uses, ascending.
@@ -227,7 +232,7 @@ final class ShardReader: @unchecked Sendable {
         }
         let lanes = max(1, min(threads, record.chunks.count))
         let decoders = try (0..<lanes).map { _ throws(CheckpointError) in
-            try ChunkDecoder(for: record.chunks, of: record)
+            try ChunkDecoder(for: record.chunks, of: record, checksum: chunkChecksum)
         }
         try ParallelWork.run(count: record.chunks.count, workers: decoders) {
             (decoder, index) throws(CheckpointError) in
@@ -259,7 +264,9 @@ final class ShardReader: @unchecked Sendable {
     ///   - verified: Called after each entry verified, in index order (for progress).
     func verifyAll(threads: Int, verified: (EntryRecord) -> Void = { _ in }) throws(CheckpointError) {
         let lanes = max(1, min(threads, index.entries.map(\.chunks.count).max() ?? 1))
-        let decoders = try (0..<lanes).map { _ throws(CheckpointError) in try ChunkDecoder() }
+        let decoders = try (0..<lanes).map { _ throws(CheckpointError) in
+            try ChunkDecoder(checksum: chunkChecksum)
+        }
         for record in index.entries {
             try ParallelWork.run(count: record.chunks.count, workers: decoders) {
                 (decoder, position) throws(CheckpointError) in
@@ -379,6 +386,8 @@ final class ShardReader: @unchecked Sendable {
 /// stored bytes do not back is refused before anything is allocated for it.
 final class ChunkDecoder {
     private let decompressor: ZstdDecompressor
+    /// The checksum the chunk records hold (the shard's format decides).
+    private let checksum: ChecksumAlgorithm
     private var stored: UnsafeMutableRawBufferPointer
     private var unfiltered: UnsafeMutableRawBufferPointer
     /// Decoded bytes of a chunk that has no place of its own (``verify(_:of:from:)``).
@@ -386,22 +395,32 @@ final class ChunkDecoder {
 
     /// A decoder whose buffers start out holding `storedCapacity` stored bytes of a zstd chunk and
     /// `unfilteredCapacity` decoded bytes of a shuffled chunk; they grow when a chunk needs more.
-    init(storedCapacity: Int = 0, unfilteredCapacity: Int = 0) throws(CheckpointError) {
+    /// `checksum` is what the chunk records of the shard hold.
+    init(storedCapacity: Int = 0, unfilteredCapacity: Int = 0, checksum: ChecksumAlgorithm) throws(CheckpointError) {
         decompressor = try ZstdDecompressor()
+        self.checksum = checksum
         stored = .allocate(byteCount: max(1, storedCapacity), alignment: 64)
         unfiltered = .allocate(byteCount: max(1, unfilteredCapacity), alignment: 64)
         scratch = .allocate(byteCount: 1, alignment: 64)
     }
 
     /// A decoder with buffers for any of `chunks` of `record`: only what their codec and filter use.
-    convenience init(for chunks: some Sequence<ChunkRecord>, of record: EntryRecord) throws(CheckpointError) {
+    convenience init(
+        for chunks: some Sequence<ChunkRecord>,
+        of record: EntryRecord,
+        checksum: ChecksumAlgorithm
+    ) throws(CheckpointError) {
         var stored = 0
         var raw = 0
         for chunk in chunks {
             if chunk.codec == .zstd { stored = max(stored, chunk.storedSize) }
             raw = max(raw, chunk.rawSize)
         }
-        try self.init(storedCapacity: stored, unfilteredCapacity: record.filter == .shuffle ? raw : 0)
+        try self.init(
+            storedCapacity: stored,
+            unfilteredCapacity: record.filter == .shuffle ? raw : 0,
+            checksum: checksum
+        )
     }
 
     deinit {
@@ -521,10 +540,10 @@ final class ChunkDecoder {
         of record: EntryRecord,
         from source: any ByteSource
     ) throws(CheckpointError) {
-        guard sha256(bytes) == chunk.digest else {
+        guard checksum.field(of: bytes) == chunk.digest else {
             throw CheckpointError(
                 .corruptData,
-                "entry '\(PrintableText.escaped(record.name))': the chunk at byte \(chunk.offset) fails its SHA-256 checksum",
+                "entry '\(PrintableText.escaped(record.name))': the chunk at byte \(chunk.offset) fails its \(checksum.name) checksum",
                 path: source.path
             )
         }

@@ -10,6 +10,14 @@ struct EncodingOptions: Sendable {
     var permissions: UInt16
     /// Write a 2.x shard: record each chunk's raw digest, and reference unchanged chunks of the base.
     var incremental = false
+    /// The checksum of each chunk's stored bytes in a self-contained shard (3.0 for XXH3-128, 1.0
+    /// for SHA-256); incremental shards always use SHA-256.
+    var checksum: ChecksumAlgorithm = .sha256
+
+    /// The format these options write.
+    var version: ShardFormat.Version { ShardFormat.version(incremental: incremental, checksum: checksum) }
+    /// The checksum the chunk records hold.
+    var chunkChecksum: ChecksumAlgorithm { version.chunkChecksum }
 }
 
 /// What writing a shard produced, for the manifest.
@@ -62,7 +70,8 @@ enum ShardWriter {
         options: EncodingOptions,
         base: ChunkBase? = nil
     ) throws(CheckpointError) -> ShardSummary {
-        let version = options.incremental ? ShardFormat.incrementalVersion : ShardFormat.selfContainedVersion
+        let version = options.version
+        let checksum = options.chunkChecksum
         let base = options.incremental ? base : nil
         var header = ByteBuilder()
         header.append(contentsOf: ShardFormat.magic)
@@ -79,7 +88,7 @@ enum ShardWriter {
         var encodeSeconds = 0.0
         let largestChunk = entries.map { chunkRawSize(for: $0, options: options) }.max() ?? 0
         let encoders = try (0..<max(1, options.threads)).map { _ throws(CheckpointError) in
-            try ChunkEncoder(level: options.compressionLevel, scratchSize: largestChunk)
+            try ChunkEncoder(level: options.compressionLevel, scratchSize: largestChunk, checksum: checksum)
         }
         // Two sets of output slots: one is encoded into while the other is being written.
         let window = max(1, options.threads * 2)
@@ -328,9 +337,12 @@ final class ChunkEncoder {
 
     private let compressor: ZstdCompressor?
     private let scratch: UnsafeMutableRawBufferPointer
+    /// The checksum of the stored bytes each chunk record holds.
+    private let checksum: ChecksumAlgorithm
 
-    init(level: Int?, scratchSize: Int) throws(CheckpointError) {
+    init(level: Int?, scratchSize: Int, checksum: ChecksumAlgorithm = .sha256) throws(CheckpointError) {
         compressor = try level.map { (level) throws(CheckpointError) in try ZstdCompressor(level: level) }
+        self.checksum = checksum
         scratch = .allocate(byteCount: max(1, scratchSize), alignment: 64)
     }
 
@@ -338,7 +350,8 @@ final class ChunkEncoder {
 
     /// Filters `raw`, compresses it into `output` and keeps the frame only if it is smaller.
     ///
-    /// `rawDigest`, when known, is reused as the stored digest of an unfiltered chunk kept raw.
+    /// `rawDigest`, when known, is reused as the stored digest of an unfiltered chunk kept raw (when
+    /// the checksum is SHA-256 too).
     func encode(
         _ raw: UnsafeRawBufferPointer,
         filter: Filter,
@@ -356,11 +369,12 @@ final class ChunkEncoder {
             let size = try compressor.compress(filtered, into: output)
             if size < raw.count {
                 let stored = UnsafeRawBufferPointer(rebasing: output[..<size])
-                return Result(storedSize: size, rawSize: raw.count, codec: .zstd, digest: sha256(stored))
+                return Result(storedSize: size, rawSize: raw.count, codec: .zstd, digest: checksum.field(of: stored))
             }
         }
         output.baseAddress!.copyMemory(from: filtered.baseAddress!, byteCount: filtered.count)
-        let digest = filter == .none ? rawDigest ?? sha256(filtered) : sha256(filtered)
+        let reusable = filter == .none && checksum == .sha256 ? rawDigest : nil
+        let digest = reusable ?? checksum.field(of: filtered)
         return Result(storedSize: raw.count, rawSize: raw.count, codec: .raw, digest: digest)
     }
 }

@@ -241,11 +241,14 @@ struct FuzzInput {
         return Array(shard[(shard.count - ShardFormat.footerSize + 16)..<(shard.count - ShardFormat.footerSize + 48)])
     }
 
-    /// Decodes the body after a 6-byte header (u32 claimed raw size, codec, shuffle width) as one chunk.
+    /// Decodes the body after a 6-byte header (u32 claimed raw size, codec and checksum, shuffle
+    /// width) as one chunk.
     private func decodeChunk() throws {
         var cursor = ByteCursor(body, path: "fuzz")
         let rawSize = Int(try cursor.u32() % (1 << 22)) + 1
-        let codec = try cursor.u8() % 2 == 0 ? ChunkCodec.zstd : .raw
+        let kind = try cursor.u8()
+        let codec = kind % 2 == 0 ? ChunkCodec.zstd : .raw
+        let checksum: ChecksumAlgorithm = kind & 2 == 0 ? .sha256 : .xxh3
         let width = Int(try cursor.u8() % 16) + 1
         let stored = Array(body.dropFirst(6))
         guard !stored.isEmpty, codec == .zstd || stored.count == rawSize, rawSize % width == 0 else { return }
@@ -254,7 +257,7 @@ struct FuzzInput {
             storedSize: stored.count,
             rawSize: rawSize,
             codec: codec,
-            digest: sha256(stored)
+            digest: stored.withUnsafeBytes { checksum.field(of: $0) }
         )
         let record = EntryRecord(
             name: "fuzz",
@@ -266,7 +269,7 @@ struct FuzzInput {
             rawSize: rawSize,
             chunks: [chunk]
         )
-        let decoder = try ChunkDecoder(storedCapacity: stored.count, unfilteredCapacity: rawSize)
+        let decoder = try ChunkDecoder(storedCapacity: stored.count, unfilteredCapacity: rawSize, checksum: checksum)
         let target = UnsafeMutableRawBufferPointer.allocate(byteCount: rawSize, alignment: 64)
         defer { target.deallocate() }
         try decoder.decode(chunk, of: record, from: MemoryByteSource(stored, name: "fuzz chunk"), into: target)
@@ -299,7 +302,9 @@ struct FuzzInput {
                 for chunk in record.chunks.indices where record.chunks[chunk].base == nil {
                     let stored = record.chunks[chunk]
                     let data = Array(bytes[stored.offset..<stored.offset + stored.storedSize])
-                    index.entries[entry].chunks[chunk].digest = sha256(data)
+                    index.entries[entry].chunks[chunk].digest = data.withUnsafeBytes {
+                        version.chunkChecksum.field(of: $0)
+                    }
                     if stored.codec == .raw && stored.rawDigest != nil && record.filter == .none {
                         index.entries[entry].chunks[chunk].rawDigest = sha256(data)
                     }

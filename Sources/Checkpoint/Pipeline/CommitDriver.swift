@@ -273,7 +273,8 @@ final class CommitDriver: Sendable {
             chunkSize: configuration.chunkSize,
             filter: configuration.filter,
             permissions: configuration.filePermissions,
-            incremental: run.incremental != nil
+            incremental: run.incremental != nil,
+            checksum: configuration.resolvedChunkChecksum
         )
         let file = CheckpointLayout.shardFileName(rank: rank)
         let memory = run.plan.aggregate ? MemorySink(path: file) : nil
@@ -429,8 +430,10 @@ final class CommitDriver: Sendable {
         }
         var manifest = Manifest(
             manifestVersion: run.plan.aggregate ? Manifest.currentVersion : Manifest.perRankVersion,
-            shardFormat: (run.incremental != nil
-                ? ShardFormat.incrementalVersion : ShardFormat.selfContainedVersion).description,
+            shardFormat: ShardFormat.version(
+                incremental: run.incremental != nil,
+                checksum: configuration.resolvedChunkChecksum
+            ).description,
             library: "swift-checkpoint \(LibraryVersion.string)",
             zstdVersion: Zstd.versionString,
             step: run.step,

@@ -1,4 +1,13 @@
+import CXXHash
 import Crypto
+
+/// XXH3-128 of a byte buffer, in its canonical (big-endian) form: 16 bytes.
+func xxh3_128(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
+    let hash = XXH3_128bits(bytes.baseAddress, bytes.count)
+    var canonical = XXH128_canonical_t()
+    XXH128_canonicalFromHash(&canonical, hash)
+    return withUnsafeBytes(of: canonical.digest) { Array($0) }
+}
 
 /// SHA-256 of a byte buffer.
 func sha256(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
