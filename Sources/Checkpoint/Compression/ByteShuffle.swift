@@ -18,8 +18,8 @@ enum ByteShuffle {
         let input = source.baseAddress!.assumingMemoryBound(to: UInt8.self)
         let output = destination.baseAddress!.assumingMemoryBound(to: UInt8.self)
         switch width {
-        case 8: shuffle(input, output, count: count, width: 8)
-        case 4: shuffle(input, output, count: count, width: 4)
+        case 8: transpose8(input, output, count: count, shuffling: true)
+        case 4: transpose4(input, output, count: count, shuffling: true)
         case 2: shuffle(input, output, count: count, width: 2)
         default: shuffle(input, output, count: count, width: width)
         }
@@ -39,11 +39,134 @@ enum ByteShuffle {
         let input = source.baseAddress!.assumingMemoryBound(to: UInt8.self)
         let output = destination.baseAddress!.assumingMemoryBound(to: UInt8.self)
         switch width {
-        case 8: unshuffle(input, output, count: count, width: 8)
-        case 4: unshuffle(input, output, count: count, width: 4)
+        case 8: transpose8(input, output, count: count, shuffling: false)
+        case 4: transpose4(input, output, count: count, shuffling: false)
         case 2: unshuffle(input, output, count: count, width: 2)
         default: unshuffle(input, output, count: count, width: width)
         }
+    }
+
+    // Widths 8 and 4 (doubles, 64- and 32-bit integers, floats): groups of 8 (or 4) elements form an
+    // 8 × 8 (4 × 4) byte matrix whose rows are elements and whose columns are the bytes that go to
+    // each stream; it is transposed in registers by swapping ever larger blocks between rows
+    // (1-byte, 2-byte, then 4-byte), so every load and store moves a whole word. Shuffling reads
+    // rows from the elements and writes them to the streams; unshuffling does the reverse, with the
+    // same transpose (it is its own inverse). Leftover elements go through the byte loops below.
+
+    /// Shuffles (or, `shuffling` false, unshuffles) `count` 8-byte elements.
+    @inline(__always)
+    private static func transpose8(
+        _ input: UnsafePointer<UInt8>,
+        _ output: UnsafeMutablePointer<UInt8>,
+        count: Int,
+        shuffling: Bool
+    ) {
+        let source = UnsafeRawPointer(input)
+        let target = UnsafeMutableRawPointer(output)
+        let groups = count / 8
+        for group in 0..<groups {
+            var rows = SIMD8<UInt64>()
+            for row in 0..<8 {
+                let offset = shuffling ? (group &* 8 &+ row) &* 8 : row &* count &+ group &* 8
+                rows[row] = source.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+            }
+            rows = transposed8x8(rows)
+            for row in 0..<8 {
+                let offset = shuffling ? row &* count &+ group &* 8 : (group &* 8 &+ row) &* 8
+                target.storeBytes(of: rows[row], toByteOffset: offset, as: UInt64.self)
+            }
+        }
+        let done = groups * 8
+        guard done < count else { return }
+        for element in done..<count {
+            for byte in 0..<8 {
+                if shuffling {
+                    output[byte &* count &+ element] = input[element &* 8 &+ byte]
+                } else {
+                    output[element &* 8 &+ byte] = input[byte &* count &+ element]
+                }
+            }
+        }
+    }
+
+    /// Shuffles (or unshuffles) `count` 4-byte elements.
+    @inline(__always)
+    private static func transpose4(
+        _ input: UnsafePointer<UInt8>,
+        _ output: UnsafeMutablePointer<UInt8>,
+        count: Int,
+        shuffling: Bool
+    ) {
+        let source = UnsafeRawPointer(input)
+        let target = UnsafeMutableRawPointer(output)
+        let groups = count / 4
+        for group in 0..<groups {
+            var rows = SIMD4<UInt32>()
+            for row in 0..<4 {
+                let offset = shuffling ? (group &* 4 &+ row) &* 4 : row &* count &+ group &* 4
+                rows[row] = source.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
+            }
+            rows = transposed4x4(rows)
+            for row in 0..<4 {
+                let offset = shuffling ? row &* count &+ group &* 4 : (group &* 4 &+ row) &* 4
+                target.storeBytes(of: rows[row], toByteOffset: offset, as: UInt32.self)
+            }
+        }
+        let done = groups * 4
+        guard done < count else { return }
+        for element in done..<count {
+            for byte in 0..<4 {
+                if shuffling {
+                    output[byte &* count &+ element] = input[element &* 4 &+ byte]
+                } else {
+                    output[element &* 4 &+ byte] = input[byte &* count &+ element]
+                }
+            }
+        }
+    }
+
+    /// The transpose of an 8 × 8 byte matrix whose row `i` is `rows[i]` (byte `j` in bits `8j…8j+7`).
+    @inline(__always)
+    static func transposed8x8(_ rows: SIMD8<UInt64>) -> SIMD8<UInt64> {
+        var (r0, r1, r2, r3, r4, r5, r6, r7) = (rows[0], rows[1], rows[2], rows[3], rows[4], rows[5], rows[6], rows[7])
+        // Swap the off-diagonal 1-byte blocks of rows (0, 1), (2, 3)…, then the 2-byte blocks of
+        // rows (0, 2), (1, 3)…, then the 4-byte blocks of rows (0, 4), (1, 5)….
+        let bytes: UInt64 = 0x00FF_00FF_00FF_00FF
+        exchange(&r0, &r1, bytes, 8)
+        exchange(&r2, &r3, bytes, 8)
+        exchange(&r4, &r5, bytes, 8)
+        exchange(&r6, &r7, bytes, 8)
+        let pairs: UInt64 = 0x0000_FFFF_0000_FFFF
+        exchange(&r0, &r2, pairs, 16)
+        exchange(&r1, &r3, pairs, 16)
+        exchange(&r4, &r6, pairs, 16)
+        exchange(&r5, &r7, pairs, 16)
+        let halves: UInt64 = 0x0000_0000_FFFF_FFFF
+        exchange(&r0, &r4, halves, 32)
+        exchange(&r1, &r5, halves, 32)
+        exchange(&r2, &r6, halves, 32)
+        exchange(&r3, &r7, halves, 32)
+        return SIMD8(r0, r1, r2, r3, r4, r5, r6, r7)
+    }
+
+    /// The transpose of a 4 × 4 byte matrix whose row `i` is `rows[i]`.
+    @inline(__always)
+    static func transposed4x4(_ rows: SIMD4<UInt32>) -> SIMD4<UInt32> {
+        var (r0, r1, r2, r3) = (rows[0], rows[1], rows[2], rows[3])
+        exchange(&r0, &r1, UInt32(0x00FF_00FF), 8)
+        exchange(&r2, &r3, UInt32(0x00FF_00FF), 8)
+        exchange(&r0, &r2, UInt32(0x0000_FFFF), 16)
+        exchange(&r1, &r3, UInt32(0x0000_FFFF), 16)
+        return SIMD4(r0, r1, r2, r3)
+    }
+
+    /// Swaps the blocks `mask` selects in `b` with those `shift` bits higher in `a`.
+    @inline(__always)
+    private static func exchange<Word: FixedWidthInteger>(_ a: inout Word, _ b: inout Word, _ mask: Word, _ shift: Word)
+    {
+        let t = ((a >> shift) ^ b) & mask
+        b ^= t
+        a ^= t << shift
     }
 
     // The callers pass literal widths so each call is specialized and the inner loop unrolled.

@@ -21,6 +21,13 @@ protocol ByteSink: AnyObject, Sendable {
     func sync() throws(CheckpointError)
     /// Releases the sink; after a successful ``sync()`` nothing can be lost.
     func close()
+    /// Starts writing the given bytes to storage without waiting (advisory; no durability promise).
+    func startWriteback(from offset: Int, count: Int)
+}
+
+extension ByteSink {
+    /// Sinks without storage behind them have nothing to start.
+    func startWriteback(from offset: Int, count: Int) {}
 }
 
 extension OpenFile: ByteSource, ByteSink {}

@@ -248,6 +248,10 @@ private final class OrderedOutput: @unchecked Sendable {
             defer { pending.leave() }
             guard failure == nil else { return }
             let clock = Stopwatch()
+            let windowStart = offset
+            // Let the disk write this window while the next one is encoded: the final fsync then
+            // waits only for what is left.
+            defer { sink.startWriteback(from: windowStart, count: offset - windowStart) }
             do throws(CheckpointError) {
                 for slot in 0..<count {
                     let result = slots.results[slot]
