@@ -13,6 +13,8 @@ import Foundation
 /// `fsync`ed, every restore reads from the warm page cache and is checked against the saved data
 /// (outside the timing). Figures are medians over the rounds (at least 3).
 ///
+/// The library runs with its defaults but for `--level` and `--checksum`.
+///
 /// Per data set: `save_vs_best_peer` and `restore_vs_best_peer` (the library's GB/s over the
 /// fastest compressing peer's, whatever its ratio), `ratio_vs_best_peer` (the library's stored
 /// bytes over the fewest any peer stored), `save_vs_raw` and `restore_vs_raw` (over `np.save`
@@ -149,7 +151,11 @@ struct PeersScenario {
     private func measureLibrary(_ state: PeerData, name: String, into figures: inout Figures) throws {
         let directory = work + "/peers-library-\(name)"
         try? FileManager.default.removeItem(atPath: directory)
-        var configuration = Checkpointer.Configuration(policy: .never, chunkChecksum: options.checksum)
+        var configuration = Checkpointer.Configuration(
+            policy: .never,
+            compression: .zstd(level: options.level),
+            chunkChecksum: options.checksum
+        )
         configuration.retention.keepLast = 1
         let checkpointer = try Checkpointer(directory: directory, configuration: configuration, logger: quietLogger)
         defer { try? FileManager.default.removeItem(atPath: directory) }
