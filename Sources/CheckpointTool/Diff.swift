@@ -7,7 +7,7 @@ struct Diff: ParsableCommand {
         commandName: "diff",
         abstract: "Compare the entries of two checkpoints.",
         discussion: """
-            Reads every entry of both checkpoints (every rank, or --rank R), checking every chunk's SHA-256, and \
+            Reads every entry of both checkpoints (every rank, or --rank R), checking every chunk's checksum, and \
             reports each entry as added, removed, changed (its bytes, type or shape differ) or unchanged, with its \
             raw and stored size in both. For numeric arrays of the same type and shape it also reports how many \
             elements differ and the largest absolute difference (in --json, "nan" or "inf" when it is not a finite number). \

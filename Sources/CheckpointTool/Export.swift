@@ -7,7 +7,7 @@ struct Export: ParsableCommand {
         commandName: "export",
         abstract: "Write a checkpoint as a Zarr v3 store that zarr-python and xarray open.",
         discussion: """
-            Reads the newest checkpoint (or --step N), checking every chunk's SHA-256, and writes a Zarr v3 \
+            Reads the newest checkpoint (or --step N), checking every chunk's checksum, and writes a Zarr v3 \
             store (a directory) with one array per entry:
 
               OUT.zarr/zarr.json       the root group; attributes: step, ranks, createdAt, metadata

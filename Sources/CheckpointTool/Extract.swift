@@ -9,7 +9,7 @@ struct Extract: ParsableCommand {
         abstract: "Write one entry of a checkpoint to a NumPy .npy file or a raw file.",
         discussion: """
             Reads the entry from the newest checkpoint (or --step N) and rank 0's shard (or --rank R), checking \
-            every chunk's SHA-256 on the way, and writes it to FILE. With --format npy (the default) the file is \
+            every chunk's checksum on the way, and writes it to FILE. With --format npy (the default) the file is \
             a NumPy array (numpy.load reads it) with the entry's dtype and shape; elements made of several \
             scalars, such as SIMD4<Float>, get a trailing dimension. JSON-encoded entries and plain structs have \
             no dtype: extract them with --format raw, which writes the bytes as they are (little-endian \

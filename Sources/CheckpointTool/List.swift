@@ -15,7 +15,7 @@ struct List: ParsableCommand {
             still shows "manifest ok".
 
             With --verify, every listed checkpoint is verified as 'ckpt verify' does (every chunk of every \
-            shard re-read and its SHA-256 checked, and with --key-file the seal): the status is "ok", or \
+            shard re-read and its checksum checked, and with --key-file the seal): the status is "ok", or \
             "damaged: CODE (FILE)" for damaged or incomplete data, or "unreadable: CODE (FILE)" when it could \
             not be read (permissions, I/O); the exit status is then 1 when any is damaged, 3 when any is \
             unreadable.
@@ -25,7 +25,7 @@ struct List: ParsableCommand {
     @Argument(help: "The checkpoint directory (the one holding ckpt-<step> folders).")
     var directory: String
 
-    @Flag(help: "Verify every listed checkpoint fully (every chunk's SHA-256), as 'ckpt verify' does.")
+    @Flag(help: "Verify every listed checkpoint fully (every chunk's checksum), as 'ckpt verify' does.")
     var verify = false
 
     @Option(help: "Threads that read and check chunks, with --verify.")

@@ -7,7 +7,7 @@ struct Verify: ParsableCommand {
         commandName: "verify",
         abstract: "Re-check every checksum of a checkpoint.",
         discussion: """
-            Reads the manifest and every chunk of every shard, checking each SHA-256, of the newest \
+            Reads the manifest and every chunk of every shard, checking each checksum (XXH3-128 or SHA-256), of the newest \
             checkpoint (or --step N, or every one with --all). An incremental checkpoint's chunks stored in \
             older checkpoints are read from there, so a missing, replaced or damaged checkpoint it depends \
             on makes it fail too. A damaged checkpoint is reported with the file and entry at fault, and \

@@ -51,7 +51,7 @@ enum ByteShuffle {
     // each stream; it is transposed in registers by swapping ever larger blocks between rows
     // (1-byte, 2-byte, then 4-byte), so every load and store moves a whole word. Shuffling reads
     // rows from the elements and writes them to the streams; unshuffling does the reverse, with the
-    // same transpose (it is its own inverse). Leftover elements go through the byte loops below.
+    // same transpose (it is its own inverse). Leftover elements are moved byte by byte.
 
     /// Shuffles (or, `shuffling` false, unshuffles) `count` 8-byte elements.
     @inline(__always)
