@@ -70,7 +70,7 @@ SCALARS = {
     9: ("uint64", 8, "Q", "<u8"), 10: ("float16", 2, "e", "<f2"), 11: ("float32", 4, "f", "<f4"),
     12: ("float64", 8, "d", "<f8"),
 }
-ENCODINGS, FILTERS, CODECS = {0: "raw", 1: "json"}, {0: "none", 1: "shuffle"}, {0: "raw", 1: "zstd"}
+ENCODINGS, FILTERS, CODECS = {0: "raw", 1: "json"}, {0: "none", 1: "shuffle", 2: "delta"}, {0: "raw", 1: "zstd"}
 NAME_COMPONENT = re.compile(rb"[A-Za-z0-9_.\-]+")
 COMMITTED = re.compile(r"ckpt-([0-9]{1,20})")
 # The manifest's required fields: a type, [element shape], {key: shape}, or {str: value shape} for maps.
@@ -224,6 +224,10 @@ def parse_index(data, data_end, path, major=1):
             raise cur.fail(f"element size {e['size']} of {name!r} is not a multiple of its scalar")
         if e["width"] < 1 or e["size"] % e["width"]:
             raise cur.fail(f"filter width {e['width']} of {name!r} does not divide its element size")
+        if e["filter"] == 2 and major != 3:
+            raise cur.fail(f"{name!r} uses the delta filter, which only format 3.x shards may use")
+        if e["filter"] == 2 and e["width"] not in (1, 2, 4, 8):
+            raise cur.fail(f"the delta filter of {name!r} has width {e['width']}, not 1, 2, 4 or 8")
         dims = cur.uint(1)
         if dims > MAX_DIMENSIONS:
             raise cur.fail(f"{name!r} has {dims} dimensions")
@@ -487,6 +491,19 @@ def chunk_checksum(data, kind):
     return bytes.fromhex(run.stdout.split()[0].decode()) + bytes(16)
 
 
+def undelta(data, width):
+    """Undoes the delta filter: each little-endian unsigned integer of `width` bytes is the
+    difference from the one before (modulo 2**(8 * width)); adds them up."""
+    if numpy is not None:
+        values = numpy.frombuffer(data, dtype=f"<u{width}")
+        return numpy.cumsum(values, dtype=f"<u{width}").tobytes()  # unsigned sums wrap
+    mask, total, out = (1 << (8 * width)) - 1, 0, bytearray(len(data))
+    for i in range(0, len(data), width):
+        total = (total + int.from_bytes(data[i:i + width], "little")) & mask
+        out[i:i + width] = total.to_bytes(width, "little")
+    return bytes(out)
+
+
 def decode_entry(files, e):
     """Reads, verifies and decodes every chunk of an entry; returns its raw bytes.
 
@@ -514,7 +531,8 @@ def decode_entry(files, e):
                     raise Damaged(f"zstd frame decoded to {len(data)} bytes, expected {raw}")
             except Damaged as error:
                 raise Damaged(f"{where}: {error}") from None
-        data = unshuffle(data, e["width"]) if e["filter"] == 1 else data
+        data = unshuffle(data, e["width"]) if e["filter"] in (1, 2) else data
+        data = undelta(data, e["width"]) if e["filter"] == 2 else data
         if raw_digest is not None and hashlib.sha256(data).digest() != raw_digest:
             raise Damaged(f"{where}: decoded bytes fail the raw SHA-256 the index records")
         parts.append(data)

@@ -25,6 +25,37 @@ enum ByteShuffle {
         }
     }
 
+    /// Applies `filter` to `source` into `destination` (same size, a multiple of `width`):
+    /// the shuffle, or (``Filter/delta``) the differences of consecutive `width`-byte integers
+    /// written into `scratch` and then shuffled. `.none` copies.
+    static func filter(
+        _ source: UnsafeRawBufferPointer,
+        into destination: UnsafeMutableRawBufferPointer,
+        filter: Filter,
+        width: Int,
+        scratch: UnsafeMutableRawBufferPointer
+    ) {
+        switch filter {
+        case .none, .shuffle: shuffle(source, into: destination, width: filter == .none ? 1 : width)
+        case .delta:
+            let differences = UnsafeMutableRawBufferPointer(rebasing: scratch[..<source.count])
+            Delta.encode(source, into: differences, width: width)
+            shuffle(UnsafeRawBufferPointer(differences), into: destination, width: width)
+        }
+    }
+
+    /// Reverses ``filter(_:into:filter:width:scratch:)``: unshuffles `source` into `destination`
+    /// and, for ``Filter/delta``, adds the differences up in place.
+    static func unfilter(
+        _ source: UnsafeRawBufferPointer,
+        into destination: UnsafeMutableRawBufferPointer,
+        filter: Filter,
+        width: Int
+    ) {
+        unshuffle(source, into: destination, width: filter == .none ? 1 : width)
+        if filter == .delta { Delta.decode(destination, width: width) }
+    }
+
     /// Reverses ``shuffle(_:into:width:)``.
     static func unshuffle(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer, width: Int)
     {
@@ -214,6 +245,64 @@ enum ByteShuffle {
                 }
             }
             start = end
+        }
+    }
+}
+
+/// The delta step of ``Filter/delta``: little-endian unsigned integers of 1, 2, 4 or 8 bytes, each
+/// replaced by its difference from the one before (modulo 2^(8·width)); the first keeps its value.
+enum Delta {
+    /// Writes the differences of `source`'s integers into `destination` (same size).
+    static func encode(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer, width: Int) {
+        precondition(source.count == destination.count && source.count % width == 0)
+        switch width {
+        case 8: encode(source, destination, as: UInt64.self)
+        case 4: encode(source, destination, as: UInt32.self)
+        case 2: encode(source, destination, as: UInt16.self)
+        default:
+            precondition(width == 1, "delta width \(width)")
+            encode(source, destination, as: UInt8.self)
+        }
+    }
+
+    /// Adds the differences in `buffer` up, in place (the inverse of ``encode(_:into:width:)``).
+    static func decode(_ buffer: UnsafeMutableRawBufferPointer, width: Int) {
+        precondition(buffer.count % width == 0)
+        switch width {
+        case 8: decode(buffer, as: UInt64.self)
+        case 4: decode(buffer, as: UInt32.self)
+        case 2: decode(buffer, as: UInt16.self)
+        default:
+            precondition(width == 1, "delta width \(width)")
+            decode(buffer, as: UInt8.self)
+        }
+    }
+
+    @inline(__always)
+    private static func encode<Word: FixedWidthInteger & UnsignedInteger>(
+        _ source: UnsafeRawBufferPointer,
+        _ destination: UnsafeMutableRawBufferPointer,
+        as: Word.Type
+    ) {
+        let size = MemoryLayout<Word>.size
+        var previous: Word = 0
+        for index in 0..<source.count / size {
+            let value = Word(littleEndian: source.loadUnaligned(fromByteOffset: index &* size, as: Word.self))
+            destination.storeBytes(of: (value &- previous).littleEndian, toByteOffset: index &* size, as: Word.self)
+            previous = value
+        }
+    }
+
+    @inline(__always)
+    private static func decode<Word: FixedWidthInteger & UnsignedInteger>(
+        _ buffer: UnsafeMutableRawBufferPointer,
+        as: Word.Type
+    ) {
+        let size = MemoryLayout<Word>.size
+        var sum: Word = 0
+        for index in 0..<buffer.count / size {
+            sum &+= Word(littleEndian: buffer.loadUnaligned(fromByteOffset: index &* size, as: Word.self))
+            buffer.storeBytes(of: sum.littleEndian, toByteOffset: index &* size, as: Word.self)
         }
     }
 }

@@ -60,6 +60,9 @@ enum ShardFormat {
         /// What the chunk records' checksums of the stored bytes are: XXH3-128 in 3.x, SHA-256 otherwise.
         var chunkChecksum: ChecksumAlgorithm { major == 3 ? .xxh3 : .sha256 }
 
+        /// Whether entries may use the ``Filter/delta`` filter (3.x).
+        var allowsDelta: Bool { major == 3 }
+
         /// `"1.0"`.
         var description: String { "\(major).\(minor)" }
     }
@@ -79,14 +82,22 @@ public enum Filter: UInt8, Sendable, CustomStringConvertible, CaseIterable {
     case none = 0
     /// Bytes are grouped by their position within each scalar before compression.
     case shuffle = 1
+    /// Integers are replaced by their differences from the previous one in the chunk (wrapping),
+    /// then shuffled: slowly changing counters and indices become runs of small numbers. Shard
+    /// format 3.x only.
+    case delta = 2
 
-    /// `"none"` or `"shuffle"`.
+    /// `"none"`, `"shuffle"` or `"delta"`.
     public var description: String {
         switch self {
         case .none: "none"
         case .shuffle: "shuffle"
+        case .delta: "delta"
         }
     }
+
+    /// Whether the filter groups bytes by their position in each scalar (both ``shuffle`` and ``delta``).
+    var shuffles: Bool { self != .none }
 }
 
 /// The checksum a shard's chunk records hold of each chunk's stored bytes (one 32-byte field).
@@ -270,6 +281,14 @@ struct ShardIndex: Sendable {
             }
             guard filterWidth >= 1, elementSize % filterWidth == 0 else {
                 throw cursor.corrupt("filter width \(filterWidth) of '\(name)' does not divide its element size")
+            }
+            if filter == .delta {
+                guard version.allowsDelta else {
+                    throw cursor.corrupt("'\(name)' uses the delta filter, which only format 3.x shards may use")
+                }
+                guard [1, 2, 4, 8].contains(filterWidth) else {
+                    throw cursor.corrupt("the delta filter of '\(name)' has width \(filterWidth), not 1, 2, 4 or 8")
+                }
             }
             let dimensionCount = Int(try cursor.u8())
             guard dimensionCount <= ShardFormat.maximumDimensions else {

@@ -418,7 +418,7 @@ final class ChunkDecoder {
         }
         try self.init(
             storedCapacity: stored,
-            unfilteredCapacity: record.filter == .shuffle ? raw : 0,
+            unfilteredCapacity: record.filter.shuffles ? raw : 0,
             checksum: checksum
         )
     }
@@ -454,8 +454,13 @@ final class ChunkDecoder {
         let filtered = try filteredTarget(for: chunk, of: record, target)
         try source.read(into: filtered, at: chunk.offset)
         try checkDigest(UnsafeRawBufferPointer(filtered), chunk, of: record, from: source)
-        if record.filter == .shuffle {
-            ByteShuffle.unshuffle(UnsafeRawBufferPointer(filtered), into: target, width: record.filterWidth)
+        if record.filter.shuffles {
+            ByteShuffle.unfilter(
+                UnsafeRawBufferPointer(filtered),
+                into: target,
+                filter: record.filter,
+                width: record.filterWidth
+            )
         }
     }
 
@@ -517,8 +522,13 @@ final class ChunkDecoder {
                 path: source.path
             )
         }
-        if record.filter == .shuffle {
-            ByteShuffle.unshuffle(UnsafeRawBufferPointer(filtered), into: target, width: record.filterWidth)
+        if record.filter.shuffles {
+            ByteShuffle.unfilter(
+                UnsafeRawBufferPointer(filtered),
+                into: target,
+                filter: record.filter,
+                width: record.filterWidth
+            )
         }
     }
 
@@ -529,7 +539,7 @@ final class ChunkDecoder {
         _ target: UnsafeMutableRawBufferPointer
     ) throws(CheckpointError) -> UnsafeMutableRawBufferPointer {
         precondition(target.count == chunk.rawSize)
-        guard record.filter == .shuffle else { return target }
+        guard record.filter.shuffles else { return target }
         Self.grow(&unfiltered, to: chunk.rawSize)
         return UnsafeMutableRawBufferPointer(rebasing: unfiltered[..<chunk.rawSize])
     }

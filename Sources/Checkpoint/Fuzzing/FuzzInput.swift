@@ -263,7 +263,7 @@ struct FuzzInput {
             name: "fuzz",
             encoding: .raw,
             elementType: ElementType(scalar: .opaque, size: width, typeName: ""),
-            filter: width > 1 ? .shuffle : .none,
+            filter: width == 1 ? .none : kind & 4 != 0 && [2, 4, 8].contains(width) ? .delta : .shuffle,
             filterWidth: width,
             shape: [rawSize / width],
             rawSize: rawSize,
