@@ -25,37 +25,6 @@ enum ByteShuffle {
         }
     }
 
-    /// Applies `filter` to `source` into `destination` (same size, a multiple of `width`):
-    /// the shuffle, or (``Filter/delta``) the differences of consecutive `width`-byte integers
-    /// written into `scratch` and then shuffled. `.none` copies.
-    static func filter(
-        _ source: UnsafeRawBufferPointer,
-        into destination: UnsafeMutableRawBufferPointer,
-        filter: Filter,
-        width: Int,
-        scratch: UnsafeMutableRawBufferPointer
-    ) {
-        switch filter {
-        case .none, .shuffle: shuffle(source, into: destination, width: filter == .none ? 1 : width)
-        case .delta:
-            let differences = UnsafeMutableRawBufferPointer(rebasing: scratch[..<source.count])
-            Delta.encode(source, into: differences, width: width)
-            shuffle(UnsafeRawBufferPointer(differences), into: destination, width: width)
-        }
-    }
-
-    /// Reverses ``filter(_:into:filter:width:scratch:)``: unshuffles `source` into `destination`
-    /// and, for ``Filter/delta``, adds the differences up in place.
-    static func unfilter(
-        _ source: UnsafeRawBufferPointer,
-        into destination: UnsafeMutableRawBufferPointer,
-        filter: Filter,
-        width: Int
-    ) {
-        unshuffle(source, into: destination, width: filter == .none ? 1 : width)
-        if filter == .delta { Delta.decode(destination, width: width) }
-    }
-
     /// Reverses ``shuffle(_:into:width:)``.
     static func unshuffle(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer, width: Int)
     {

@@ -98,6 +98,31 @@ public enum Filter: UInt8, Sendable, CustomStringConvertible, CaseIterable {
 
     /// Whether the filter groups bytes by their position in each scalar (both ``shuffle`` and ``delta``).
     var shuffles: Bool { self != .none }
+
+    /// Filters `source` into `destination` (same size, a multiple of `width`): the shuffle, or
+    /// (``delta``) the differences of consecutive `width`-byte integers, written into `scratch`
+    /// (at least as large as `source`) and then shuffled. ``none`` copies.
+    func apply(
+        _ source: UnsafeRawBufferPointer,
+        into destination: UnsafeMutableRawBufferPointer,
+        width: Int,
+        scratch: UnsafeMutableRawBufferPointer
+    ) {
+        switch self {
+        case .none, .shuffle: ByteShuffle.shuffle(source, into: destination, width: self == .none ? 1 : width)
+        case .delta:
+            let differences = UnsafeMutableRawBufferPointer(rebasing: scratch[..<source.count])
+            Delta.encode(source, into: differences, width: width)
+            ByteShuffle.shuffle(UnsafeRawBufferPointer(differences), into: destination, width: width)
+        }
+    }
+
+    /// Reverses ``apply(_:into:width:scratch:)``: unshuffles `source` into `destination` and, for
+    /// ``delta``, adds the differences up in place.
+    func undo(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer, width: Int) {
+        ByteShuffle.unshuffle(source, into: destination, width: self == .none ? 1 : width)
+        if self == .delta { Delta.decode(destination, width: width) }
+    }
 }
 
 /// The checksum a shard's chunk records hold of each chunk's stored bytes (one 32-byte field).

@@ -455,12 +455,7 @@ final class ChunkDecoder {
         try source.read(into: filtered, at: chunk.offset)
         try checkDigest(UnsafeRawBufferPointer(filtered), chunk, of: record, from: source)
         if record.filter.shuffles {
-            ByteShuffle.unfilter(
-                UnsafeRawBufferPointer(filtered),
-                into: target,
-                filter: record.filter,
-                width: record.filterWidth
-            )
+            record.filter.undo(UnsafeRawBufferPointer(filtered), into: target, width: record.filterWidth)
         }
     }
 
@@ -523,12 +518,7 @@ final class ChunkDecoder {
             )
         }
         if record.filter.shuffles {
-            ByteShuffle.unfilter(
-                UnsafeRawBufferPointer(filtered),
-                into: target,
-                filter: record.filter,
-                width: record.filterWidth
-            )
+            record.filter.undo(UnsafeRawBufferPointer(filtered), into: target, width: record.filterWidth)
         }
     }
 

@@ -394,7 +394,7 @@ final class ChunkEncoder {
         if filter.shuffles {
             // The delta filter's differences go through `output` before the frame is written there.
             let target = UnsafeMutableRawBufferPointer(rebasing: scratch[..<raw.count])
-            ByteShuffle.filter(raw, into: target, filter: filter, width: width, scratch: output)
+            filter.apply(raw, into: target, width: width, scratch: output)
             filtered = UnsafeRawBufferPointer(target)
         }
         if let compressor {
