@@ -135,13 +135,13 @@ struct PeersScenario {
             result["save_vs_raw"] = raw.medianSave / ours.medianSave
             result["restore_vs_raw"] = raw.medianRestore / ours.medianRestore
         }
-        let against = [
-            ("save_vs_best_peer", result["best_save_peer"]), ("restore_vs_best_peer", result["best_restore_peer"]),
-            ("ratio_vs_best_peer", result["smallest_peer"]), ("save_vs_raw", "npy"), ("restore_vs_raw", "npy"),
+        let against: [(key: String, peer: String?)] = [
+            ("save_vs_best_peer", bestSave?.key), ("restore_vs_best_peer", bestRestore?.key),
+            ("ratio_vs_best_peer", smallest?.key), ("save_vs_raw", "npy"), ("restore_vs_raw", "npy"),
         ]
         for (key, peer) in against {
-            guard let value = result[key] as? Double else { continue }
-            rows.append(Row(name: "peers, \(set): \(key)", value: value, unit: "×", note: "against \(peer ?? "")"))
+            guard let value = result[key] as? Double, let peer else { continue }
+            rows.append(Row(name: "peers, \(set): \(key)", value: value, unit: "×", note: "against \(peer)"))
         }
         return result
     }

@@ -133,17 +133,11 @@ struct DeltaFilterTests {
                 step: 1
             )
             #expect(try Self.filter(directory, step: 1) == .delta)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["python3", PythonReaderTests.script.path, directory, "--verify"]
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            let output = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            try #require(process.terminationStatus == 0, "\(String(decoding: output, as: UTF8.self))")
-            let summary = try JSONDecoder().decode(PythonReaderTests.Summary.self, from: output)
+            let (status, output, errors) = try PythonReaderTests.run(
+                ["python3", PythonReaderTests.script.path, directory, "--verify"]
+            )
+            try #require(status == 0, "\(output) \(errors)")
+            let summary = try JSONDecoder().decode(PythonReaderTests.Summary.self, from: Data(output.utf8))
             let entry = try #require(summary.entries.first)
             #expect(entry.first == counters.prefix(5).map(Double.init))
             #expect(entry.sum == Double(counters.reduce(0, +)))

@@ -253,15 +253,27 @@ struct PythonReaderTests {
     }
 
     private func run(_ arguments: [String]) throws -> (Int32, String) {
+        let result = try Self.run(arguments)
+        return (result.status, result.output)
+    }
+
+    /// Runs `arguments` through `/usr/bin/env` (so `python3` is the one on `PATH`).
+    /// - Returns: The exit status, standard output and standard error (which must stay short).
+    static func run(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
         try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        let printed = output.fileHandleForReading.readDataToEndOfFile()
+        let complained = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        return (
+            process.terminationStatus, String(decoding: printed, as: UTF8.self),
+            String(decoding: complained, as: UTF8.self)
+        )
     }
 }
