@@ -36,14 +36,24 @@ struct PeersScenario {
     }
 
     static let library = "swift-checkpoint"
+    /// The data sets, in the order they run (`--sets` picks some).
+    static let dataSets = ["smooth", "random", "ints", "smooth_1gib"]
 
     func run(rows: inout [Row], results: inout [String: Any]) throws {
         let python = try Self.python()
-        let peers = try listPeers(python)
+        let installed = try listPeers(python)
+        var peers = installed
+        if let chosen = options.peerNames {
+            if let missing = chosen.first(where: { !installed.contains($0) }) {
+                throw Failure("--with: no installed peer '\(missing)'; installed: \(installed.joined(separator: ", "))")
+            }
+            peers = chosen
+        }
         let sizeMiB = options.sizeGiven ? options.sizeMiB : 128
-        var sets: [(name: String, mib: Int)] = [("smooth", sizeMiB), ("random", sizeMiB), ("ints", sizeMiB)]
-        if !options.quick { sets.append(("smooth_1gib", 1024)) }
-        let rounds = 3
+        var names = options.peerSets
+        if names.isEmpty { names = options.quick ? Array(Self.dataSets.prefix(3)) : Self.dataSets }
+        let sets = names.map { (name: $0, mib: $0 == "smooth_1gib" ? 1024 : sizeMiB) }
+        let rounds = options.rounds
         var summary: [String: Any] = [:]
         for set in sets {
             let count = (set.mib << 20) / 8

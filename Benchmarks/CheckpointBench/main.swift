@@ -21,6 +21,13 @@ struct Options {
     var only: Set<String> = []
     /// Whether `--size-mib` was given (the peers scenario's default size is its own).
     var sizeGiven = false
+    /// The peers scenario's data sets (`--sets`); all of them when empty.
+    var peerSets: [String] = []
+    /// The peers the peers scenario runs (`--with`); every installed one when `nil`, only the
+    /// library when empty (`--with none`).
+    var peerNames: [String]?
+    /// Rounds of the peers scenario (`--rounds`), whose medians it reports.
+    var rounds = 3
     /// Set in the processes `--only scale` starts under MPI: run one rank of that scenario.
     var scaleRank: (directory: String, checkpoints: Int)?
 
@@ -36,6 +43,17 @@ struct Options {
             switch argument {
             case "--quick": quick = true
             case "--peers": only.insert("peers")
+            case "--sets":
+                guard let value = iterator.next() else { throw Failure("--sets needs a list") }
+                peerSets = value.split(separator: ",").map(String.init)
+                let known = PeersScenario.dataSets
+                if let unknown = peerSets.first(where: { !known.contains($0) }) {
+                    throw Failure("--sets: no data set '\(unknown)'; the sets are \(known.joined(separator: ", "))")
+                }
+            case "--with":
+                guard let value = iterator.next() else { throw Failure("--with needs a list of peers, or none") }
+                peerNames = value == "none" ? [] : value.split(separator: ",").map(String.init)
+            case "--rounds": rounds = try number(argument, 1...99)
             case "--checksum":
                 guard let value = iterator.next().flatMap(Checkpointer.Configuration.ChunkChecksum.init) else {
                     throw Failure("--checksum needs automatic, sha256 or xxh3")
@@ -62,14 +80,16 @@ struct Options {
                 print(
                     """
                     usage: checkpoint-bench [--quick] [--json] [--peers] [--size-mib N] [--level L] [--chunk-mib C] [--dir DIR]
-                                            [--checksum automatic|sha256|xxh3]
+                                            [--checksum automatic|sha256|xxh3] [--sets SET,…] [--with PEER,…|none] [--rounds N]
                                             [--only throughput,blocking,heat,coordination,scaling,redundancy,
                                                     repartition,incremental,memory,authentication,scale]
                     memory, authentication, scale and peers run only when --only names them; scale runs
                     1…256 in-process ranks, and 1…8 MPI processes when built with --traits MPI (mpirun on
                     PATH, or the launcher in CKPT_MPIRUN)
                     --peers (= --only peers): against HDF5, Orbax, ADIOS2, PyTorch DCP and np.save in
-                    Benchmarks/Peers/setup's .venv-peers (or CKPT_PEERS_PYTHON); 128 MiB unless --size-mib
+                    Benchmarks/Peers/setup's .venv-peers (or CKPT_PEERS_PYTHON); 128 MiB unless --size-mib;
+                    --sets smooth,random,ints,smooth_1gib picks data sets, --with the peers (none: only the
+                    library, to compare changes to it), --rounds N the rounds whose medians it reports (3)
                     """
                 )
                 exit(0)

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import Checkpoint
+@_spi(Tools) @testable import Checkpoint
 
 /// `Configuration.chunkChecksum`: XXH3-128 (format 3.0) by default, SHA-256 (format 1.0, and 2.0
 /// for incremental shards) where a cryptographic digest is needed; either way every chunk is
@@ -48,6 +48,47 @@ struct ChunkChecksumTests {
             #expect(try checkpointer.restoreLatest(ArrayState<Double>.self)?.state == state)
             try configuration.checkpointDirectory(directory).verify(step: 1)
         }
+    }
+
+    @Test(
+        "Format 3.0 frames carry no zstd content checksum (their XXH3-128 covers them); 1.0 and 2.0 frames keep it",
+        arguments: [
+            (Checkpointer.Configuration.ChunkChecksum.automatic, false),
+            (.sha256, true),
+        ]
+    )
+    func frameContentChecksum(checksum: Checkpointer.Configuration.ChunkChecksum, present: Bool) throws {
+        var configuration = testConfiguration()
+        configuration.chunkChecksum = checksum
+        try withTemporaryDirectory { directory in
+            let state = ArrayState((0..<30_000).map { Double($0).squareRoot() })
+            let checkpointer = try Checkpointer(directory: directory, configuration: configuration)
+            _ = try checkpointer.save(state, step: 1)
+            let path = shardPath(directory, step: 1)
+            let chunks = try ShardReader(path: path).record("values").chunks
+            let file = try readFile(path)
+            #expect(!chunks.isEmpty && chunks.allSatisfy { $0.codec == .zstd })
+            for chunk in chunks {
+                #expect(Array(file[chunk.offset..<chunk.offset + 4]) == [0x28, 0xB5, 0x2F, 0xFD])
+                // Frame header descriptor, bit 2: Content_Checksum_flag.
+                #expect((file[chunk.offset + 4] & 0x04 != 0) == present)
+            }
+            #expect(try checkpointer.restoreLatest(ArrayState<Double>.self)?.state == state)
+        }
+    }
+
+    @Test("The decoder leaves a frame's content checksum to the chunk's own checksum, checked before it")
+    func decoderSkipsContentChecksum() throws {
+        let raw = (0..<50_000).map { UInt8(truncatingIfNeeded: $0 &* 7 >> 3) }
+        var frame = try raw.withUnsafeBytes { try ZstdFrame.compress($0, level: 1) }
+        #expect(frame[4] & 0x04 != 0, "ZstdFrame writes the content checksum")
+        frame[frame.count - 1] ^= 0xFF
+        var decoded = [UInt8](repeating: 0, count: raw.count)
+        let decompressor = try ZstdDecompressor()
+        try frame.withUnsafeBytes { source in
+            try decoded.withUnsafeMutableBytes { try decompressor.decompress(source, into: $0) }
+        }
+        #expect(decoded == raw)
     }
 
     @Test("xxh3 is refused with incremental checkpoints and with authentication, saying what to use")

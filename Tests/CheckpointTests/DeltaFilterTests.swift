@@ -35,6 +35,32 @@ struct DeltaFilterTests {
         #expect(differences == bytes)
     }
 
+    @Test(
+        "The one-pass delta and shuffle writes the bytes of the two passes, and undoes them, for widths 4 and 8",
+        arguments: [4, 8],
+        [0, 1, 7, 8, 9, 1_003]
+    )
+    func fusedWithShuffle(width: Int, count: Int) {
+        var random = SplitMix64(seed: UInt64(width * 10_000 + count))
+        let bytes = (0..<width * count).map { _ in UInt8.random(in: 0...255, using: &random) }
+        var differences = [UInt8](repeating: 0, count: bytes.count)
+        var twoPasses = differences
+        var onePass = differences
+        bytes.withUnsafeBytes { source in
+            differences.withUnsafeMutableBytes { Delta.encode(source, into: $0, width: width) }
+            onePass.withUnsafeMutableBytes { Delta.encodeShuffled(source, into: $0, width: width) }
+        }
+        differences.withUnsafeBytes { source in
+            twoPasses.withUnsafeMutableBytes { ByteShuffle.shuffle(source, into: $0, width: width) }
+        }
+        #expect(onePass == twoPasses)
+        var restored = [UInt8](repeating: 0, count: bytes.count)
+        onePass.withUnsafeBytes { source in
+            restored.withUnsafeMutableBytes { Delta.decodeShuffled(source, into: $0, width: width) }
+        }
+        #expect(restored == bytes)
+    }
+
     @Test("Counters get the delta filter and are stored smaller; random integers and doubles keep the shuffle")
     func automaticChoice() throws {
         try withTemporaryDirectory { directory in

@@ -267,3 +267,181 @@ enum Delta {
         }
     }
 }
+
+// The delta step fused with the shuffle for 8- and 4-byte integers: one pass instead of two over
+// the chunk, each way. The differences of a group of elements are taken (or, decoding, added up)
+// in registers around the same transpose the shuffle uses.
+extension Delta {
+    /// Whether ``encodeShuffled(_:into:width:)`` and ``decodeShuffled(_:into:width:)`` take `width`.
+    static func fusesShuffle(width: Int) -> Bool { width == 8 || width == 4 }
+
+    /// Writes the shuffled differences of `source`'s integers into `destination`: the bytes
+    /// ``encode(_:into:width:)`` followed by ``ByteShuffle/shuffle(_:into:width:)`` produce, in one
+    /// pass. `width` is 8 or 4.
+    static func encodeShuffled(
+        _ source: UnsafeRawBufferPointer,
+        into destination: UnsafeMutableRawBufferPointer,
+        width: Int
+    ) {
+        precondition(source.count == destination.count && fusesShuffle(width: width) && source.count % width == 0)
+        guard let input = source.baseAddress, let output = destination.baseAddress else { return }
+        let count = source.count / width
+        let (done, last) =
+            width == 8
+            ? encodeShuffled8(input, output, count: count)
+            : encodeShuffled4(input, output, count: count)
+        var previous = last
+        for element in done..<count {
+            let value = loadInteger(input, at: element * width, width: width)
+            storeStreams(value &- previous, output, element: element, count: count, width: width)
+            previous = value
+        }
+    }
+
+    /// Reverses ``encodeShuffled(_:into:width:)``: unshuffles `source` into `destination` and adds
+    /// the differences up, in one pass. `width` is 8 or 4.
+    static func decodeShuffled(
+        _ source: UnsafeRawBufferPointer,
+        into destination: UnsafeMutableRawBufferPointer,
+        width: Int
+    ) {
+        precondition(source.count == destination.count && fusesShuffle(width: width) && source.count % width == 0)
+        guard let input = source.baseAddress, let output = destination.baseAddress else { return }
+        let count = source.count / width
+        let (done, last) =
+            width == 8
+            ? decodeShuffled8(input, output, count: count)
+            : decodeShuffled4(input, output, count: count)
+        var sum = last
+        let mask: UInt64 = width == 8 ? .max : 0xFFFF_FFFF
+        for element in done..<count {
+            var difference: UInt64 = 0
+            for byte in 0..<width {
+                let stream = input.load(fromByteOffset: byte * count + element, as: UInt8.self)
+                difference |= UInt64(stream) << (8 * byte)
+            }
+            sum = (sum &+ difference) & mask
+            for byte in 0..<width {
+                output.storeBytes(
+                    of: UInt8(truncatingIfNeeded: sum >> (8 * byte)),
+                    toByteOffset: element * width + byte,
+                    as: UInt8.self
+                )
+            }
+        }
+    }
+
+    /// Groups of 8 elements of 8 bytes. Returns the elements done and the last one's value.
+    private static func encodeShuffled8(
+        _ source: UnsafeRawPointer,
+        _ target: UnsafeMutableRawPointer,
+        count: Int
+    ) -> (Int, UInt64) {
+        var previous: UInt64 = 0
+        for group in 0..<count / 8 {
+            var rows = SIMD8<UInt64>()
+            for row in 0..<8 {
+                let value = UInt64(
+                    littleEndian: source.loadUnaligned(fromByteOffset: (group &* 8 &+ row) &* 8, as: UInt64.self)
+                )
+                rows[row] = (value &- previous).littleEndian
+                previous = value
+            }
+            rows = ByteShuffle.transposed8x8(rows)
+            for row in 0..<8 {
+                target.storeBytes(of: rows[row], toByteOffset: row &* count &+ group &* 8, as: UInt64.self)
+            }
+        }
+        return (count / 8 * 8, previous)
+    }
+
+    /// Groups of 4 elements of 4 bytes. Returns the elements done and the last one's value.
+    private static func encodeShuffled4(
+        _ source: UnsafeRawPointer,
+        _ target: UnsafeMutableRawPointer,
+        count: Int
+    ) -> (Int, UInt64) {
+        var previous: UInt32 = 0
+        for group in 0..<count / 4 {
+            var rows = SIMD4<UInt32>()
+            for row in 0..<4 {
+                let value = UInt32(
+                    littleEndian: source.loadUnaligned(fromByteOffset: (group &* 4 &+ row) &* 4, as: UInt32.self)
+                )
+                rows[row] = (value &- previous).littleEndian
+                previous = value
+            }
+            rows = ByteShuffle.transposed4x4(rows)
+            for row in 0..<4 {
+                target.storeBytes(of: rows[row], toByteOffset: row &* count &+ group &* 4, as: UInt32.self)
+            }
+        }
+        return (count / 4 * 4, UInt64(previous))
+    }
+
+    /// Groups of 8 elements of 8 bytes. Returns the elements done and the last one's value.
+    private static func decodeShuffled8(
+        _ source: UnsafeRawPointer,
+        _ target: UnsafeMutableRawPointer,
+        count: Int
+    ) -> (Int, UInt64) {
+        var sum: UInt64 = 0
+        for group in 0..<count / 8 {
+            var rows = SIMD8<UInt64>()
+            for row in 0..<8 {
+                rows[row] = source.loadUnaligned(fromByteOffset: row &* count &+ group &* 8, as: UInt64.self)
+            }
+            rows = ByteShuffle.transposed8x8(rows)
+            for row in 0..<8 {
+                sum &+= UInt64(littleEndian: rows[row])
+                target.storeBytes(of: sum.littleEndian, toByteOffset: (group &* 8 &+ row) &* 8, as: UInt64.self)
+            }
+        }
+        return (count / 8 * 8, sum)
+    }
+
+    /// Groups of 4 elements of 4 bytes. Returns the elements done and the last one's value.
+    private static func decodeShuffled4(
+        _ source: UnsafeRawPointer,
+        _ target: UnsafeMutableRawPointer,
+        count: Int
+    ) -> (Int, UInt64) {
+        var sum: UInt32 = 0
+        for group in 0..<count / 4 {
+            var rows = SIMD4<UInt32>()
+            for row in 0..<4 {
+                rows[row] = source.loadUnaligned(fromByteOffset: row &* count &+ group &* 4, as: UInt32.self)
+            }
+            rows = ByteShuffle.transposed4x4(rows)
+            for row in 0..<4 {
+                sum &+= UInt32(littleEndian: rows[row])
+                target.storeBytes(of: sum.littleEndian, toByteOffset: (group &* 4 &+ row) &* 4, as: UInt32.self)
+            }
+        }
+        return (count / 4 * 4, UInt64(sum))
+    }
+
+    /// The little-endian integer of `width` (8 or 4) bytes at `offset`.
+    private static func loadInteger(_ base: UnsafeRawPointer, at offset: Int, width: Int) -> UInt64 {
+        width == 8
+            ? UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+            : UInt64(UInt32(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+    }
+
+    /// Stores the `width` low bytes of `value` (modulo 2^(8·width)) into the streams at `element`.
+    private static func storeStreams(
+        _ value: UInt64,
+        _ output: UnsafeMutableRawPointer,
+        element: Int,
+        count: Int,
+        width: Int
+    ) {
+        for byte in 0..<width {
+            output.storeBytes(
+                of: UInt8(truncatingIfNeeded: value >> (8 * byte)),
+                toByteOffset: byte * count + element,
+                as: UInt8.self
+            )
+        }
+    }
+}

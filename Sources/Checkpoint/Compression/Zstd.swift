@@ -7,15 +7,16 @@ import CZstd
 final class ZstdCompressor {
     private let context: OpaquePointer
 
-    /// Creates a context that writes standard frames with the content size and an XXH64
-    /// content checksum, at `level`.
-    init(level: Int) throws(CheckpointError) {
+    /// Creates a context that writes standard frames with the content size at `level`, and an
+    /// XXH64 content checksum unless `contentChecksum` is false (a chunk whose stored bytes carry a
+    /// checksum of their own needs none: it would only cost a pass over the data each way).
+    init(level: Int, contentChecksum: Bool = true) throws(CheckpointError) {
         guard let context = ZSTD_createCCtx() else {
             throw CheckpointError(.compressionFailed, "zstd could not allocate a compression context")
         }
         self.context = context
         try check(ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, Int32(level)), "set level \(level)")
-        try check(ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1), "enable checksums")
+        try check(ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, contentChecksum ? 1 : 0), "set checksums")
         try check(ZSTD_CCtx_setParameter(context, ZSTD_c_contentSizeFlag, 1), "enable content size")
     }
 
@@ -55,11 +56,22 @@ final class ZstdCompressor {
 final class ZstdDecompressor {
     private let context: OpaquePointer
 
+    /// Creates a context. It does not verify a frame's XXH64 content checksum: every caller checks
+    /// the chunk's stored bytes, frame included, against the chunk record's own checksum before
+    /// decoding (rule C1), so a second check would only cost a pass over the decoded data.
     init() throws(CheckpointError) {
         guard let context = ZSTD_createDCtx() else {
             throw CheckpointError(.ioFailure, "zstd could not allocate a decompression context")
         }
         self.context = context
+        let ignored = ZSTD_DCtx_setParameter(context, ckpt_zstd_d_force_ignore_checksum(), 1)
+        if ZSTD_isError(ignored) != 0 {
+            ZSTD_freeDCtx(context)
+            throw CheckpointError(
+                .ioFailure,
+                "zstd could not skip content checksums: \(String(cString: ZSTD_getErrorName(ignored)))"
+            )
+        }
     }
 
     deinit { ZSTD_freeDCtx(context) }
@@ -77,7 +89,7 @@ final class ZstdDecompressor {
     ///
     /// The frame's declared content size, its compressed extent and the decoded size are all checked
     /// before or after decoding, so a damaged frame can never write past `destination` or leave it
-    /// partly filled without an error. zstd also verifies the frame's content checksum.
+    /// partly filled without an error. The frame's content checksum is not verified (see ``init()``).
     func decompress(
         _ source: UnsafeRawBufferPointer,
         into destination: UnsafeMutableRawBufferPointer

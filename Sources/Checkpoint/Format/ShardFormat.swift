@@ -101,7 +101,8 @@ public enum Filter: UInt8, Sendable, CustomStringConvertible, CaseIterable {
 
     /// Filters `source` into `destination` (same size, a multiple of `width`): the shuffle, or
     /// (``delta``) the differences of consecutive `width`-byte integers, written into `scratch`
-    /// (at least as large as `source`) and then shuffled. ``none`` copies.
+    /// (at least as large as `source`) and then shuffled (8- and 4-byte integers in one pass,
+    /// without `scratch`). ``none`` copies.
     func apply(
         _ source: UnsafeRawBufferPointer,
         into destination: UnsafeMutableRawBufferPointer,
@@ -110,6 +111,8 @@ public enum Filter: UInt8, Sendable, CustomStringConvertible, CaseIterable {
     ) {
         switch self {
         case .none, .shuffle: ByteShuffle.shuffle(source, into: destination, width: self == .none ? 1 : width)
+        case .delta where Delta.fusesShuffle(width: width):
+            Delta.encodeShuffled(source, into: destination, width: width)
         case .delta:
             let differences = UnsafeMutableRawBufferPointer(rebasing: scratch[..<source.count])
             Delta.encode(source, into: differences, width: width)
@@ -118,8 +121,12 @@ public enum Filter: UInt8, Sendable, CustomStringConvertible, CaseIterable {
     }
 
     /// Reverses ``apply(_:into:width:scratch:)``: unshuffles `source` into `destination` and, for
-    /// ``delta``, adds the differences up in place.
+    /// ``delta``, adds the differences up (in the same pass for 8- and 4-byte integers).
     func undo(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer, width: Int) {
+        if self == .delta && Delta.fusesShuffle(width: width) {
+            Delta.decodeShuffled(source, into: destination, width: width)
+            return
+        }
         ByteShuffle.unshuffle(source, into: destination, width: self == .none ? 1 : width)
         if self == .delta { Delta.decode(destination, width: width) }
     }

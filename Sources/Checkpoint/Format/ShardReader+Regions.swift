@@ -76,7 +76,7 @@ final class RegionDecoder {
 
     init(decoder: ChunkDecoder, scratchSize: Int) {
         self.decoder = decoder
-        scratch = .allocate(byteCount: max(1, scratchSize), alignment: 64)
+        scratch = Syscalls.allocateWorkingBuffer(byteCount: scratchSize)
     }
 
     deinit { scratch.deallocate() }

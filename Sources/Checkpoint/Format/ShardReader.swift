@@ -224,6 +224,7 @@ final class ShardReader: @unchecked Sendable {
         checkRawDigests: Bool = false
     ) throws(CheckpointError) {
         precondition(destination.count == record.rawSize)
+        Syscalls.adviseHugePages(destination)
         var starts: [Int] = []
         var position = 0
         for chunk in record.chunks {
@@ -399,8 +400,8 @@ final class ChunkDecoder {
     init(storedCapacity: Int = 0, unfilteredCapacity: Int = 0, checksum: ChecksumAlgorithm) throws(CheckpointError) {
         decompressor = try ZstdDecompressor()
         self.checksum = checksum
-        stored = .allocate(byteCount: max(1, storedCapacity), alignment: 64)
-        unfiltered = .allocate(byteCount: max(1, unfilteredCapacity), alignment: 64)
+        stored = Syscalls.allocateWorkingBuffer(byteCount: storedCapacity)
+        unfiltered = Syscalls.allocateWorkingBuffer(byteCount: unfilteredCapacity)
         scratch = .allocate(byteCount: 1, alignment: 64)
     }
 
@@ -433,7 +434,7 @@ final class ChunkDecoder {
     private static func grow(_ buffer: inout UnsafeMutableRawBufferPointer, to count: Int) {
         guard buffer.count < count else { return }
         buffer.deallocate()
-        buffer = .allocate(byteCount: count, alignment: 64)
+        buffer = Syscalls.allocateWorkingBuffer(byteCount: count)
     }
 
     /// Decodes `chunk` into `target` (exactly `chunk.rawSize` bytes), verifying its stored bytes'

@@ -337,7 +337,7 @@ private final class Slots: @unchecked Sendable {
 
     init(count: Int, capacity: Int) {
         self.capacity = capacity
-        storage = .allocate(byteCount: max(1, count * capacity), alignment: 64)
+        storage = Syscalls.allocateWorkingBuffer(byteCount: count * capacity)
         results = .allocate(capacity: max(1, count))
         results.initialize(repeating: .init(storedSize: 0, rawSize: 0, codec: .raw, digest: []))
     }
@@ -372,9 +372,13 @@ final class ChunkEncoder {
     private let checksum: ChecksumAlgorithm
 
     init(level: Int?, scratchSize: Int, checksum: ChecksumAlgorithm = .sha256) throws(CheckpointError) {
-        compressor = try level.map { (level) throws(CheckpointError) in try ZstdCompressor(level: level) }
+        // Shard format 3.x frames carry no content checksum: the XXH3-128 checksum of the stored
+        // bytes covers them. Earlier formats keep it, as their readers expect (FileFormat.md 4.5).
+        compressor = try level.map { (level) throws(CheckpointError) in
+            try ZstdCompressor(level: level, contentChecksum: checksum == .sha256)
+        }
         self.checksum = checksum
-        scratch = .allocate(byteCount: max(1, scratchSize), alignment: 64)
+        scratch = Syscalls.allocateWorkingBuffer(byteCount: scratchSize)
     }
 
     deinit { scratch.deallocate() }
