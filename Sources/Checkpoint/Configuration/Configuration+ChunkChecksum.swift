@@ -9,8 +9,9 @@ extension Checkpointer.Configuration {
     /// - ``xxh3``: XXH3-128; refused together with incremental checkpoints or authentication.
     ///
     /// Either way the index, the manifest and the aggregated files' region tables keep their
-    /// SHA-256, and zstd frames their own content checksum. `Documentation/FileFormat.md` (4.3)
-    /// and `Documentation/Performance.md` say more.
+    /// SHA-256. zstd frames keep their own content checksum in 1.0 and 2.0 shards only: in 3.0 the
+    /// chunk's XXH3-128 covers every stored byte, and the reader relies on the chunk checksum in
+    /// every format. `Documentation/FileFormat.md` (4.3, 4.5) and `Documentation/Performance.md` say more.
     public struct ChunkChecksum: Sendable, Hashable, CustomStringConvertible {
         enum Value: Sendable, Hashable {
             case automatic
