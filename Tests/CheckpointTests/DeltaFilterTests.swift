@@ -169,4 +169,26 @@ struct DeltaFilterTests {
             #expect(entry.sum == Double(counters.reduce(0, +)))
         }
     }
+
+    @Test("The Python reader refuses the delta filter in a 1.0 shard, as the library does")
+    func pythonReaderRefusesDeltaOutsideFormat3() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else {
+            Issue.record("python3 is required for this test")
+            return
+        }
+        try withTemporaryDirectory { directory in
+            var configuration = testConfiguration()
+            configuration.chunkChecksum = .sha256
+            let checkpointer = try Checkpointer(directory: directory, configuration: configuration)
+            let manifest = try checkpointer.save(ArrayState(Self.counters(30_000)), step: 1)
+            #expect(manifest.shardFormat == "1.0")
+            try Forgery.rewriteIndex(directory, step: 1) { index in index.entries[0].filter = .delta }
+            #expect(throws: CheckpointError.self) { try checkpointer.restoreLatest(ArrayState<Int64>.self) }
+            let (status, output, errors) = try PythonReaderTests.run(
+                ["python3", PythonReaderTests.script.path, directory, "--step", "1", "--verify"]
+            )
+            #expect(status == 1, "\(output)")
+            #expect(errors.contains("only format 3.x shards may use"), "\(errors)")
+        }
+    }
 }
