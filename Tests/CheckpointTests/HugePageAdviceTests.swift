@@ -29,19 +29,31 @@ struct HugePageAdviceTests {
         return []
     }
 
-    @Test("A buffer of several huge pages is advised (the mapping carries the hg flag); small ones are left alone")
+    @Test("A region of several huge pages is advised (its mapping carries the hg flag); a small buffer is left alone")
     func advice() throws {
-        let large = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 << 20, alignment: 64)
-        defer { large.deallocate() }
-        Syscalls.adviseHugePages(large)
-        let middle = UnsafeRawPointer(large.baseAddress!) + (8 << 20)
-        #expect(try Self.mappingFlags(of: middle).contains("hg"))
-
-        let small = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 64)
-        defer { small.deallocate() }
-        Syscalls.adviseHugePages(small)
-        #expect(try !Self.mappingFlags(of: small.baseAddress!).contains("hg"))
+        // A mapping of the test's own: malloc's memory is shared with tests running alongside,
+        // whose restores advise parts of it.
+        let size = 16 << 20
+        let region = try #require(mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0))
+        try #require(region != MAP_FAILED)
+        defer { munmap(region, size) }
+        let middle = UnsafeRawPointer(region) + size / 2
+        Syscalls.adviseHugePages(UnsafeMutableRawBufferPointer(start: region, count: 64 << 10))
         Syscalls.adviseHugePages(UnsafeMutableRawBufferPointer(start: nil, count: 0))
+        #expect(try !Self.mappingFlags(of: middle).contains("hg"))
+        Syscalls.adviseHugePages(UnsafeMutableRawBufferPointer(start: region, count: size))
+        #expect(try Self.mappingFlags(of: middle).contains("hg"))
+    }
+
+    @Test("A working buffer of several huge pages is aligned to one and advised")
+    func workingBuffer() throws {
+        let buffer = Syscalls.allocateWorkingBuffer(byteCount: 9 << 20)
+        defer { buffer.deallocate() }
+        #expect(Int(bitPattern: buffer.baseAddress) % (2 << 20) == 0)
+        #expect(try Self.mappingFlags(of: UnsafeRawPointer(buffer.baseAddress!) + (4 << 20)).contains("hg"))
+        let empty = Syscalls.allocateWorkingBuffer(byteCount: 0)
+        defer { empty.deallocate() }
+        #expect(empty.count == 1)
     }
 
     @Test("A large entry restores to the same values through the advised destination")
